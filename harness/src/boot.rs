@@ -1,0 +1,448 @@
+//! Boot: one QEMU per cell, in its own process group, its consoles read from the first byte.
+//!
+//! The only stage that starts guests. Every QEMU is registered while it runs, so a panic
+//! (drop guard), Ctrl-C or SIGTERM (signal thread) or the death of bootmatrix itself
+//! (`PR_SET_PDEATHSIG`) kills it: no QEMU outlives the harness.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::judge::BootEnd;
+use crate::observe::{strip_escapes, Console, ConsoleWatcher};
+use crate::plan::RunSpec;
+
+/// A console line longer than this is cut into pieces (a guest may print without newlines).
+const MAX_LINE: usize = 64 * 1024;
+/// Logs stop growing here; a flooding guest cannot fill the disk.
+const MAX_LOG: u64 = 16 * 1024 * 1024;
+/// How much of QEMU's stderr is kept for error messages.
+const STDERR_TAIL: usize = 4 * 1024;
+
+/// How one boot went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootOutcome {
+    pub end: BootEnd,
+    /// From QEMU start to the decisive line.
+    pub decided_after: Option<Duration>,
+    /// From QEMU start to QEMU reaped.
+    pub elapsed: Duration,
+    pub serial_lines: usize,
+}
+
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static SIGNALS: Once = Once::new();
+
+/// Kills every QEMU process group still registered.
+pub fn kill_all() {
+    let groups = RUNNING.lock().map(|g| g.clone()).unwrap_or_default();
+    for pgid in groups {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: kill all guests, then exit with 128+signal.
+pub fn install_signal_handlers() {
+    SIGNALS.call_once(|| {
+        let signals = [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ];
+        match signal_hook::iterator::Signals::new(signals) {
+            Ok(mut it) => {
+                std::thread::spawn(move || {
+                    if let Some(sig) = it.forever().next() {
+                        kill_all();
+                        eprintln!("bootmatrix: signal {sig}: stopped all guests");
+                        std::process::exit(128 + sig);
+                    }
+                });
+            }
+            Err(e) => eprintln!("bootmatrix: cannot install signal handlers: {e}"),
+        }
+    });
+}
+
+/// Owns a running QEMU: killing and reaping happen on every path out, panics included.
+struct Guest {
+    child: Child,
+    pgid: i32,
+    reaped: Option<ExitStatus>,
+}
+
+impl Guest {
+    fn spawn(argv: &[String], stdout: Stdio, stderr: Stdio) -> std::io::Result<Guest> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("empty argv"))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut registry = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        let child = cmd.spawn()?;
+        let pgid = child.id() as i32;
+        registry.push(pgid);
+        Ok(Guest {
+            child,
+            pgid,
+            reaped: None,
+        })
+    }
+
+    fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.reaped.is_none() {
+            self.reaped = self.child.try_wait().ok().flatten();
+        }
+        self.reaped
+    }
+
+    fn kill_and_reap(&mut self) {
+        // SAFETY: see kill_all. The group outlives its leader until every member is gone.
+        unsafe {
+            libc::killpg(self.pgid, libc::SIGKILL);
+        }
+        if self.reaped.is_none() {
+            self.reaped = self.child.wait().ok();
+        }
+        if let Ok(mut registry) = RUNNING.lock() {
+            registry.retain(|p| *p != self.pgid);
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
+}
+
+enum Event {
+    Line(Console, String),
+    SerialClosed,
+}
+
+/// Boots one cell and watches its consoles until a decisive line, QEMU's exit or the deadline.
+/// Logs go to `spec.dir`: `serial.log`, `stderr.log` (and `debug.log`, written by QEMU).
+pub fn boot(spec: &RunSpec) -> BootOutcome {
+    let started = Instant::now();
+    let broken = |why: String| BootOutcome {
+        end: BootEnd::Broken(why),
+        decided_after: None,
+        elapsed: started.elapsed(),
+        serial_lines: 0,
+    };
+    let mut serial_log = match File::create(spec.dir.join("serial.log")) {
+        Ok(f) => LimitedLog::new(f),
+        Err(e) => return broken(format!("cannot create serial.log: {e}")),
+    };
+    let stderr_log = match File::create(spec.dir.join("stderr.log")) {
+        Ok(f) => f,
+        Err(e) => return broken(format!("cannot create stderr.log: {e}")),
+    };
+    let mut guest = match Guest::spawn(&spec.argv, Stdio::piped(), Stdio::piped()) {
+        Ok(g) => g,
+        Err(e) => return broken(format!("cannot start {}: {e}", spec.argv[0])),
+    };
+    let (tx, rx) = mpsc::channel();
+    let stdout = guest.child.stdout.take().expect("stdout is piped");
+    let serial_reader = spawn_line_reader(stdout, Console::Serial, tx.clone());
+    let stderr_tail = Arc::new(Mutex::new(Vec::new()));
+    let stderr_reader = spawn_stderr_reader(
+        guest.child.stderr.take().expect("stderr is piped"),
+        stderr_log,
+        stderr_tail.clone(),
+    );
+    let stop_tail = Arc::new(AtomicBool::new(false));
+    let debug_tail = spec
+        .debug_log
+        .as_ref()
+        .map(|path| spawn_file_tail(path.clone(), tx.clone(), stop_tail.clone()));
+    drop(tx);
+
+    let mut watcher = ConsoleWatcher::new();
+    let mut lines = 0usize;
+    let mut last_line = String::new();
+    let watched = watch(
+        &mut guest,
+        &rx,
+        spec.deadline,
+        started,
+        &mut |console, raw| {
+            let line = strip_escapes(&raw);
+            if console == Console::Serial {
+                serial_log.write_line(&line);
+                lines += 1;
+            }
+            if !line.trim().is_empty() {
+                last_line = line.clone();
+            }
+            watcher.feed(console, &line).is_some()
+        },
+    );
+    let decided_after = matches!(watched, Watched::Decided).then(|| started.elapsed());
+    guest.kill_and_reap();
+    stop_tail.store(true, Ordering::Relaxed);
+    let _ = serial_reader.join();
+    let _ = stderr_reader.join();
+    if let Some(t) = debug_tail {
+        let _ = t.join();
+    }
+    serial_log.flush();
+    let tail = || {
+        let bytes = stderr_tail.lock().map(|t| t.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if text.is_empty() {
+            "(stderr empty)".to_string()
+        } else {
+            text
+        }
+    };
+    let end = match watched {
+        Watched::Decided => BootEnd::Decided(
+            watcher
+                .decision()
+                .cloned()
+                .expect("decided implies a decision"),
+        ),
+        Watched::Exited(status) => BootEnd::Broken(format!(
+            "QEMU exited ({status}) before any decisive console line; stderr: {}",
+            tail()
+        )),
+        Watched::Deadline => BootEnd::Broken(format!(
+            "no decisive console line within {:.0} s (last line: {:?})",
+            spec.deadline.as_secs_f64(),
+            last_line
+        )),
+    };
+    BootOutcome {
+        end,
+        decided_after,
+        elapsed: started.elapsed(),
+        serial_lines: lines,
+    }
+}
+
+enum Watched {
+    Decided,
+    Exited(ExitStatus),
+    Deadline,
+}
+
+fn watch(
+    guest: &mut Guest,
+    rx: &Receiver<Event>,
+    deadline: Duration,
+    started: Instant,
+    on_line: &mut dyn FnMut(Console, String) -> bool,
+) -> Watched {
+    let mut serial_open = true;
+    let mut exited_at: Option<(ExitStatus, Instant)> = None;
+    loop {
+        if let Some((status, at)) = exited_at {
+            // Give the readers a moment to hand over what QEMU wrote just before it exited.
+            if !serial_open || at.elapsed() > Duration::from_secs(2) {
+                return Watched::Exited(status);
+            }
+        }
+        let Some(left) = deadline.checked_sub(started.elapsed()) else {
+            return Watched::Deadline;
+        };
+        match rx.recv_timeout(left.min(Duration::from_millis(50))) {
+            Ok(Event::Line(console, line)) => {
+                if on_line(console, line) {
+                    return Watched::Decided;
+                }
+            }
+            Ok(Event::SerialClosed) => serial_open = false,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => serial_open = false,
+        }
+        if exited_at.is_none() {
+            if let Some(status) = guest.try_wait() {
+                exited_at = Some((status, Instant::now()));
+            }
+        }
+        if !serial_open && exited_at.is_none() {
+            // stdout closed but QEMU lives on: keep waiting for exit or deadline, not spinning.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Splits a byte stream into lines and sends them; long lines are cut at `MAX_LINE`.
+fn spawn_line_reader(
+    mut source: impl Read + Send + 'static,
+    console: Console,
+    tx: Sender<Event>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&buf[..n]);
+            if send_lines(&mut pending, console, &tx).is_err() {
+                return;
+            }
+        }
+        if !pending.is_empty() {
+            let _ = tx.send(Event::Line(
+                console,
+                String::from_utf8_lossy(&pending).into_owned(),
+            ));
+        }
+        if console == Console::Serial {
+            let _ = tx.send(Event::SerialClosed);
+        }
+    })
+}
+
+fn send_lines(pending: &mut Vec<u8>, console: Console, tx: &Sender<Event>) -> Result<(), ()> {
+    loop {
+        let cut = match pending.iter().position(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if pending.len() >= MAX_LINE => MAX_LINE,
+            None => return Ok(()),
+        };
+        let line: Vec<u8> = pending.drain(..cut).collect();
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
+        tx.send(Event::Line(console, text)).map_err(|_| ())?;
+    }
+}
+
+fn spawn_stderr_reader(
+    mut source: impl Read + Send + 'static,
+    log: File,
+    tail: Arc<Mutex<Vec<u8>>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut log = LimitedLog::new(log);
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            log.write_bytes(&buf[..n]);
+            if let Ok(mut t) = tail.lock() {
+                t.extend_from_slice(&buf[..n]);
+                let excess = t.len().saturating_sub(STDERR_TAIL);
+                t.drain(..excess);
+            }
+        }
+        log.flush();
+    })
+}
+
+/// Follows a file QEMU writes (the debug console) from its first byte until told to stop,
+/// then reads what is left.
+fn spawn_file_tail(
+    path: std::path::PathBuf,
+    tx: Sender<Event>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut offset = 0u64;
+        let mut pending = Vec::new();
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            if let Ok(mut f) = File::open(&path) {
+                if f.seek(SeekFrom::Start(offset)).is_ok() {
+                    let mut chunk = Vec::new();
+                    if let Ok(n) = f
+                        .take(MAX_LOG.saturating_sub(offset))
+                        .read_to_end(&mut chunk)
+                    {
+                        offset += n as u64;
+                        pending.extend_from_slice(&chunk);
+                        if send_lines(&mut pending, Console::Debug, &tx).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if stopping {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// A log file that stops growing at `MAX_LOG` and says so.
+struct LimitedLog {
+    out: BufWriter<File>,
+    written: u64,
+    truncated: bool,
+}
+
+impl LimitedLog {
+    fn new(file: File) -> LimitedLog {
+        LimitedLog {
+            out: BufWriter::new(file),
+            written: 0,
+            truncated: false,
+        }
+    }
+
+    fn write_line(&mut self, line: &str) {
+        self.write_bytes(line.as_bytes());
+        self.write_bytes(b"\n");
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        if self.truncated {
+            return;
+        }
+        if self.written + bytes.len() as u64 > MAX_LOG {
+            let _ = self
+                .out
+                .write_all(b"\n[bootmatrix: log truncated at 16 MiB]\n");
+            self.truncated = true;
+            return;
+        }
+        if self.out.write_all(bytes).is_ok() {
+            self.written += bytes.len() as u64;
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// Whether a process with this pid still exists (used by tests to prove cleanup).
+pub fn process_exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}

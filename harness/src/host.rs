@@ -1,0 +1,401 @@
+//! What the host can do: a KVM that really runs guest code (with and without SMM), and AMD SEV.
+//!
+//! `/dev/kvm` existing proves little: on nested or restricted hosts the first FPU instruction
+//! of a guest dies with `KVM internal error ... emulation failure`, and SMM may be refused with
+//! `System Management Mode not supported by this hypervisor`. So KVM is probed by running a tiny
+//! guest, with and without `smm=on`, through each QEMU binary.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::qemu::QemuBinary;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
+impl std::str::FromStr for Accel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kvm" => Ok(Accel::Kvm),
+            "tcg" => Ok(Accel::Tcg),
+            other => Err(format!(
+                "unknown accelerator {other:?} (expected kvm or tcg)"
+            )),
+        }
+    }
+}
+
+/// The outcome of running the KVM probe guest through one QEMU binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvmProbe {
+    /// `Ok` when a guest ran under KVM; otherwise why not.
+    pub usable: Result<(), String>,
+    /// `Ok` when it also ran with `-machine smm=on`.
+    pub smm: Result<(), String>,
+}
+
+impl KvmProbe {
+    pub fn unavailable(reason: &str) -> KvmProbe {
+        KvmProbe {
+            usable: Err(reason.to_string()),
+            smm: Err(reason.to_string()),
+        }
+    }
+}
+
+/// Picks the accelerator for one cell and says why.
+pub fn choose_accel(forced: Option<Accel>, kvm: &KvmProbe, needs_smm: bool) -> (Accel, String) {
+    if let Some(accel) = forced {
+        return (accel, format!("--accel {accel}"));
+    }
+    match (&kvm.usable, &kvm.smm) {
+        (Err(why), _) => (Accel::Tcg, format!("KVM unusable: {why}")),
+        (Ok(()), Err(why)) if needs_smm => (
+            Accel::Tcg,
+            format!("firmware requires SMM and KVM has none: {why}"),
+        ),
+        _ => (Accel::Kvm, "KVM runs guest code".to_string()),
+    }
+}
+
+/// A 64 KiB "BIOS" whose reset vector runs `fwait; fninit` (the first instructions OVMF runs
+/// that a broken KVM cannot emulate), then writes 0x2a to the isa-debug-exit port: QEMU exits
+/// with status (0x2a << 1) | 1 = 85.
+fn probe_bios() -> Vec<u8> {
+    let mut image = vec![0xf4u8; 64 * 1024]; // hlt everywhere
+    let code = [
+        0x9b, 0xdb, 0xe3, // fwait; fninit
+        0xb0, 0x2a, // mov al, 0x2a
+        0xe6, 0xf4, // out 0xf4, al
+        0xf4, // hlt
+        0xeb, 0xfd, // jmp back to hlt
+    ];
+    image[0xfff0..0xfff0 + code.len()].copy_from_slice(&code);
+    image
+}
+
+const PROBE_EXIT_STATUS: i32 = 85;
+
+/// Runs the probe guest under KVM through `qemu`; `scratch` receives the probe image.
+pub fn probe_kvm(qemu: &QemuBinary, scratch: &Path) -> KvmProbe {
+    let dev = Path::new("/dev/kvm");
+    if !dev.exists() {
+        return KvmProbe::unavailable("no /dev/kvm");
+    }
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(dev) {
+        return KvmProbe::unavailable(&format!("cannot open /dev/kvm read-write: {e}"));
+    }
+    let bios = scratch.join("kvm-probe.bin");
+    if let Err(e) = std::fs::write(&bios, probe_bios()) {
+        return KvmProbe::unavailable(&format!("cannot write {}: {e}", bios.display()));
+    }
+    let usable = run_probe_guest(qemu, &bios, "q35,accel=kvm");
+    let smm = match &usable {
+        Ok(()) => run_probe_guest(qemu, &bios, "q35,accel=kvm,smm=on"),
+        Err(why) => Err(why.clone()),
+    };
+    KvmProbe { usable, smm }
+}
+
+fn run_probe_guest(qemu: &QemuBinary, bios: &Path, machine: &str) -> Result<(), String> {
+    let mut child = Command::new(&qemu.path)
+        .args(qemu.data_dir_args())
+        .args(["-nodefaults", "-no-user-config", "-display", "none"])
+        .args(["-machine", machine, "-bios"])
+        .arg(bios)
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", qemu.path.display()))?;
+    // A failed emulation does not end QEMU: it stops the guest and waits. Watch stderr instead.
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text.contains("KVM internal error") || text.contains("not supported") {
+                break;
+            }
+        }
+        let _ = tx.send(text);
+    });
+    let started = Instant::now();
+    let deadline = Duration::from_secs(10);
+    let outcome = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+            break if status.code() == Some(PROBE_EXIT_STATUS) {
+                Ok(())
+            } else {
+                Err(first_error_line(&text)
+                    .unwrap_or_else(|| format!("probe guest ended with {status}")))
+            };
+        }
+        if let Ok(text) = rx.try_recv() {
+            if let Some(line) = first_error_line(&text) {
+                break Err(line);
+            }
+        }
+        if started.elapsed() > deadline {
+            break Err(format!("probe guest did not finish within {deadline:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
+}
+
+/// The line of QEMU's stderr worth showing (warnings about CPUID bits are noise).
+fn first_error_line(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .map(|l| l.trim_start_matches("qemu-system-x86_64: ").trim())
+        .find(|l| !l.is_empty() && !l.starts_with("warning:"))
+        .map(|l| l.trim_end_matches('.').to_string())
+}
+
+/// Parameters QEMU needs for `-object sev-guest`, read from the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SevParams {
+    pub cbitpos: u32,
+    pub reduced_phys_bits: u32,
+}
+
+/// Decides SEV availability from the facts the kernel and CPU give.
+/// `sysfs_sev` is the content of `/sys/module/kvm_amd/parameters/sev` (None: missing);
+/// `cpuid` is (EAX, EBX) of leaf 0x8000001F (None: leaf not present).
+pub fn sev_from_facts(
+    sysfs_sev: Option<&str>,
+    dev_sev: Result<(), String>,
+    cpuid: Option<(u32, u32)>,
+) -> Result<SevParams, String> {
+    let enabled = match sysfs_sev.map(str::trim) {
+        None => return Err("kvm_amd is not loaded (no /sys/module/kvm_amd/parameters/sev)".into()),
+        Some(v) => v == "Y" || v == "1",
+    };
+    if !enabled {
+        return Err("kvm_amd has SEV disabled (/sys/module/kvm_amd/parameters/sev is off)".into());
+    }
+    dev_sev?;
+    let (eax, ebx) = cpuid.ok_or("CPUID leaf 0x8000001F is missing")?;
+    if eax & 0b10 == 0 {
+        return Err("CPUID 0x8000001F says the CPU has no SEV".into());
+    }
+    Ok(SevParams {
+        cbitpos: ebx & 0x3f,
+        reduced_phys_bits: (ebx >> 6) & 0x3f,
+    })
+}
+
+fn cpuid_sev_leaf() -> Option<(u32, u32)> {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unused_unsafe)] // __cpuid is safe in newer Rust, unsafe in older
+    {
+        // SAFETY: CPUID is always available on x86_64.
+        let max = unsafe { std::arch::x86_64::__cpuid(0x8000_0000) }.eax;
+        if max < 0x8000_001f {
+            return None;
+        }
+        let leaf = unsafe { std::arch::x86_64::__cpuid(0x8000_001f) };
+        Some((leaf.eax, leaf.ebx))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// Reads the host's SEV facts. Checked before any QEMU is asked.
+pub fn probe_sev_host() -> Result<SevParams, String> {
+    let sysfs = std::fs::read_to_string("/sys/module/kvm_amd/parameters/sev").ok();
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/sev")
+        .map(|_| ())
+        .map_err(|e| format!("cannot open /dev/sev read-write: {e}"));
+    sev_from_facts(sysfs.as_deref(), dev, cpuid_sev_leaf())
+}
+
+/// Asks QEMU itself (QMP `query-sev-capabilities`, which needs KVM) whether it can start a SEV
+/// guest, and prefers its C-bit over CPUID's.
+pub fn probe_sev_qemu(qemu: &QemuBinary, host: SevParams) -> Result<SevParams, String> {
+    let mut child = Command::new(&qemu.path)
+        .args(qemu.data_dir_args())
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-S"])
+        .args(["-machine", "none,accel=kvm", "-qmp", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", qemu.path.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(
+            b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"query-sev-capabilities\"}\n{\"execute\":\"quit\"}\n",
+        );
+    }
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    use wait_timeout::ChildExt;
+    if child
+        .wait_timeout(Duration::from_secs(10))
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("QEMU did not answer query-sev-capabilities within 10 s".into());
+    }
+    let out = reader.join().unwrap_or_default();
+    sev_from_qmp(&out, host)
+}
+
+/// Reads the answer to `query-sev-capabilities` from a QMP transcript.
+pub fn sev_from_qmp(transcript: &str, host: SevParams) -> Result<SevParams, String> {
+    for line in transcript.lines() {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(ret) = value.get("return").filter(|r| r.get("cbitpos").is_some()) {
+            let get = |k: &str| ret.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
+            return Ok(SevParams {
+                cbitpos: get("cbitpos").unwrap_or(host.cbitpos),
+                reduced_phys_bits: get("reduced-phys-bits").unwrap_or(host.reduced_phys_bits),
+            });
+        }
+        if let Some(desc) = value
+            .get("error")
+            .and_then(|e| e.get("desc"))
+            .and_then(|d| d.as_str())
+        {
+            return Err(format!("QEMU says: {desc}"));
+        }
+    }
+    Err("QEMU gave no answer to query-sev-capabilities".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kvm(usable: Result<(), &str>, smm: Result<(), &str>) -> KvmProbe {
+        KvmProbe {
+            usable: usable.map_err(str::to_string),
+            smm: smm.map_err(str::to_string),
+        }
+    }
+
+    #[test]
+    fn broken_kvm_falls_back_to_tcg_with_reason() {
+        let probe = kvm(Err("KVM internal error. Suberror: 1"), Err("x"));
+        let (accel, why) = choose_accel(None, &probe, false);
+        assert_eq!(accel, Accel::Tcg);
+        assert!(why.contains("KVM internal error"), "{why}");
+    }
+
+    #[test]
+    fn smm_firmware_leaves_kvm_without_smm() {
+        let probe = kvm(Ok(()), Err("System Management Mode not supported"));
+        assert_eq!(choose_accel(None, &probe, true).0, Accel::Tcg);
+        assert_eq!(choose_accel(None, &probe, false).0, Accel::Kvm);
+    }
+
+    #[test]
+    fn forced_accel_wins() {
+        let probe = kvm(Ok(()), Ok(()));
+        assert_eq!(choose_accel(Some(Accel::Tcg), &probe, true).0, Accel::Tcg);
+    }
+
+    #[test]
+    fn probe_bios_jumps_from_reset_vector() {
+        let bios = probe_bios();
+        assert_eq!(bios.len(), 65536);
+        assert_eq!(&bios[0xfff0..0xfff3], &[0x9b, 0xdb, 0xe3]);
+    }
+
+    #[test]
+    fn no_kvm_amd_means_no_sev() {
+        let e = sev_from_facts(None, Ok(()), Some((2, 47))).unwrap_err();
+        assert!(e.contains("kvm_amd is not loaded"), "{e}");
+    }
+
+    #[test]
+    fn sev_disabled_in_module() {
+        let e = sev_from_facts(Some("N\n"), Ok(()), Some((2, 47))).unwrap_err();
+        assert!(e.contains("disabled"), "{e}");
+    }
+
+    #[test]
+    fn missing_dev_sev_is_reported() {
+        let e = sev_from_facts(Some("Y"), Err("no /dev/sev".into()), Some((2, 47))).unwrap_err();
+        assert_eq!(e, "no /dev/sev");
+    }
+
+    #[test]
+    fn cbit_comes_from_cpuid() {
+        // EBX: cbitpos 51 in bits 5:0, reduced phys bits 1 in bits 11:6.
+        let params = sev_from_facts(Some("1"), Ok(()), Some((0b10, 51 | (1 << 6)))).unwrap();
+        assert_eq!(
+            params,
+            SevParams {
+                cbitpos: 51,
+                reduced_phys_bits: 1
+            }
+        );
+    }
+
+    #[test]
+    fn qmp_answer_overrides_cpuid() {
+        let host = SevParams {
+            cbitpos: 47,
+            reduced_phys_bits: 1,
+        };
+        let t = "{\"QMP\": {}}\n{\"return\": {}}\n{\"return\": {\"cbitpos\": 51, \"reduced-phys-bits\": 1, \"pdh\": \"x\", \"cert-chain\": \"y\"}}\n";
+        assert_eq!(sev_from_qmp(t, host).unwrap().cbitpos, 51);
+        let e = "{\"return\": {}}\n{\"error\": {\"class\": \"GenericError\", \"desc\": \"SEV is not enabled in KVM\"}}\n";
+        assert!(sev_from_qmp(e, host)
+            .unwrap_err()
+            .contains("SEV is not enabled"));
+    }
+
+    #[test]
+    fn stderr_noise_is_skipped() {
+        let text = "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]\nqemu-system-x86_64: System Management Mode not supported by this hypervisor.\n";
+        assert_eq!(
+            first_error_line(text).as_deref(),
+            Some("System Management Mode not supported by this hypervisor")
+        );
+    }
+}

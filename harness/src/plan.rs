@@ -1,0 +1,578 @@
+//! The matrix: descriptor x QEMU x SEV x check x variant. Pure: every cell says what it will
+//! run (the exact argv) or why it will not.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::descriptor::{Architecture, Descriptor, Feature, FlashMode, Interface, Mapping};
+use crate::discover::{Firmware, Inventory, QemuTarget};
+use crate::host::{choose_accel, Accel, SevParams};
+use crate::qemu::QemuBinary;
+use crate::scenario::{Check, Payload, Rule, Scenarios, Variant, Vars};
+
+/// Folder layout of one run. Everything a run writes lives under `root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Layout {
+        Layout { root: root.into() }
+    }
+    pub fn prepared(&self) -> PathBuf {
+        self.root.join("prepared")
+    }
+    pub fn keys(&self) -> PathBuf {
+        self.prepared().join("keys")
+    }
+    pub fn probe_efi(&self, payload: Payload) -> PathBuf {
+        self.prepared()
+            .join(format!("probe-{}.efi", payload.as_str()))
+    }
+    /// A folder holding `EFI/BOOT/BOOTX64.EFI`, given to QEMU as a read-only FAT disk.
+    pub fn esp(&self, payload: Payload) -> PathBuf {
+        self.prepared().join(format!("esp-{}", payload.as_str()))
+    }
+    pub fn varstore(&self, descriptor: &Descriptor, vars: Vars) -> PathBuf {
+        self.prepared().join("vars").join(format!(
+            "{}.{}.fd",
+            stem(&descriptor.name),
+            vars.as_str()
+        ))
+    }
+    pub fn cell_dir(&self, id: &str) -> PathBuf {
+        self.root.join("cells").join(id)
+    }
+}
+
+fn stem(name: &str) -> &str {
+    name.strip_suffix(".json").unwrap_or(name)
+}
+
+/// Something `prepare` must make before cells can run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Artifact {
+    /// PK, KEK and db key pairs for this run.
+    TestKeys,
+    /// The probe, signed or not, on its ESP folder.
+    Probe(Payload),
+    /// A copy of `template` with keys enrolled (`OwnKeys`) or our db cert added (`DbAdded`).
+    Varstore {
+        template: PathBuf,
+        vars: Vars,
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    pub argv: Vec<String>,
+    pub dir: PathBuf,
+    /// Files copied into the cell folder before boot: (source, private copy).
+    pub copies: Vec<(PathBuf, PathBuf)>,
+    /// Where the firmware debug console is written, when the descriptor has one.
+    pub debug_log: Option<PathBuf>,
+    pub deadline: Duration,
+    /// What `prepare` must have made for this cell.
+    pub needs: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Run(Box<RunSpec>),
+    /// The machine cannot run this cell; the reason says why.
+    Skip(String),
+    /// The harness cannot run this cell (e.g. no expectation for it): reported as error.
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub id: String,
+    pub descriptor: String,
+    pub executable: PathBuf,
+    pub executable_sha256: Option<String>,
+    pub package: Option<String>,
+    pub qemu_version: String,
+    pub machine: String,
+    pub accel: Accel,
+    pub accel_reason: String,
+    pub sev: bool,
+    pub check: Check,
+    pub variant: Variant,
+    /// The scenario rule that gives this cell's expectation.
+    pub rule: Option<Rule>,
+    pub action: Action,
+}
+
+/// Something that found no place in the matrix, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub what: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub cells: Vec<Cell>,
+    pub left_out: Vec<LeftOut>,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub layout: Layout,
+    pub forced_accel: Option<Accel>,
+    pub filter: Option<Regex>,
+    /// Multiplies every deadline (slow CI machines).
+    pub timeout_scale: f64,
+    pub memory_mib: u32,
+}
+
+impl PlanOptions {
+    pub fn new(layout: Layout) -> PlanOptions {
+        PlanOptions {
+            layout,
+            forced_accel: None,
+            filter: None,
+            timeout_scale: 1.0,
+            memory_mib: 512,
+        }
+    }
+}
+
+/// How long a secure-boot cell may take before it is an error. Measured: ~1 s under KVM,
+/// 5.5-7.3 s under TCG on a 2-core machine; TCG gets a larger factor for loaded CI hosts.
+const SECURE_BOOT_DEADLINE_KVM: Duration = Duration::from_secs(20);
+const TCG_FACTOR: u32 = 4;
+
+/// Why a descriptor is not a candidate for cells at all, or None when it is.
+pub fn ineligible(descriptor: &Descriptor) -> Option<String> {
+    if !descriptor.interface_types.contains(&Interface::Uefi) {
+        let kinds: Vec<String> = descriptor
+            .interface_types
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        return Some(format!(
+            "not UEFI firmware (interface-types: {})",
+            kinds.join(", ")
+        ));
+    }
+    if !descriptor
+        .targets
+        .iter()
+        .any(|t| t.architecture == Architecture::X86_64)
+    {
+        let archs: Vec<String> = descriptor
+            .targets
+            .iter()
+            .map(|t| t.architecture.to_string())
+            .collect();
+        return Some(format!(
+            "no x86_64 target (targets: {}); only x86_64 is tested",
+            archs.join(", ")
+        ));
+    }
+    None
+}
+
+/// The varstore variants a descriptor is tested with.
+pub fn vars_variants(descriptor: &Descriptor) -> Vec<Vars> {
+    let has_template = matches!(&descriptor.mapping,
+        Mapping::Flash(f) if f.mode == FlashMode::Split && f.nvram_template.is_some());
+    if !has_template {
+        return vec![Vars::Shipped];
+    }
+    if descriptor.has(&Feature::EnrolledKeys) {
+        vec![Vars::Shipped, Vars::DbAdded]
+    } else if descriptor.has(&Feature::SecureBoot) {
+        vec![Vars::Shipped, Vars::OwnKeys]
+    } else {
+        vec![Vars::Shipped]
+    }
+}
+
+/// The concrete machine type to run `descriptor` on: q35 first, then pc.
+pub fn pick_machine(qemu: &QemuBinary, descriptor: &Descriptor) -> Result<String, String> {
+    let mut tried = Vec::new();
+    for alias in ["q35", "pc"] {
+        if let Some(concrete) = qemu.machines.resolve(alias) {
+            if descriptor.supports(Architecture::X86_64, concrete) {
+                return Ok(concrete.to_string());
+            }
+            tried.push(format!("{alias} ({concrete})"));
+        }
+    }
+    let globs: Vec<&str> = descriptor
+        .targets
+        .iter()
+        .filter(|t| t.architecture == Architecture::X86_64)
+        .flat_map(|t| t.machines.iter().map(String::as_str))
+        .collect();
+    Err(format!(
+        "machines [{}] match none of {} on {}",
+        globs.join(", "),
+        tried.join(", "),
+        qemu.label()
+    ))
+}
+
+pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions) -> Plan {
+    let mut cells = Vec::new();
+    let mut left_out = Vec::new();
+    for firmware in &inventory.firmware {
+        let d = &firmware.descriptor;
+        if let Some(reason) = ineligible(d) {
+            left_out.push(LeftOut {
+                what: d.name.clone(),
+                reason,
+            });
+            continue;
+        }
+        for qemu in &inventory.qemus {
+            let sev_axis: &[bool] = if d.has(&Feature::AmdSev) {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for &sev in sev_axis {
+                for &check in Check::ALL {
+                    for vars in vars_variants(d) {
+                        for payload in Payload::ALL {
+                            let variant = Variant { vars, payload };
+                            let cell =
+                                plan_cell(firmware, qemu, sev, check, variant, scenarios, options);
+                            if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
+                                cells.push(cell);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if inventory.qemus.is_empty() {
+        left_out.push(LeftOut {
+            what: "all descriptors".into(),
+            reason: "no usable QEMU binary (install qemu-system-x86, or pass --qemu PATH)".into(),
+        });
+    }
+    let artifacts = artifacts_for(&cells);
+    Plan {
+        cells,
+        left_out,
+        artifacts,
+    }
+}
+
+fn plan_cell(
+    firmware: &Firmware,
+    qemu: &QemuTarget,
+    sev: bool,
+    check: Check,
+    variant: Variant,
+    scenarios: &Scenarios,
+    options: &PlanOptions,
+) -> Cell {
+    let d = &firmware.descriptor;
+    let id = format!(
+        "{}/{}/{}/{}/{}-vars-{}",
+        stem(&d.name),
+        qemu.binary.label(),
+        if sev { "sev-on" } else { "sev-off" },
+        check,
+        variant.vars.as_str(),
+        variant.payload.as_str()
+    );
+    let needs_smm = d.has(&Feature::RequiresSmm);
+    let (accel, accel_reason) = choose_accel(options.forced_accel, &qemu.kvm, needs_smm);
+    let machine = pick_machine(&qemu.binary, d);
+    let rule = scenarios.rule_for(check, d, variant, sev).cloned();
+    let layout = &options.layout;
+    let action = match (&machine, sev, &rule) {
+        (Err(why), _, _) => Action::Skip(why.clone()),
+        (_, true, _) if accel != Accel::Kvm && qemu.sev.is_ok() => Action::Skip(format!(
+            "SEV needs KVM; this cell runs on {accel} ({accel_reason})"
+        )),
+        (_, true, _) if qemu.sev.is_err() => Action::Skip(qemu.sev.clone().unwrap_err()),
+        (_, _, None) => Action::Error(format!(
+            "no rule in scenarios ({}) matches check {check}, variant {variant}, features [{}]",
+            scenarios.origin,
+            feature_list(d)
+        )),
+        (Ok(machine), _, Some(_)) => {
+            let sev_params = if sev { qemu.sev.clone().ok() } else { None };
+            match run_spec(
+                firmware,
+                &qemu.binary,
+                machine,
+                accel,
+                sev_params,
+                check,
+                variant,
+                &id,
+                layout,
+                options,
+            ) {
+                Ok(spec) => Action::Run(Box::new(spec)),
+                Err(why) => Action::Skip(why),
+            }
+        }
+    };
+    Cell {
+        id,
+        descriptor: d.name.clone(),
+        executable: crate::discover::executable_of(d).to_path_buf(),
+        executable_sha256: firmware.executable_sha256.clone().ok(),
+        package: firmware.package.clone(),
+        qemu_version: qemu.binary.version.to_string(),
+        machine: machine.unwrap_or_default(),
+        accel,
+        accel_reason,
+        sev,
+        check,
+        variant,
+        rule,
+        action,
+    }
+}
+
+fn feature_list(d: &Descriptor) -> String {
+    d.features
+        .iter()
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_spec(
+    firmware: &Firmware,
+    qemu: &QemuBinary,
+    machine: &str,
+    accel: Accel,
+    sev: Option<SevParams>,
+    check: Check,
+    variant: Variant,
+    id: &str,
+    layout: &Layout,
+    options: &PlanOptions,
+) -> Result<RunSpec, String> {
+    let d = &firmware.descriptor;
+    let dir = layout.cell_dir(id);
+    let mut copies = Vec::new();
+    let mut needs = vec![Artifact::Probe(variant.payload)];
+    if variant.payload == Payload::Signed || variant.vars != Vars::Shipped {
+        needs.insert(0, Artifact::TestKeys);
+    }
+    let debug_log = d
+        .has(&Feature::VerboseDynamic)
+        .then(|| dir.join("debug.log"));
+    let firmware_args =
+        firmware_args(d, qemu, variant.vars, &dir, layout, &mut copies, &mut needs)?;
+    let mut machine_opts = vec![machine.to_string(), format!("accel={accel}")];
+    machine_opts.extend(firmware_args.machine_opts);
+    if d.has(&Feature::RequiresSmm) {
+        machine_opts.push("smm=on".into());
+    }
+    if sev.is_some() {
+        let key = if qemu.has_confidential_guest_support() {
+            "confidential-guest-support"
+        } else {
+            "memory-encryption"
+        };
+        machine_opts.push(format!("{key}=sev0"));
+    }
+
+    let mut argv: Vec<String> = vec![qemu.path.display().to_string()];
+    argv.extend(qemu.data_dir_args());
+    argv.extend(
+        [
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-smp",
+            "1",
+        ]
+        .map(String::from),
+    );
+    argv.extend(["-m".into(), options.memory_mib.to_string()]);
+    argv.extend(["-machine".into(), machine_opts.join(",")]);
+    if d.has(&Feature::SecureBoot) && d.has(&Feature::RequiresSmm) {
+        // Only SMM code may write the varstore, or the guest OS could rewrite the keys.
+        argv.extend(["-global", "driver=cfi.pflash01,property=secure,value=on"].map(String::from));
+    }
+    argv.extend(firmware_args.args);
+    if let Some(params) = sev {
+        argv.extend([
+            "-object".into(),
+            format!(
+                "sev-guest,id=sev0,cbitpos={},reduced-phys-bits={},policy=0x1",
+                params.cbitpos, params.reduced_phys_bits
+            ),
+        ]);
+    }
+    // The serial console is QEMU's stdout: read from the first byte, no file to poll.
+    argv.extend(
+        [
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+        ]
+        .map(String::from),
+    );
+    if let Some(log) = &debug_log {
+        argv.extend([
+            "-chardev".into(),
+            format!("file,id=fwdebug,path={}", log.display()),
+            "-device".into(),
+            "isa-debugcon,iobase=0x402,chardev=fwdebug".into(),
+        ]);
+    }
+    match check {
+        Check::SecureBoot => {
+            // A read-only FAT view of a prepared folder: the probe as \EFI\BOOT\BOOTX64.EFI.
+            argv.extend([
+                "-drive".into(),
+                format!(
+                    "if=none,id=esp,format=raw,readonly=on,file=fat:{}",
+                    layout.esp(variant.payload).display()
+                ),
+                "-device".into(),
+                "virtio-blk-pci,drive=esp".into(),
+            ]);
+        }
+    }
+    let base = match check {
+        Check::SecureBoot => SECURE_BOOT_DEADLINE_KVM,
+    };
+    let factor = if accel == Accel::Tcg { TCG_FACTOR } else { 1 };
+    let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));
+    Ok(RunSpec {
+        argv,
+        dir,
+        copies,
+        debug_log,
+        deadline,
+        needs,
+    })
+}
+
+struct FirmwareArgs {
+    machine_opts: Vec<String>,
+    args: Vec<String>,
+}
+
+/// The argv for the descriptor's mapping, per the rules of `docs/interop/firmware.json`.
+#[allow(clippy::too_many_arguments)]
+fn firmware_args(
+    d: &Descriptor,
+    qemu: &QemuBinary,
+    vars: Vars,
+    dir: &Path,
+    layout: &Layout,
+    copies: &mut Vec<(PathBuf, PathBuf)>,
+    needs: &mut Vec<Artifact>,
+) -> Result<FirmwareArgs, String> {
+    let mut out = FirmwareArgs {
+        machine_opts: Vec::new(),
+        args: Vec::new(),
+    };
+    match &d.mapping {
+        Mapping::Flash(flash) => {
+            let exec = &flash.executable;
+            // combined: the executable holds the varstore, so each guest needs its own copy.
+            let (exec_file, exec_ro) = if flash.mode == FlashMode::Combined {
+                let copy = dir.join("firmware.fd");
+                copies.push((exec.filename.clone(), copy.clone()));
+                (copy, "off")
+            } else {
+                (exec.filename.clone(), "on")
+            };
+            let mut units = vec![(exec_file, exec.format, exec_ro)];
+            if flash.mode == FlashMode::Split {
+                let template = flash
+                    .nvram_template
+                    .as_ref()
+                    .ok_or("split flash mapping without nvram-template")?;
+                let source = match vars {
+                    Vars::Shipped => template.filename.clone(),
+                    other => {
+                        let out = layout.varstore(d, other);
+                        needs.push(Artifact::Varstore {
+                            template: template.filename.clone(),
+                            vars: other,
+                            out: out.clone(),
+                        });
+                        out
+                    }
+                };
+                let copy = dir.join("vars.fd");
+                copies.push((source, copy.clone()));
+                units.push((copy, template.format, "off"));
+            }
+            for (unit, (file, format, readonly)) in units.iter().enumerate() {
+                if qemu.has_pflash_properties() {
+                    out.args.extend([
+                        "-drive".into(),
+                        format!(
+                            "if=none,id=pflash{unit},format={format},readonly={readonly},file={}",
+                            file.display()
+                        ),
+                    ]);
+                    out.machine_opts.push(format!("pflash{unit}=pflash{unit}"));
+                } else {
+                    out.args.extend([
+                        "-drive".into(),
+                        format!(
+                            "if=pflash,unit={unit},format={format},readonly={readonly},file={}",
+                            file.display()
+                        ),
+                    ]);
+                }
+            }
+        }
+        Mapping::Memory { filename } => {
+            out.args
+                .extend(["-bios".into(), filename.display().to_string()]);
+        }
+        Mapping::Kernel { filename } => {
+            out.args
+                .extend(["-kernel".into(), filename.display().to_string()]);
+        }
+        Mapping::Igvm { filename } => {
+            if !qemu.has_igvm() {
+                return Err(format!(
+                    "igvm mapping needs QEMU >= 10.1; this is {}",
+                    qemu.label()
+                ));
+            }
+            out.args.extend([
+                "-object".into(),
+                format!("igvm-cfg,id=igvm0,file={}", filename.display()),
+            ]);
+            out.machine_opts.push("igvm-cfg=igvm0".into());
+        }
+    }
+    Ok(out)
+}
+
+/// Everything the runnable cells need prepared, each once, in dependency order.
+fn artifacts_for(cells: &[Cell]) -> Vec<Artifact> {
+    let set: BTreeSet<Artifact> = cells
+        .iter()
+        .filter_map(|c| match &c.action {
+            Action::Run(spec) => Some(spec.needs.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    set.into_iter().collect()
+}

@@ -1,0 +1,286 @@
+//! Prepare: the run's test keys, the probe (signed and unsigned) on its ESP folders, varstores
+//! with keys enrolled, and each cell's private copies. Everything is written under the run
+//! folder; descriptor templates are only ever read.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::plan::{Artifact, Layout, RunSpec};
+use crate::scenario::{Payload, Vars};
+use crate::tools::{OPENSSL, SBSIGN, VIRT_FW_VARS};
+
+/// The probe EFI application, built from `images/probe` by the build script.
+pub const PROBE_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootmatrix-probe.efi"));
+
+/// Owner GUID for the certificates bootmatrix enrolls.
+const OWNER_GUID: &str = "b0075a7e-0b1e-4c3e-8e57-000000000b07";
+
+/// Artifacts that could not be made, and why.
+#[derive(Debug, Default, Clone)]
+pub struct Prepared {
+    pub failed: BTreeMap<Artifact, String>,
+}
+
+impl Prepared {
+    /// Why a cell cannot run because something it needs is missing, if so.
+    pub fn blocker(&self, spec: &RunSpec) -> Option<String> {
+        spec.needs
+            .iter()
+            .find_map(|a| self.failed.get(a))
+            .map(|why| format!("preparing failed: {why}"))
+    }
+}
+
+/// Makes every artifact, in order; a failure is recorded and the rest go on.
+pub fn prepare(artifacts: &[Artifact], layout: &Layout) -> Prepared {
+    let mut prepared = Prepared::default();
+    for artifact in artifacts {
+        let result = if let Some(why) = prerequisite_failure(artifact, &prepared) {
+            Err(why)
+        } else {
+            make(artifact, layout)
+        };
+        if let Err(why) = result {
+            prepared.failed.insert(artifact.clone(), why);
+        }
+    }
+    prepared
+}
+
+fn prerequisite_failure(artifact: &Artifact, prepared: &Prepared) -> Option<String> {
+    let needs_keys = match artifact {
+        Artifact::TestKeys => false,
+        Artifact::Probe(payload) => *payload == Payload::Signed,
+        Artifact::Varstore { .. } => true,
+    };
+    if needs_keys {
+        prepared.failed.get(&Artifact::TestKeys).cloned()
+    } else {
+        None
+    }
+}
+
+fn make(artifact: &Artifact, layout: &Layout) -> Result<(), String> {
+    match artifact {
+        Artifact::TestKeys => make_keys(&layout.keys()),
+        Artifact::Probe(payload) => make_probe(layout, *payload),
+        Artifact::Varstore {
+            template,
+            vars,
+            out,
+        } => make_varstore(&layout.keys(), template, *vars, out),
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// Self-signed PK, KEK and db pairs, made fresh for every run: nothing secret is kept.
+fn make_keys(dir: &Path) -> Result<(), String> {
+    create_dir(dir)?;
+    for name in ["PK", "KEK", "db"] {
+        let key = dir.join(format!("{name}.key"));
+        let crt = dir.join(format!("{name}.crt"));
+        let subject = format!("/CN=bootmatrix test {name}/");
+        OPENSSL.run(&[
+            OsStr::new("req"),
+            OsStr::new("-new"),
+            OsStr::new("-x509"),
+            OsStr::new("-newkey"),
+            OsStr::new("rsa:2048"),
+            OsStr::new("-nodes"),
+            OsStr::new("-sha256"),
+            OsStr::new("-days"),
+            OsStr::new("3650"),
+            OsStr::new("-subj"),
+            OsStr::new(&subject),
+            OsStr::new("-keyout"),
+            key.as_os_str(),
+            OsStr::new("-out"),
+            crt.as_os_str(),
+        ])?;
+    }
+    Ok(())
+}
+
+fn make_probe(layout: &Layout, payload: Payload) -> Result<(), String> {
+    create_dir(&layout.prepared())?;
+    let unsigned = layout.probe_efi(Payload::Unsigned);
+    if !unsigned.exists() {
+        std::fs::write(&unsigned, PROBE_EFI)
+            .map_err(|e| format!("cannot write {}: {e}", unsigned.display()))?;
+    }
+    let image = layout.probe_efi(payload);
+    if payload == Payload::Signed {
+        let keys = layout.keys();
+        SBSIGN.run(&[
+            OsStr::new("--key"),
+            keys.join("db.key").as_os_str(),
+            OsStr::new("--cert"),
+            keys.join("db.crt").as_os_str(),
+            OsStr::new("--output"),
+            image.as_os_str(),
+            unsigned.as_os_str(),
+        ])?;
+    }
+    let boot_dir = layout.esp(payload).join("EFI").join("BOOT");
+    create_dir(&boot_dir)?;
+    let target = boot_dir.join("BOOTX64.EFI");
+    std::fs::copy(&image, &target)
+        .map(|_| ())
+        .map_err(|e| format!("cannot copy the probe to {}: {e}", target.display()))
+}
+
+fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result<(), String> {
+    if let Some(dir) = out.parent() {
+        create_dir(dir)?;
+    }
+    let cert = |name: &str| keys.join(format!("{name}.crt")).into_os_string();
+    let (pk, kek, db) = (cert("PK"), cert("KEK"), cert("db"));
+    let guid = OsStr::new(OWNER_GUID);
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new("-i"),
+        template.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ];
+    match vars {
+        Vars::Shipped => return Err("the shipped varstore needs no preparing".into()),
+        // --enroll-cert alone leaves db empty; set all three and turn Secure Boot on.
+        Vars::OwnKeys => args.extend([
+            OsStr::new("--set-pk"),
+            guid,
+            &pk,
+            OsStr::new("--add-kek"),
+            guid,
+            &kek,
+            OsStr::new("--add-db"),
+            guid,
+            &db,
+            OsStr::new("--sb"),
+        ]),
+        Vars::DbAdded => args.extend([OsStr::new("--add-db"), guid, &db]),
+    }
+    VIRT_FW_VARS.run(&args)
+}
+
+/// Makes the cell's folder, its private copies (writable, whatever the source's mode) and
+/// `argv.txt`.
+pub fn cell(spec: &RunSpec) -> Result<(), String> {
+    create_dir(&spec.dir)?;
+    for (source, copy) in &spec.copies {
+        std::fs::copy(source, copy).map_err(|e| {
+            format!(
+                "cannot copy {} to {}: {e}",
+                source.display(),
+                copy.display()
+            )
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(copy, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| format!("cannot make {} writable: {e}", copy.display()))?;
+    }
+    let argv_txt = spec.dir.join("argv.txt");
+    std::fs::write(&argv_txt, shell_line(&spec.argv) + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", argv_txt.display()))
+}
+
+/// The argv as one line a shell would accept.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_=,./:@+%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Where `bootmatrix run` writes by default: `./bootmatrix-runs/<UTC timestamp>`.
+pub fn default_run_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    PathBuf::from("bootmatrix-runs").join(utc_stamp(secs))
+}
+
+/// `20261126-143000` for a Unix time (civil-from-days, proleptic Gregorian).
+pub fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_known_dates() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(1_795_703_400), "20261126-143000");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+    }
+
+    #[test]
+    fn quotes_only_what_needs_it() {
+        let argv = vec![
+            "qemu".to_string(),
+            "-drive".to_string(),
+            "if=none,file=fat:/tmp/a b".to_string(),
+            "it's".to_string(),
+        ];
+        assert_eq!(
+            shell_line(&argv),
+            r"qemu -drive 'if=none,file=fat:/tmp/a b' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn cell_copies_are_private_and_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("VARS.fd");
+        std::fs::write(&template, b"template").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&template, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let cell_dir = dir.path().join("cells/x");
+        let spec = RunSpec {
+            argv: vec!["qemu".into()],
+            dir: cell_dir.clone(),
+            copies: vec![(template.clone(), cell_dir.join("vars.fd"))],
+            debug_log: None,
+            deadline: std::time::Duration::from_secs(1),
+            needs: vec![],
+        };
+        cell(&spec).unwrap();
+        std::fs::write(cell_dir.join("vars.fd"), b"guest wrote").unwrap();
+        assert_eq!(std::fs::read(&template).unwrap(), b"template");
+        assert_eq!(
+            std::fs::read_to_string(cell_dir.join("argv.txt")).unwrap(),
+            "qemu\n"
+        );
+    }
+}

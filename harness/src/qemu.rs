@@ -1,0 +1,291 @@
+//! QEMU binaries: where they are, which version they are, which machine types they offer.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
+
+/// The system emulator bootmatrix drives (x86_64 guests only, for now).
+pub const SYSTEM_EMULATOR: &str = "qemu-system-x86_64";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub micro: u32,
+}
+
+impl Version {
+    pub const fn new(major: u32, minor: u32, micro: u32) -> Self {
+        Version {
+            major,
+            minor,
+            micro,
+        }
+    }
+
+    /// Parses the first line of `qemu-system-x86_64 --version`:
+    /// `QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)`.
+    pub fn parse_banner(text: &str) -> Option<Version> {
+        let rest = text.split("version ").nth(1)?;
+        let number = rest
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()?;
+        let mut parts = number.split('.').map(|p| p.parse::<u32>().ok());
+        let major = parts.next()??;
+        let minor = parts.next().flatten().unwrap_or(0);
+        let micro = parts.next().flatten().unwrap_or(0);
+        Some(Version::new(major, minor, micro))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.micro)
+    }
+}
+
+/// Machine types offered by one binary, with aliases (`q35` -> `pc-q35-7.2`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Machines {
+    pub names: Vec<String>,
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl Machines {
+    /// Parses `-machine help`. Lines look like
+    /// `q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)`.
+    pub fn parse_help(text: &str) -> Machines {
+        let mut machines = Machines::default();
+        for line in text.lines().skip_while(|l| l.starts_with("Supported")) {
+            let Some(name) = line.split_whitespace().next() else {
+                continue;
+            };
+            if let Some(target) = line
+                .rsplit_once("(alias of ")
+                .and_then(|(_, t)| t.strip_suffix(')'))
+            {
+                machines
+                    .aliases
+                    .insert(name.to_string(), target.to_string());
+            } else if !machines.names.iter().any(|n| n == name) {
+                machines.names.push(name.to_string());
+            }
+        }
+        machines
+    }
+
+    /// The concrete machine type behind `name` (itself when it is not an alias).
+    pub fn resolve(&self, name: &str) -> Option<&str> {
+        if let Some(target) = self.aliases.get(name) {
+            return Some(target);
+        }
+        self.names.iter().find(|n| *n == name).map(String::as_str)
+    }
+}
+
+/// A QEMU binary that answered `--version` and `-machine help`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuBinary {
+    pub path: PathBuf,
+    /// Passed as `-L DIR` (firmware and option ROMs of an unpacked QEMU).
+    pub data_dir: Option<PathBuf>,
+    pub version: Version,
+    /// The whole first line of `--version`, e.g. with the Debian package version.
+    pub banner: String,
+    pub machines: Machines,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for QemuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl QemuBinary {
+    /// Asks the binary for its version and machine types.
+    pub fn inspect(path: &Path, data_dir: Option<&Path>) -> Result<QemuBinary, QemuError> {
+        let err = |message: String| QemuError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let banner_text = query(path, data_dir, &["--version"]).map_err(err)?;
+        let banner = banner_text.lines().next().unwrap_or_default().to_string();
+        let version = Version::parse_banner(&banner)
+            .ok_or_else(|| err(format!("cannot read a version from {banner:?}")))?;
+        let help = query(path, data_dir, &["-machine", "help"]).map_err(err)?;
+        let machines = Machines::parse_help(&help);
+        if machines.names.is_empty() {
+            return Err(err("`-machine help` listed no machine types".into()));
+        }
+        Ok(QemuBinary {
+            path: path.to_path_buf(),
+            data_dir: data_dir.map(Path::to_path_buf),
+            version,
+            banner,
+            machines,
+        })
+    }
+
+    /// `-L DIR` when the binary needs its data folder named.
+    pub fn data_dir_args(&self) -> Vec<String> {
+        match &self.data_dir {
+            Some(dir) => vec!["-L".into(), dir.display().to_string()],
+            None => Vec::new(),
+        }
+    }
+
+    /// `-machine pflash0=...` exists since QEMU 4.0; before that only `-drive if=pflash`.
+    pub fn has_pflash_properties(&self) -> bool {
+        self.version >= Version::new(4, 0, 0)
+    }
+
+    /// `confidential-guest-support` replaced `memory-encryption` in QEMU 6.0.
+    pub fn has_confidential_guest_support(&self) -> bool {
+        self.version >= Version::new(6, 0, 0)
+    }
+
+    /// `-object igvm-cfg` appeared in QEMU 10.1.
+    pub fn has_igvm(&self) -> bool {
+        self.version >= Version::new(10, 1, 0)
+    }
+
+    /// A short label for cell ids and tables: `qemu-7.2.22`.
+    pub fn label(&self) -> String {
+        format!("qemu-{}", self.version)
+    }
+}
+
+/// Runs the binary with `args` and returns its stdout; bounded, so a broken binary cannot hang
+/// discovery.
+fn query(path: &Path, data_dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
+    let mut cmd = Command::new(path);
+    if let Some(dir) = data_dir {
+        cmd.arg("-L").arg(dir);
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    let status = match child.wait_timeout(Duration::from_secs(20)) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("`{}` did not answer within 20 s", args.join(" ")));
+        }
+        Err(e) => return Err(format!("waiting for it failed: {e}")),
+    };
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("reading its output failed: {e}"))?;
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!(
+            "`{}` exited with {status}: {}",
+            args.join(" "),
+            stderr.trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `qemu-system-x86_64` in every `PATH` folder (first one wins for each real file).
+pub fn find_in_path(path_var: Option<&std::ffi::OsStr>) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let Some(path_var) = path_var else {
+        return found;
+    };
+    for dir in std::env::split_paths(path_var) {
+        let candidate = dir.join(SYSTEM_EMULATOR);
+        if !candidate.is_file() {
+            continue;
+        }
+        // /bin and /usr/bin are often the same folder on merged-/usr systems.
+        let real = std::fs::canonicalize(&candidate).unwrap_or_else(|_| candidate.clone());
+        if !found
+            .iter()
+            .any(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()) == real)
+        {
+            found.push(candidate);
+        }
+    }
+    found
+}
+
+/// Parses a `--qemu` argument: `PATH` or `PATH=DATADIR`.
+pub fn parse_qemu_arg(arg: &str) -> (PathBuf, Option<PathBuf>) {
+    match arg.split_once('=') {
+        Some((path, dir)) => (PathBuf::from(path), Some(PathBuf::from(dir))),
+        None => (PathBuf::from(arg), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_debian_banner() {
+        let v =
+            Version::parse_banner("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)");
+        assert_eq!(v, Some(Version::new(7, 2, 22)));
+    }
+
+    #[test]
+    fn reads_two_part_version() {
+        assert_eq!(
+            Version::parse_banner("QEMU emulator version 10.1"),
+            Some(Version::new(10, 1, 0))
+        );
+    }
+
+    #[test]
+    fn rejects_banner_without_version() {
+        assert_eq!(Version::parse_banner("bash: command not found"), None);
+    }
+
+    const HELP: &str = "Supported machines are:
+microvm              microvm (i386)
+pc                   Standard PC (i440FX + PIIX, 1996) (alias of pc-i440fx-7.2)
+pc-i440fx-7.2        Standard PC (i440FX + PIIX, 1996) (default)
+pc-i440fx-7.1        Standard PC (i440FX + PIIX, 1996)
+q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)
+pc-q35-7.2           Standard PC (Q35 + ICH9, 2009)
+none                 empty machine
+";
+
+    #[test]
+    fn resolves_q35_alias_to_versioned_machine() {
+        let m = Machines::parse_help(HELP);
+        assert_eq!(m.resolve("q35"), Some("pc-q35-7.2"));
+        assert_eq!(m.resolve("pc"), Some("pc-i440fx-7.2"));
+        assert_eq!(m.resolve("pc-i440fx-7.1"), Some("pc-i440fx-7.1"));
+        assert_eq!(m.resolve("virt"), None);
+        assert!(!m.names.contains(&"q35".to_string()));
+    }
+
+    #[test]
+    fn splits_qemu_arg_with_data_dir() {
+        assert_eq!(
+            parse_qemu_arg("/opt/q/usr/bin/qemu-system-x86_64=/opt/q/usr/share/qemu"),
+            (
+                PathBuf::from("/opt/q/usr/bin/qemu-system-x86_64"),
+                Some(PathBuf::from("/opt/q/usr/share/qemu"))
+            )
+        );
+        assert_eq!(parse_qemu_arg("qemu"), (PathBuf::from("qemu"), None));
+    }
+}

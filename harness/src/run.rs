@@ -1,0 +1,119 @@
+//! Runs the planned cells: prepare each, boot it, judge it, record it. Cells run in parallel,
+//! `jobs` at a time; results come back in plan order.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::boot;
+use crate::judge::{self, BootEnd, Verdict, VerdictKind};
+use crate::observe::Decision;
+use crate::plan::{Action, Cell, Plan};
+use crate::prepare::{self, Prepared};
+use crate::report;
+use crate::scenario::Scenarios;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellResult {
+    pub cell: Cell,
+    pub verdict: Verdict,
+    /// The decisive console event, when there was one.
+    pub observed: Option<Decision>,
+    /// From QEMU start to the decisive line.
+    pub decided: Option<Duration>,
+    /// From QEMU start to QEMU reaped.
+    pub elapsed: Option<Duration>,
+}
+
+/// Judges a cell that never boots (skipped or unplannable).
+fn not_booted(cell: &Cell, verdict: Verdict) -> CellResult {
+    CellResult {
+        cell: cell.clone(),
+        verdict,
+        observed: None,
+        decided: None,
+        elapsed: None,
+    }
+}
+
+/// Runs one cell from its plan to its verdict.
+pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> CellResult {
+    let spec = match &cell.action {
+        Action::Skip(why) => return not_booted(cell, Verdict::new(VerdictKind::Skip, why)),
+        Action::Error(why) => return not_booted(cell, Verdict::new(VerdictKind::Error, why)),
+        Action::Run(spec) => spec,
+    };
+    let Some(rule) = &cell.rule else {
+        return not_booted(
+            cell,
+            Verdict::new(VerdictKind::Error, "no expectation for this cell"),
+        );
+    };
+    if let Some(why) = prepared.blocker(spec) {
+        return not_booted(cell, Verdict::new(VerdictKind::Error, why));
+    }
+    if let Err(why) = prepare::cell(spec) {
+        return not_booted(cell, Verdict::new(VerdictKind::Error, why));
+    }
+    let outcome = boot::boot(spec);
+    let verdict = judge::judge(
+        cell.check,
+        rule,
+        &outcome.end,
+        cell.executable_sha256.as_deref(),
+        scenarios,
+    );
+    let observed = match &outcome.end {
+        BootEnd::Decided(d) => Some(d.clone()),
+        BootEnd::Broken(_) => None,
+    };
+    CellResult {
+        cell: cell.clone(),
+        verdict,
+        observed,
+        decided: outcome.decided_after,
+        elapsed: Some(outcome.elapsed),
+    }
+}
+
+/// Runs every cell; `on_done` sees each result as it finishes (for progress lines).
+pub fn execute(
+    plan: &Plan,
+    prepared: &Prepared,
+    scenarios: &Scenarios,
+    jobs: usize,
+    on_done: &(dyn Fn(&CellResult, usize, usize) + Sync),
+) -> Vec<CellResult> {
+    let total = plan.cells.len();
+    let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<CellResult>>> = Mutex::new(vec![None; total]);
+    // Skipped cells first and at once, so the progress shows them without waiting for boots.
+    let order: Vec<usize> = (0..total)
+        .filter(|&i| !matches!(plan.cells[i].action, Action::Run(_)))
+        .chain((0..total).filter(|&i| matches!(plan.cells[i].action, Action::Run(_))))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&i) = order.get(n) else { break };
+                let result = run_cell(&plan.cells[i], prepared, scenarios);
+                if let Action::Run(spec) = &result.cell.action {
+                    if let Err(e) = report::write_cell_verdict(&spec.dir, &result) {
+                        eprintln!("bootmatrix: {e}");
+                    }
+                }
+                let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                on_done(&result, done, total);
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
