@@ -1,0 +1,267 @@
+//! Real boots: QEMU, the distro's OVMF builds, the signed and unsigned probe.
+//! Run with `cargo test --features qemu` (the README's test command installs what they need).
+#![cfg(feature = "qemu")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const DEBIAN_DESCRIPTORS: [&str; 3] = [
+    "40-edk2-x86_64-secure-enrolled.json",
+    "50-edk2-x86_64-secure.json",
+    "60-edk2-x86_64.json",
+];
+
+struct Run {
+    status: i32,
+    stdout: String,
+    report: Value,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn cells(&self) -> &Vec<Value> {
+        self.report["cells"].as_array().expect("cells array")
+    }
+
+    fn cell(&self, id_part: &str) -> &Value {
+        let matching: Vec<&Value> = self
+            .cells()
+            .iter()
+            .filter(|c| c["id"].as_str().unwrap().contains(id_part))
+            .collect();
+        assert_eq!(matching.len(), 1, "cells matching {id_part}: {matching:#?}");
+        matching[0]
+    }
+}
+
+fn bootmatrix(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let report = dir.path().join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_bootmatrix"))
+        .arg("run")
+        .arg("--out")
+        .arg(&out)
+        .arg("--report-json")
+        .arg(&report)
+        .args(args)
+        .output()
+        .expect("bootmatrix runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    println!("{stdout}");
+    Run {
+        status: output.status.code().unwrap_or(-1),
+        stdout,
+        report: serde_json::from_str(&text).unwrap(),
+        dir,
+    }
+}
+
+/// A copy of the repository's scenarios, with `edit` applied to one file's JSON.
+fn scenarios_with(file: &str, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let target = dir.path().join(file);
+    let mut value: Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(&target, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    dir
+}
+
+fn rule_mut<'a>(scenario: &'a mut Value, id: &str) -> &'a mut Value {
+    scenario["rules"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("rule {id}"))
+}
+
+fn sha256(path: &Path) -> String {
+    bootmatrix::discover::sha256_file(path).unwrap()
+}
+
+fn qemu_processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.ok()?.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains("qemu-system") && cmdline.contains(&needle)).then_some(cmdline)
+        })
+        .collect()
+}
+
+#[test]
+fn every_debian_descriptor_is_judged_correctly() {
+    for name in DEBIAN_DESCRIPTORS {
+        assert!(
+            Path::new("/usr/share/qemu/firmware").join(name).exists(),
+            "{name} is missing: the README's test command installs the ovmf package"
+        );
+    }
+    let templates: Vec<PathBuf> = std::fs::read_dir("/usr/share/OVMF")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("VARS"))
+        .collect();
+    let before: Vec<String> = templates.iter().map(|p| sha256(p)).collect();
+
+    let run = bootmatrix(&["--filter", "^(40|50|60)-edk2-x86_64"]);
+
+    for name in DEBIAN_DESCRIPTORS {
+        let stem = name.trim_end_matches(".json");
+        let off: Vec<&Value> = run
+            .cells()
+            .iter()
+            .filter(|c| c["descriptor"] == name && c["sev"] == false)
+            .collect();
+        assert!(off.len() >= 2, "{stem}: {off:#?}");
+        for cell in off {
+            assert_eq!(cell["verdict"], "pass", "{cell:#}");
+            assert!(cell["decided_ms"].as_u64().is_some(), "{cell:#}");
+            if cell["observed"]["payload"] == "runs" {
+                assert!(cell["observed"]["secure_boot"].is_u64(), "{cell:#}");
+            }
+        }
+        for cell in run
+            .cells()
+            .iter()
+            .filter(|c| c["descriptor"] == name && c["sev"] == true)
+        {
+            // No SEV here; on a SEV host these cells boot and are judged like the others.
+            assert_ne!(cell["verdict"], "error", "{cell:#}");
+            assert_ne!(cell["verdict"], "fail", "{cell:#}");
+            if cell["verdict"] == "skip" {
+                assert!(!cell["reason"].as_str().unwrap().is_empty(), "{cell:#}");
+            }
+        }
+    }
+    // What the guest itself saw, where the probe ran.
+    let seen = |id: &str| {
+        run.cells()
+            .iter()
+            .filter(|c| c["id"].as_str().unwrap().starts_with(id) && c["sev"] == false)
+            .map(|c| c["observed"]["secure_boot"].as_u64())
+            .collect::<Vec<_>>()
+    };
+    assert!(seen("40-edk2-x86_64-secure-enrolled").contains(&Some(1)));
+    assert!(seen("50-edk2-x86_64-secure").contains(&Some(1)));
+    assert!(!seen("60-edk2-x86_64").contains(&Some(1)));
+    assert_eq!(run.status, 0, "{}", run.stdout);
+    let after: Vec<String> = templates.iter().map(|p| sha256(p)).collect();
+    assert_eq!(before, after, "a varstore template was modified");
+    assert!(qemu_processes_mentioning(run.dir.path()).is_empty());
+}
+
+#[test]
+fn flipped_expectation_turns_the_cell_into_fail() {
+    // Truth: with our keys enrolled, the unsigned probe is refused. Claim the opposite.
+    let scenarios = scenarios_with("secure-boot.json", |s| {
+        rule_mut(s, "own-keys-unsigned")["expect"] = serde_json::json!({"payload": "runs"});
+    });
+    let run = bootmatrix(&[
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--filter",
+        "^50-edk2-x86_64-secure/.*/sev-off/secure-boot/own-keys-vars-unsigned$",
+    ]);
+    let cell = run.cell("own-keys-vars-unsigned");
+    assert_eq!(cell["verdict"], "fail", "{cell:#}");
+    assert_eq!(cell["observed"]["payload"], "refused", "{cell:#}");
+    assert_eq!(run.status, 1);
+    assert!(run.stdout.contains("FAILURES"), "{}", run.stdout);
+}
+
+#[test]
+fn wrong_secure_boot_value_fails() {
+    // The signed probe runs with SecureBoot=1 under our keys; expecting 0 must fail.
+    let scenarios = scenarios_with("secure-boot.json", |s| {
+        rule_mut(s, "own-keys-signed")["expect"]["secure_boot"] = 0.into();
+    });
+    let run = bootmatrix(&[
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--filter",
+        "^50-edk2-x86_64-secure/.*/sev-off/secure-boot/own-keys-vars-signed$",
+    ]);
+    let cell = run.cell("own-keys-vars-signed");
+    assert_eq!(cell["verdict"], "fail", "{cell:#}");
+    assert!(
+        cell["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected SecureBoot=0, the guest saw 1"),
+        "{cell:#}"
+    );
+}
+
+fn executable_sha(descriptor: &str) -> String {
+    let text =
+        std::fs::read_to_string(Path::new("/usr/share/qemu/firmware").join(descriptor)).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    sha256(Path::new(
+        v["mapping"]["executable"]["filename"].as_str().unwrap(),
+    ))
+}
+
+#[test]
+fn known_deviation_and_stale_deviation_on_real_firmware() {
+    let sha = executable_sha("60-edk2-x86_64.json");
+    // Pretend the unsigned probe should be refused on the no-SB build, and record the build as
+    // a known deviation from that rule: the cell must be known-deviation. The signed variant
+    // behaves as its rule says, so a deviation recorded for it is stale.
+    let scenarios = scenarios_with("secure-boot.json", |s| {
+        rule_mut(s, "no-secure-boot-unsigned")["expect"] =
+            serde_json::json!({"payload": "refused"});
+    });
+    let deviations = serde_json::json!({
+        "deviations": [
+            {
+                "id": "test-unsigned-runs", "check": "secure-boot", "rule": "no-secure-boot-unsigned",
+                "executable_sha256": sha, "observed": "runs",
+                "reason": "test entry", "reference": "bootmatrix test"
+            },
+            {
+                "id": "test-stale", "check": "secure-boot", "rule": "no-secure-boot-signed",
+                "executable_sha256": sha, "observed": "refused",
+                "reason": "test entry", "reference": "bootmatrix test"
+            }
+        ]
+    });
+    std::fs::write(
+        scenarios.path().join("known-deviations.json"),
+        deviations.to_string(),
+    )
+    .unwrap();
+    let run = bootmatrix(&[
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--filter",
+        "^60-edk2-x86_64/.*/sev-off/",
+    ]);
+    let unsigned = run.cell("shipped-vars-unsigned");
+    assert_eq!(unsigned["verdict"], "known-deviation", "{unsigned:#}");
+    assert_eq!(unsigned["deviation"]["id"], "test-unsigned-runs");
+    let signed = run.cell("shipped-vars-signed");
+    assert_eq!(signed["verdict"], "fail", "{signed:#}");
+    assert!(
+        signed["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("stale-deviation"),
+        "{signed:#}"
+    );
+    assert!(run.stdout.contains("KNOWN DEVIATIONS"), "{}", run.stdout);
+}
