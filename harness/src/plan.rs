@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::descriptor::{Architecture, Descriptor, Feature, FlashMode, Interface, Mapping};
+use crate::descriptor::{
+    Architecture, Descriptor, Feature, FlashMode, ImageFormat, Interface, Mapping,
+};
 use crate::discover::{Firmware, Inventory, QemuTarget};
 use crate::host::{choose_accel, Accel, SevParams};
 use crate::qemu::QemuBinary;
@@ -300,6 +302,10 @@ fn plan_cell(
             "SEV needs KVM; this cell runs on {accel} ({accel_reason})"
         )),
         (_, true, _) if qemu.sev.is_err() => Action::Skip(qemu.sev.clone().unwrap_err()),
+        (_, true, _) if !qemu.binary.has_sev() => Action::Skip(format!(
+            "SEV guests need QEMU >= 2.12; this is {}",
+            qemu.binary.label()
+        )),
         (_, _, None) => Action::Error(format!(
             "no rule in scenarios ({}) matches check {check}, variant {variant}, features [{}]",
             scenarios.origin,
@@ -446,7 +452,13 @@ fn run_spec(
                     layout.esp(variant.payload).display()
                 ),
                 "-device".into(),
-                "virtio-blk-pci,drive=esp".into(),
+                // Under SEV, guest memory is encrypted: virtio must go through the (bounce
+                // buffering) IOMMU path, which only modern virtio offers.
+                if sev.is_some() {
+                    "virtio-blk-pci,drive=esp,disable-legacy=on,iommu_platform=on".into()
+                } else {
+                    "virtio-blk-pci,drive=esp".into()
+                },
             ]);
         }
     }
@@ -490,7 +502,7 @@ fn firmware_args(
             let exec = &flash.executable;
             // combined: the executable holds the varstore, so each guest needs its own copy.
             let (exec_file, exec_ro) = if flash.mode == FlashMode::Combined {
-                let copy = dir.join("firmware.fd");
+                let copy = dir.join(format!("firmware.{}", image_extension(exec.format)));
                 copies.push((exec.filename.clone(), copy.clone()));
                 (copy, "off")
             } else {
@@ -514,7 +526,7 @@ fn firmware_args(
                         out
                     }
                 };
-                let copy = dir.join("vars.fd");
+                let copy = dir.join(format!("vars.{}", image_extension(template.format)));
                 copies.push((source, copy.clone()));
                 units.push((copy, template.format, "off"));
             }
@@ -562,6 +574,13 @@ fn firmware_args(
         }
     }
     Ok(out)
+}
+
+fn image_extension(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Raw => "fd",
+        ImageFormat::Qcow2 => "qcow2",
+    }
 }
 
 /// Everything the runnable cells need prepared, each once, in dependency order.

@@ -149,6 +149,11 @@ impl QemuBinary {
         self.version >= Version::new(4, 0, 0)
     }
 
+    /// `-object sev-guest` appeared in QEMU 2.12.
+    pub fn has_sev(&self) -> bool {
+        self.version >= Version::new(2, 12, 0)
+    }
+
     /// `confidential-guest-support` replaced `memory-encryption` in QEMU 6.0.
     pub fn has_confidential_guest_support(&self) -> bool {
         self.version >= Version::new(6, 0, 0)
