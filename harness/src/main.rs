@@ -182,6 +182,15 @@ fn run_all(
     scenarios: &Scenarios,
 ) -> Result<u8, String> {
     print_found(inventory);
+    if plan.cells.is_empty() {
+        for l in &plan.left_out {
+            eprintln!("left out {}: {}", l.what, l.reason);
+        }
+        return Err(match &args.filter {
+            Some(f) => format!("no cell matches --filter {:?} (see `bootmatrix plan`)", f.as_str()),
+            None => "no cells to run (see `bootmatrix list`)".to_string(),
+        });
+    }
     let runnable = plan
         .cells
         .iter()
@@ -201,8 +210,10 @@ fn run_all(
         );
     }
     let prepared = prepare::prepare(&plan.artifacts, &Layout::new(run_dir));
-    for (artifact, why) in &prepared.failed {
-        eprintln!("bootmatrix: cannot prepare {artifact:?}: {why}");
+    // One message per cause: a missing tool fails every artifact that needs it.
+    let causes: std::collections::BTreeSet<&String> = prepared.failed.values().collect();
+    for why in causes {
+        eprintln!("bootmatrix: preparing failed, cells that need it are errors: {why}");
     }
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()

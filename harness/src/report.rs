@@ -210,6 +210,9 @@ pub fn summary_table(results: &[CellResult]) -> String {
             if let (Action::Run(spec), VerdictKind::Fail | VerdictKind::Error) =
                 (&r.cell.action, kind)
             {
+                if !spec.dir.exists() {
+                    continue;
+                }
                 out.push_str(&format!("    logs: {}\n", spec.dir.display()));
             }
         }
