@@ -122,6 +122,12 @@ impl Fake {
     }
 }
 
+/// The same guest, but it powers off (exits 0) right after its output, as the real probe does.
+fn powering_off(mut spec: RunSpec) -> RunSpec {
+    spec.argv.insert(1, "FAKE_QEMU_AFTER=exit".into());
+    spec
+}
+
 fn read_pids(file: &Path) -> Vec<i32> {
     fs::read_to_string(file)
         .unwrap_or_default()
@@ -134,7 +140,11 @@ fn read_pids(file: &Path) -> Vec<i32> {
 fn assert_all_gone(pids: &[i32]) {
     let until = Instant::now() + Duration::from_secs(2);
     loop {
-        let alive: Vec<i32> = pids.iter().copied().filter(|p| process_exists(*p)).collect();
+        let alive: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|p| process_exists(*p))
+            .collect();
         if alive.is_empty() {
             return;
         }
@@ -163,7 +173,10 @@ fn decided(outcome: &BootOutcome) -> &Decision {
 /// Decided on the line, while the fake still ran: long before the deadline, and killed promptly.
 fn assert_decided_early(outcome: &BootOutcome, within: Duration) {
     let after = outcome.decided_after.expect("decided_after is set");
-    assert!(after < within, "decided after {after:?}, expected < {within:?}");
+    assert!(
+        after < within,
+        "decided after {after:?}, expected < {within:?}"
+    );
     assert!(
         outcome.elapsed >= after && outcome.elapsed < after + Duration::from_secs(2),
         "decided after {after:?} but reaped after {:?}",
@@ -177,7 +190,10 @@ fn hang_runs_into_the_deadline_and_the_group_is_killed() {
     let outcome = fake.boot("hang", SHORT);
     let why = broken(&outcome);
     assert!(why.contains("no decisive console line within 3 s"), "{why}");
-    assert!(why.contains(r#"UEFI Misc Device"#), "last line missing: {why}");
+    assert!(
+        why.contains(r#"UEFI Misc Device"#),
+        "last line missing: {why}"
+    );
     assert_eq!(outcome.decided_after, None);
     assert!(
         outcome.elapsed >= SHORT && outcome.elapsed < SHORT + Duration::from_secs(3),
@@ -260,6 +276,19 @@ fn probe_line_decides_while_qemu_still_runs() {
 }
 
 #[test]
+fn probe_line_just_before_power_off_decides() {
+    // The real probe prints its line and shuts the VM down at once: the line, not the exit,
+    // must decide.
+    let fake = Fake::new();
+    let outcome = boot(&powering_off(fake.spec("probe", GENEROUS, false)));
+    assert!(
+        matches!(decided(&outcome), Decision::ProbeRan { .. }),
+        "{outcome:?}"
+    );
+    fake.assert_no_survivors();
+}
+
+#[test]
 fn refusal_decides_while_qemu_still_runs() {
     let fake = Fake::new();
     let outcome = fake.boot("refuse", GENEROUS);
@@ -321,6 +350,22 @@ fn debug_console_line_decides() {
 }
 
 #[test]
+#[ignore = "harness bug: a debug-console line written just before QEMU exits is lost (boot.rs watch)"]
+fn debug_console_line_just_before_power_off_decides() {
+    // The debug console is polled every 50 ms, but the exit is seen at once: without a final
+    // read of the debug log the line is lost most of the time. Ten boots make the race certain.
+    for round in 0..10 {
+        let fake = Fake::new();
+        let outcome = boot(&powering_off(fake.spec("debugcon", GENEROUS, true)));
+        assert!(
+            matches!(outcome.end, BootEnd::Decided(Decision::ProbeRan { .. })),
+            "round {round}: {outcome:?}"
+        );
+        fake.assert_no_survivors();
+    }
+}
+
+#[test]
 fn debug_console_is_ignored_without_debug_log() {
     // The same guest, but the spec names no debug console: nothing decides until the deadline.
     let fake = Fake::new();
@@ -336,7 +381,10 @@ fn debug_console_is_ignored_without_debug_log() {
 fn missing_qemu_binary_cannot_start() {
     let fake = Fake::new();
     let mut spec = fake.spec("probe", GENEROUS, false);
-    spec.argv = vec!["/nonexistent/qemu-system-x86_64".into(), "-nodefaults".into()];
+    spec.argv = vec![
+        "/nonexistent/qemu-system-x86_64".into(),
+        "-nodefaults".into(),
+    ];
     let started = Instant::now();
     let outcome = boot(&spec);
     let why = broken(&outcome);

@@ -187,7 +187,10 @@ fn run_all(
             eprintln!("left out {}: {}", l.what, l.reason);
         }
         return Err(match &args.filter {
-            Some(f) => format!("no cell matches --filter {:?} (see `bootmatrix plan`)", f.as_str()),
+            Some(f) => format!(
+                "no cell matches --filter {:?} (see `bootmatrix plan`)",
+                f.as_str()
+            ),
             None => "no cells to run (see `bootmatrix list`)".to_string(),
         });
     }
