@@ -398,3 +398,20 @@ fn templates_are_never_mapped_directly() {
         }
     }
 }
+
+#[test]
+fn missing_firmware_file_is_an_error_not_a_boot() {
+    let mut f = firmware("60-edk2-x86_64.json");
+    f.executable_sha256 = Err("cannot read /usr/share/OVMF/OVMF_CODE_4M.fd: No such file".into());
+    let plan = make_plan(&inventory(
+        vec![f],
+        vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+    ));
+    for cell in plan.cells.iter().filter(|c| !c.sev) {
+        match &cell.action {
+            Action::Error(why) => assert!(why.contains("OVMF_CODE_4M.fd"), "{why}"),
+            other => panic!("{}: {other:?}", cell.id),
+        }
+    }
+    assert!(plan.artifacts.is_empty());
+}

@@ -306,6 +306,10 @@ fn plan_cell(
             "SEV guests need QEMU >= 2.12; this is {}",
             qemu.binary.label()
         )),
+        _ if firmware.executable_sha256.is_err() => Action::Error(format!(
+            "the descriptor's firmware cannot be used: {}",
+            firmware.executable_sha256.clone().unwrap_err()
+        )),
         (_, _, None) => Action::Error(format!(
             "no rule in scenarios ({}) matches check {check}, variant {variant}, features [{}]",
             scenarios.origin,
