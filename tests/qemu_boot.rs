@@ -118,7 +118,23 @@ fn every_debian_descriptor_is_judged_correctly() {
         .collect();
     let before: Vec<String> = templates.iter().map(|p| sha256(p)).collect();
 
-    let run = bootmatrix(&["--filter", "^(40|50|60)-edk2-x86_64"]);
+    // ci/test adds a second QEMU version (`--qemu PATH=DATADIR`).
+    let extra = std::env::var("BOOTMATRIX_EXTRA_QEMU").ok();
+    let mut args = vec!["--filter", "^(40|50|60)-edk2-x86_64"];
+    if let Some(q) = &extra {
+        args.extend(["--qemu", q.as_str()]);
+    }
+    let run = bootmatrix(&args);
+    let versions: std::collections::BTreeSet<&str> = run
+        .cells()
+        .iter()
+        .map(|c| c["qemu_version"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        versions.len(),
+        1 + usize::from(extra.is_some()),
+        "{versions:?}"
+    );
 
     for name in DEBIAN_DESCRIPTORS {
         let stem = name.trim_end_matches(".json");

@@ -1,0 +1,37 @@
+# Shared by the ci/ scripts: privilege, messages, apt with bookworm-backports.
+# shellcheck shell=sh
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+say() { printf 'bootmatrix setup: %s\n' "$*" >&2; }
+
+# bookworm-backports carries python3-virt-firmware. Its mirror is the one this machine already
+# uses for bookworm, read from the apt sources rather than written here.
+enable_backports() {
+    if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        return 0
+    fi
+    uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n 1)
+    if [ -z "$uri" ]; then
+        uri=$(grep -hs '^deb ' /etc/apt/sources.list | awk '$3 == "bookworm" {print $2}' | head -n 1)
+    fi
+    if [ -z "$uri" ]; then
+        say "no bookworm mirror found in the apt sources; cannot enable bookworm-backports"
+        return 1
+    fi
+    say "enabling bookworm-backports from $uri"
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" |
+        $SUDO tee /etc/apt/sources.list.d/bootmatrix-backports.sources >/dev/null
+    APT_UPDATED=""
+}
+
+APT_UPDATED=""
+apt_install() {
+    if [ -z "$APT_UPDATED" ]; then
+        $SUDO apt-get update -qq
+        APT_UPDATED=1
+    fi
+    $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
