@@ -118,7 +118,16 @@ impl Setup {
     }
 }
 
-/// A bootmatrix process; killed (with whatever the fake left behind) if a test fails early.
+impl Drop for Setup {
+    /// Cleans up after a failed test only: a passing one has proven that nothing is left.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            kill_recorded(&self.pids_file());
+        }
+    }
+}
+
+/// A bootmatrix process; killed if a test fails before it ended.
 struct Running {
     child: Child,
     reaped: bool,
@@ -213,15 +222,26 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        // Only what the fake recorded, and only while it still looks like the fake's.
-        for pid in read_pids(&self.pids_file) {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if process_exists(pid) && (cmdline.contains("fake-qemu") || cmdline.contains("sleep")) {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+    }
+}
+
+/// Ends the fake's process groups (each fake leads its own) and whatever the fakes recorded
+/// that still looks like theirs.
+fn kill_recorded(pids_file: &Path) {
+    let pids = read_pids(pids_file);
+    for pair in pids.chunks(2) {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pair[0], libc::SIGKILL);
+        }
+    }
+    for pid in pids {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if process_exists(pid) && (cmdline.contains("fake-qemu") || cmdline.contains("sleep")) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
         }
     }
@@ -232,7 +252,7 @@ fn read_pids(file: &Path) -> Vec<i32> {
     let text = fs::read_to_string(file).unwrap_or_default();
     text.split_inclusive('\n')
         .filter(|l| l.ends_with('\n'))
-        .map(|l| l.trim().parse().expect("a pid per line"))
+        .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
 

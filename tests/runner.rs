@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bootmatrix::boot::{boot, process_exists, BootOutcome};
+use bootmatrix::boot::{process_exists, BootOutcome};
 use bootmatrix::judge::BootEnd;
 use bootmatrix::observe::Decision;
 use bootmatrix::plan::RunSpec;
@@ -27,6 +27,18 @@ const LOG_SLACK: u64 = 4 * 1024;
 const GENEROUS: Duration = Duration::from_secs(30);
 /// A deadline for the cases that run into it.
 const SHORT: Duration = Duration::from_secs(3);
+
+/// `bootmatrix::boot::boot`, but a boot that never returns fails the test instead of hanging it.
+fn boot(spec: &RunSpec) -> BootOutcome {
+    let limit = spec.deadline + Duration::from_secs(15);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spec = spec.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(bootmatrix::boot::boot(&spec));
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|e| panic!("boot did not return within {limit:?} ({e})"))
+}
 
 fn fake_qemu() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-qemu");
@@ -128,11 +140,39 @@ fn powering_off(mut spec: RunSpec) -> RunSpec {
     spec
 }
 
+impl Drop for Fake {
+    /// Cleans up after a failed test only: a passing one has proven that nothing is left.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        // The fake leads its own process group.
+        let pids = self.pids();
+        if let Some(&leader) = pids.first() {
+            // SAFETY: killpg has no memory-safety preconditions.
+            unsafe {
+                libc::killpg(leader, libc::SIGKILL);
+            }
+        }
+        for pid in pids {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if process_exists(pid) && (cmdline.contains("fake-qemu") || cmdline.contains("sleep")) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// Complete lines only: the fake writes both pids with one printf.
 fn read_pids(file: &Path) -> Vec<i32> {
-    fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.trim().parse().expect("a pid per line"))
+    let text = fs::read_to_string(file).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
 
@@ -235,6 +275,7 @@ fn crash_keeps_stderr_in_its_log() {
     broken(&fake.boot("crash", GENEROUS));
     assert_eq!(fake.read("stderr.log").trim_end(), CRASH_TEXT);
     assert_eq!(fake.read("serial.log"), "");
+    fake.assert_no_survivors();
 }
 
 #[test]
@@ -247,6 +288,7 @@ fn exit_clean_keeps_the_serial_lines() {
         fake.read("serial.log"),
         "BdsDxe: loading Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x1,0x0)\nShutting down\n"
     );
+    fake.assert_no_survivors();
 }
 
 #[test]
