@@ -4,9 +4,12 @@
 //!
 //! No real QEMU and no OVMF are used: the descriptor points at small files in a temp folder.
 
+mod common;
+
+use common::{assert_all_gone, fake_qemu, kill_recorded, read_pids};
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,10 +23,6 @@ const CRASH_TEXT: &str =
 const DESCRIPTOR: &str = "60-fake-edk2-x86_64";
 /// How long any single bootmatrix invocation may take here.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
-
-fn fake_qemu() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-qemu")
-}
 
 fn cell_id(sev: &str, payload: &str) -> String {
     format!("{DESCRIPTOR}/qemu-9.9.0/{sev}/secure-boot/shipped-vars-{payload}")
@@ -225,58 +224,6 @@ impl Drop for Running {
     }
 }
 
-/// Ends the fake's process groups (each fake leads its own) and whatever the fakes recorded
-/// that still looks like theirs.
-fn kill_recorded(pids_file: &Path) {
-    let pids = read_pids(pids_file);
-    for pair in pids.chunks(2) {
-        // SAFETY: killpg has no memory-safety preconditions.
-        unsafe {
-            libc::killpg(pair[0], libc::SIGKILL);
-        }
-    }
-    for pid in pids {
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        if process_exists(pid) && (cmdline.contains("fake-qemu") || cmdline.contains("sleep")) {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-/// Complete lines only: the fake writes both pids with one printf.
-fn read_pids(file: &Path) -> Vec<i32> {
-    let text = fs::read_to_string(file).unwrap_or_default();
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
-/// Polls /proc until every pid is gone (zombies count as gone), for at most 2 s.
-fn assert_all_gone(pids: &[i32]) {
-    assert!(!pids.is_empty(), "no pids recorded: nothing was proven");
-    let until = Instant::now() + Duration::from_secs(2);
-    loop {
-        let alive: Vec<i32> = pids
-            .iter()
-            .copied()
-            .filter(|p| process_exists(*p))
-            .collect();
-        if alive.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "processes outlived bootmatrix: {alive:?} (of {pids:?})"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn cell<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["cells"]
         .as_array()
@@ -421,7 +368,6 @@ fn plan_shows_the_argv_on_tcg_with_the_kvm_reason() {
 }
 
 #[test]
-#[ignore = "harness bug: boot.rs buffers a flooding console in an unbounded channel"]
 fn flooding_guest_does_not_grow_memory() {
     // 41 MiB of console output must cost no more than a few MiB over a quiet boot: the
     // console is streamed to a capped log, nothing needs to pile up.

@@ -5,11 +5,14 @@
 //! of one process, so the variables are not set with `std::env::set_var` but passed through
 //! `env(1)`, which execs the fake in the same process (the process group logic is unchanged).
 
+mod common;
+
+use common::{assert_all_gone, fake_qemu, kill_recorded, read_pids};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bootmatrix::boot::{process_exists, BootOutcome};
+use bootmatrix::boot::BootOutcome;
 use bootmatrix::judge::BootEnd;
 use bootmatrix::observe::Decision;
 use bootmatrix::plan::RunSpec;
@@ -38,21 +41,6 @@ fn boot(spec: &RunSpec) -> BootOutcome {
     });
     rx.recv_timeout(limit)
         .unwrap_or_else(|e| panic!("boot did not return within {limit:?} ({e})"))
-}
-
-fn fake_qemu() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-qemu");
-    use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode();
-    assert!(
-        mode & 0o111 != 0,
-        "{} lost its executable bit",
-        path.display()
-    );
-    path
 }
 
 /// One boot of the fake in its own folder.
@@ -146,53 +134,7 @@ impl Drop for Fake {
         if !std::thread::panicking() {
             return;
         }
-        // The fake leads its own process group.
-        let pids = self.pids();
-        if let Some(&leader) = pids.first() {
-            // SAFETY: killpg has no memory-safety preconditions.
-            unsafe {
-                libc::killpg(leader, libc::SIGKILL);
-            }
-        }
-        for pid in pids {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if process_exists(pid) && (cmdline.contains("fake-qemu") || cmdline.contains("sleep")) {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
-/// Complete lines only: the fake writes both pids with one printf.
-fn read_pids(file: &Path) -> Vec<i32> {
-    let text = fs::read_to_string(file).unwrap_or_default();
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
-/// Polls /proc until every pid is gone, for at most 2 s.
-fn assert_all_gone(pids: &[i32]) {
-    let until = Instant::now() + Duration::from_secs(2);
-    loop {
-        let alive: Vec<i32> = pids
-            .iter()
-            .copied()
-            .filter(|p| process_exists(*p))
-            .collect();
-        if alive.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "processes outlived the boot: {alive:?} (of {pids:?})"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        kill_recorded(&self.pids_file);
     }
 }
 
@@ -392,7 +334,6 @@ fn debug_console_line_decides() {
 }
 
 #[test]
-#[ignore = "harness bug: a debug-console line written just before QEMU exits is lost (boot.rs watch)"]
 fn debug_console_line_just_before_power_off_decides() {
     // The debug console is polled every 50 ms, but the exit is seen at once: without a final
     // read of the debug log the line is lost most of the time. Ten boots make the race certain.
@@ -439,7 +380,6 @@ fn missing_qemu_binary_cannot_start() {
 }
 
 #[test]
-#[ignore = "harness bug: boot() indexes spec.argv[0] of an empty argv (boot.rs, `cannot start`)"]
 fn empty_argv_is_broken_not_a_panic() {
     let fake = Fake::new();
     let mut spec = fake.spec("probe", GENEROUS, false);
@@ -449,7 +389,6 @@ fn empty_argv_is_broken_not_a_panic() {
 }
 
 #[test]
-#[ignore = "harness bug: boot() tails a debug.log left over from an earlier boot of the same cell"]
 fn stale_debug_log_does_not_decide() {
     // A re-run into the same folder: the last boot's debug.log still holds a probe line. The
     // guest now hangs without writing the debug console, so the deadline must decide.

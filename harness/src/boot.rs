@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ const MAX_LINE: usize = 64 * 1024;
 const MAX_LOG: u64 = 16 * 1024 * 1024;
 /// How much of QEMU's stderr is kept for error messages.
 const STDERR_TAIL: usize = 4 * 1024;
+/// Console lines in flight between the readers and the watcher.
+const CHANNEL_LINES: usize = 1024;
 
 /// How one boot went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,18 @@ pub fn kill_all() {
     }
 }
 
+/// Waits for the killed group leaders, so no zombie is left where PID 1 does not reap.
+fn reap_all() {
+    let leaders = RUNNING.lock().map(|g| g.clone()).unwrap_or_default();
+    for pid in leaders {
+        // SAFETY: waitpid with a null status pointer is allowed. A leader already reaped by
+        // its worker gives ECHILD, which is fine.
+        unsafe {
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
 /// On SIGINT, SIGTERM or SIGHUP: kill all guests, then exit with 128+signal.
 pub fn install_signal_handlers() {
     SIGNALS.call_once(|| {
@@ -64,6 +78,7 @@ pub fn install_signal_handlers() {
                 std::thread::spawn(move || {
                     if let Some(sig) = it.forever().next() {
                         kill_all();
+                        reap_all();
                         eprintln!("bootmatrix: signal {sig}: stopped all guests");
                         std::process::exit(128 + sig);
                     }
@@ -162,11 +177,21 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
         Ok(f) => f,
         Err(e) => return broken(format!("cannot create stderr.log: {e}")),
     };
+    if let Some(path) = &spec.debug_log {
+        // Truncate now: the tail reads from byte 0, and a previous boot's lines must not count.
+        if let Err(e) = File::create(path) {
+            return broken(format!("cannot create {}: {e}", path.display()));
+        }
+    }
     let mut guest = match Guest::spawn(&spec.argv, Stdio::piped(), Stdio::piped()) {
         Ok(g) => g,
-        Err(e) => return broken(format!("cannot start {}: {e}", spec.argv[0])),
+        Err(e) => {
+            let program = spec.argv.first().map_or("(empty argv)", String::as_str);
+            return broken(format!("cannot start {program}: {e}"));
+        }
     };
-    let (tx, rx) = mpsc::channel();
+    // Bounded: a flooding guest blocks its reader instead of filling memory.
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_LINES);
     let stdout = guest.child.stdout.take().expect("stdout is piped");
     let serial_reader = spawn_line_reader(stdout, Console::Serial, tx.clone());
     let stderr_tail = Arc::new(Mutex::new(Vec::new()));
@@ -185,26 +210,41 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
     let mut watcher = ConsoleWatcher::new();
     let mut lines = 0usize;
     let mut last_line = String::new();
-    let watched = watch(
-        &mut guest,
-        &rx,
-        spec.deadline,
-        started,
-        &mut |console, raw| {
-            let line = strip_escapes(&raw);
-            if console == Console::Serial {
-                serial_log.write_line(&line);
-                lines += 1;
+    let mut on_line = |console: Console, raw: String| {
+        let line = strip_escapes(&raw);
+        if console == Console::Serial {
+            serial_log.write_line(&line);
+            lines += 1;
+        }
+        if !line.trim().is_empty() {
+            last_line = line.clone();
+        }
+        watcher.feed(console, &line).is_some()
+    };
+    let mut watched = watch(&mut guest, &rx, spec.deadline, started, &mut on_line);
+    if let Watched::Exited(_) = watched {
+        // QEMU is gone, but the debug console file may hold lines the tail has not read yet:
+        // let it do its last read and hand everything over before judging.
+        stop_tail.store(true, Ordering::Relaxed);
+        let drain_until = Instant::now() + Duration::from_secs(2);
+        while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(Event::Line(console, line)) => {
+                    if on_line(console, line) {
+                        watched = Watched::Decided;
+                        break;
+                    }
+                }
+                Ok(Event::SerialClosed) => {}
+                Err(_) => break,
             }
-            if !line.trim().is_empty() {
-                last_line = line.clone();
-            }
-            watcher.feed(console, &line).is_some()
-        },
-    );
+        }
+    }
     let decided_after = matches!(watched, Watched::Decided).then(|| started.elapsed());
     guest.kill_and_reap();
     stop_tail.store(true, Ordering::Relaxed);
+    // Readers blocked on a full channel see it closed and end.
+    drop(rx);
     let _ = serial_reader.join();
     let _ = stderr_reader.join();
     if let Some(t) = debug_tail {
@@ -296,7 +336,7 @@ fn watch(
 fn spawn_line_reader(
     mut source: impl Read + Send + 'static,
     console: Console,
-    tx: Sender<Event>,
+    tx: SyncSender<Event>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut pending: Vec<u8> = Vec::new();
@@ -323,7 +363,7 @@ fn spawn_line_reader(
     })
 }
 
-fn send_lines(pending: &mut Vec<u8>, console: Console, tx: &Sender<Event>) -> Result<(), ()> {
+fn send_lines(pending: &mut Vec<u8>, console: Console, tx: &SyncSender<Event>) -> Result<(), ()> {
     loop {
         let cut = match pending.iter().position(|b| *b == b'\n') {
             Some(i) => i + 1,
@@ -366,7 +406,7 @@ fn spawn_stderr_reader(
 /// then reads what is left.
 fn spawn_file_tail(
     path: std::path::PathBuf,
-    tx: Sender<Event>,
+    tx: SyncSender<Event>,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
@@ -390,6 +430,10 @@ fn spawn_file_tail(
                 }
             }
             if stopping {
+                if !pending.is_empty() {
+                    let text = String::from_utf8_lossy(&pending).into_owned();
+                    let _ = tx.send(Event::Line(Console::Debug, text));
+                }
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

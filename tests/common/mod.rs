@@ -1,0 +1,76 @@
+//! Shared by the tests that drive the fake QEMU (`tests/fixtures/fake-qemu`): where it is, the
+//! pids it records, and proving that none of them outlived the harness.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bootmatrix::boot::process_exists;
+
+pub fn fake_qemu() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-qemu");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    assert!(
+        mode & 0o111 != 0,
+        "{} lost its executable bit",
+        path.display()
+    );
+    path
+}
+
+/// Complete lines only: the fake writes its own pid and its child's with one printf.
+pub fn read_pids(file: &Path) -> Vec<i32> {
+    let text = fs::read_to_string(file).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Polls /proc until every pid is gone (zombies count as gone), for at most 2 s.
+pub fn assert_all_gone(pids: &[i32]) {
+    assert!(!pids.is_empty(), "no pids recorded: nothing was proven");
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        let alive: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|p| process_exists(*p))
+            .collect();
+        if alive.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "processes outlived the harness: {alive:?} (of {pids:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ends the fakes' process groups (each fake leads its own, and records itself first) and
+/// whatever they recorded that still looks like theirs. Cleanup after a failed test only.
+pub fn kill_recorded(pids_file: &Path) {
+    let pids = read_pids(pids_file);
+    for pair in pids.chunks(2) {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pair[0], libc::SIGKILL);
+        }
+    }
+    for pid in pids {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if process_exists(pid) && (cmdline.contains("fake-qemu") || cmdline.contains("sleep")) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
