@@ -414,6 +414,10 @@ fn run_spec(
     );
     argv.extend(["-m".into(), options.memory_mib.to_string()]);
     argv.extend(["-machine".into(), machine_opts.join(",")]);
+    if accel == Accel::Kvm {
+        // A SEV guest finds SEV through CPUID 0x8000001F, which only the host's model passes on.
+        argv.extend(["-cpu".into(), "host".into()]);
+    }
     if d.has(&Feature::SecureBoot) && d.has(&Feature::RequiresSmm) {
         // Only SMM code may write the varstore, or the guest OS could rewrite the keys.
         argv.extend(["-global", "driver=cfi.pflash01,property=secure,value=on"].map(String::from));
