@@ -415,3 +415,25 @@ fn missing_firmware_file_is_an_error_not_a_boot() {
     }
     assert!(plan.artifacts.is_empty());
 }
+
+#[test]
+fn host_uefi_vars_firmware_is_skipped_with_its_reason() {
+    let f = firmware_from_text(
+        "20-ovmf-host-vars.json",
+        r#"{"description": "OVMF with host uefi vars", "interface-types": ["uefi"],
+            "mapping": {"device": "memory", "filename": "/fw/OVMF.hostvars.fd"},
+            "targets": [{"architecture": "x86_64", "machines": ["pc-q35-*"]}],
+            "features": ["host-uefi-vars", "secure-boot"], "tags": []}"#,
+    );
+    let plan = make_plan(&inventory(
+        vec![f],
+        vec![qemu(Version::new(10, 0, 2), broken_kvm(), no_sev())],
+    ));
+    assert!(!plan.cells.is_empty());
+    for cell in &plan.cells {
+        match &cell.action {
+            Action::Skip(why) => assert!(why.starts_with("host-uefi-vars"), "{why}"),
+            other => panic!("{}: {other:?}", cell.id),
+        }
+    }
+}

@@ -34,6 +34,7 @@ OPTIONS:
     --jobs N               cells booted at once (default: number of CPUs)
     --timeout-scale F      multiply every cell deadline by F
     --report-json FILE     also write the JSON report to FILE (run)
+    --junit FILE           also write a JUnit XML report to FILE (run)
     -h, --help             this text
 
 Exit status of `run`: 0 when no cell failed or errored, 1 otherwise, 2 on bad usage.";
@@ -51,6 +52,7 @@ struct Args {
     jobs: Option<usize>,
     timeout_scale: f64,
     report_json: Option<PathBuf>,
+    junit: Option<PathBuf>,
 }
 
 fn parse_args(raw: Vec<String>) -> Result<Args, String> {
@@ -83,6 +85,7 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
             "--scenarios" => args.scenarios = Some(value(&flag)?.into()),
             "--out" => args.out = Some(value(&flag)?.into()),
             "--report-json" => args.report_json = Some(value(&flag)?.into()),
+            "--junit" => args.junit = Some(value(&flag)?.into()),
             "--jobs" => {
                 let v = value(&flag)?;
                 args.jobs = Some(
@@ -240,6 +243,10 @@ fn run_all(
     report::write_json(&run_dir.join("report.json"), &json)?;
     if let Some(path) = &args.report_json {
         report::write_json(path, &json)?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::junit_xml(&results))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(report::exit_code(&results) as u8)
 }

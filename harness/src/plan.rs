@@ -306,6 +306,11 @@ fn plan_cell(
             "SEV guests need QEMU >= 2.12; this is {}",
             qemu.binary.label()
         )),
+        _ if d.has(&Feature::HostUefiVars) => Action::Skip(
+            "host-uefi-vars: the firmware keeps its variables in QEMU's uefi-vars-x64 device, \
+             which bootmatrix does not set up yet"
+                .into(),
+        ),
         _ if firmware.executable_sha256.is_err() => Action::Error(format!(
             "the descriptor's firmware cannot be used: {}",
             firmware.executable_sha256.clone().unwrap_err()

@@ -227,3 +227,198 @@ pub fn exit_code(results: &[CellResult]) -> i32 {
         .any(|r| matches!(r.verdict.kind, VerdictKind::Fail | VerdictKind::Error));
     i32::from(bad)
 }
+
+/// JUnit XML for CI systems: one testcase per cell. `fail` is a failure, `error` an error,
+/// `skip` skipped; a known deviation passes with its reason in system-out.
+pub fn junit_xml(results: &[CellResult]) -> String {
+    let count = |kind: VerdictKind| results.iter().filter(|r| r.verdict.kind == kind).count();
+    let seconds: f64 = results
+        .iter()
+        .filter_map(|r| r.elapsed)
+        .map(|d| d.as_secs_f64())
+        .sum();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"bootmatrix\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{seconds:.3}\">\n",
+        results.len(),
+        count(VerdictKind::Fail),
+        count(VerdictKind::Error),
+        count(VerdictKind::Skip),
+    );
+    for r in results {
+        let time = r.elapsed.map_or(0.0, |d| d.as_secs_f64());
+        out.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\">\n",
+            xml_escape(&r.cell.descriptor),
+            xml_escape(&r.cell.id)
+        ));
+        let reason = xml_escape(&r.verdict.reason);
+        match r.verdict.kind {
+            VerdictKind::Pass => {}
+            VerdictKind::Fail => {
+                out.push_str(&format!("    <failure message=\"{reason}\"/>\n"));
+            }
+            VerdictKind::Error => out.push_str(&format!("    <error message=\"{reason}\"/>\n")),
+            VerdictKind::Skip => out.push_str(&format!("    <skipped message=\"{reason}\"/>\n")),
+            VerdictKind::KnownDeviation => out.push_str(&format!(
+                "    <system-out>known-deviation: {reason}</system-out>\n"
+            )),
+        }
+        out.push_str("  </testcase>\n");
+    }
+    out.push_str("</testsuite>\n");
+    out
+}
+
+fn xml_escape(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&apos;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Accel;
+    use crate::judge::Verdict;
+    use crate::observe::ProbeReport;
+    use crate::plan::Cell;
+    use crate::scenario::{Check, Payload, Variant, Vars};
+    use std::time::Duration;
+
+    fn result(id: &str, kind: VerdictKind, reason: &str, observed: Option<Decision>) -> CellResult {
+        CellResult {
+            cell: Cell {
+                id: id.into(),
+                descriptor: "50-edk2-x86_64-secure.json".into(),
+                executable: "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd".into(),
+                executable_sha256: Some("ab".repeat(32)),
+                package: Some("ovmf 2022.11-6+deb12u2".into()),
+                qemu_version: "7.2.22".into(),
+                machine: "pc-q35-7.2".into(),
+                accel: Accel::Tcg,
+                accel_reason: "KVM unusable".into(),
+                sev: false,
+                check: Check::SecureBoot,
+                variant: Variant {
+                    vars: Vars::OwnKeys,
+                    payload: Payload::Signed,
+                },
+                rule: None,
+                action: Action::Skip("not booted in this test".into()),
+            },
+            verdict: Verdict::new(kind, reason),
+            observed,
+            decided: Some(Duration::from_millis(3421)),
+            elapsed: Some(Duration::from_millis(3460)),
+        }
+    }
+
+    fn ran() -> Option<Decision> {
+        Some(Decision::ProbeRan {
+            report: ProbeReport {
+                secure_boot: Some(1),
+                setup_mode: Some(0),
+                audit_mode: None,
+                deployed_mode: None,
+                firmware_vendor: "EDK II".into(),
+                firmware_revision: "0x00010000".into(),
+                uefi_revision: "2.70".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn cell_json_has_the_documented_fields() {
+        let v = cell_json(&result("a/b", VerdictKind::Pass, "ok", ran()));
+        for key in [
+            "id",
+            "descriptor",
+            "qemu_version",
+            "accel",
+            "sev",
+            "check",
+            "variant",
+            "verdict",
+            "reason",
+            "observed",
+            "decided_ms",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {v:#}");
+        }
+        assert_eq!(v["verdict"], "pass");
+        assert_eq!(v["accel"], "tcg");
+        assert_eq!(v["check"], "secure-boot");
+        assert_eq!(v["variant"], "own-keys-vars/signed");
+        assert_eq!(v["decided_ms"], 3421);
+        assert_eq!(v["observed"]["payload"], "runs");
+        assert_eq!(v["observed"]["secure_boot"], 1);
+        assert!(v["observed"]["deployed_mode"].is_null());
+    }
+
+    #[test]
+    fn exit_code_is_one_on_fail_or_error_only() {
+        let pass = result("p", VerdictKind::Pass, "", ran());
+        let skip = result("s", VerdictKind::Skip, "no SEV", None);
+        let dev = result("d", VerdictKind::KnownDeviation, "known", ran());
+        assert_eq!(exit_code(&[pass.clone(), skip.clone(), dev]), 0);
+        assert_eq!(
+            exit_code(&[pass.clone(), result("f", VerdictKind::Fail, "x", ran())]),
+            1
+        );
+        assert_eq!(
+            exit_code(&[skip, result("e", VerdictKind::Error, "x", None)]),
+            1
+        );
+    }
+
+    #[test]
+    fn summary_names_every_non_passing_cell_with_its_reason() {
+        let table = summary_table(&[
+            result("cell-pass", VerdictKind::Pass, "fine", ran()),
+            result(
+                "cell-dev",
+                VerdictKind::KnownDeviation,
+                "CVE-2025-2296",
+                ran(),
+            ),
+            result("cell-skip", VerdictKind::Skip, "host has no AMD SEV", None),
+        ]);
+        assert!(table.contains("3 cells: 1 pass, 0 fail, 1 known-deviation, 1 skip, 0 error"));
+        assert!(table.contains("KNOWN DEVIATIONS"), "{table}");
+        assert!(table.contains("CVE-2025-2296"), "{table}");
+        assert!(table.contains("host has no AMD SEV"), "{table}");
+        assert!(!table.contains("fine"), "{table}");
+    }
+
+    #[test]
+    fn junit_counts_and_escapes() {
+        let xml = junit_xml(&[
+            result("ok", VerdictKind::Pass, "", ran()),
+            result(
+                "bad",
+                VerdictKind::Fail,
+                "expected <refused> & got \"runs\"",
+                ran(),
+            ),
+            result("broken", VerdictKind::Error, "QEMU exited", None),
+            result("skipped", VerdictKind::Skip, "no SEV", None),
+        ]);
+        assert!(
+            xml.contains(r#"tests="4" failures="1" errors="1" skipped="1""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("expected &lt;refused&gt; &amp; got &quot;runs&quot;"),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("<testcase ").count(), 4);
+    }
+}
