@@ -200,15 +200,7 @@ mod tests {
 
     fn ran(secure_boot: u8) -> BootEnd {
         BootEnd::Decided(Decision::ProbeRan {
-            report: ProbeReport {
-                secure_boot: Some(secure_boot),
-                setup_mode: Some(0),
-                audit_mode: None,
-                deployed_mode: None,
-                firmware_vendor: "EDK II".into(),
-                firmware_revision: "0x00010000".into(),
-                uefi_revision: "2.70".into(),
-            },
+            report: ProbeReport::sample(secure_boot),
         })
     }
 

@@ -27,6 +27,22 @@ pub struct ProbeReport {
     pub uefi_revision: String,
 }
 
+#[cfg(test)]
+impl ProbeReport {
+    /// What OVMF 2022.11's probe line reads, with the given SecureBoot value (test fixture).
+    pub fn sample(secure_boot: u8) -> ProbeReport {
+        ProbeReport {
+            secure_boot: Some(secure_boot),
+            setup_mode: Some(0),
+            audit_mode: None,
+            deployed_mode: None,
+            firmware_vendor: "EDK II".into(),
+            firmware_revision: "0x00010000".into(),
+            uefi_revision: "2.70".into(),
+        }
+    }
+}
+
 /// Parses `BOOTMATRIX-PROBE v=1 secureboot=1 setupmode=0 auditmode=- deployedmode=- vendor="EDK II" revision=0x00010000 uefi=2.70`.
 pub fn parse_probe_line(line: &str) -> Option<ProbeReport> {
     static RE: OnceLock<Regex> = OnceLock::new();

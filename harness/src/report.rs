@@ -323,15 +323,7 @@ mod tests {
 
     fn ran() -> Option<Decision> {
         Some(Decision::ProbeRan {
-            report: ProbeReport {
-                secure_boot: Some(1),
-                setup_mode: Some(0),
-                audit_mode: None,
-                deployed_mode: None,
-                firmware_vendor: "EDK II".into(),
-                firmware_revision: "0x00010000".into(),
-                uefi_revision: "2.70".into(),
-            },
+            report: ProbeReport::sample(1),
         })
     }
 
