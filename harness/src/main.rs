@@ -185,10 +185,10 @@ fn run_all(
     scenarios: &Scenarios,
 ) -> Result<u8, String> {
     print_found(inventory);
+    for l in &plan.left_out {
+        println!("  left out {}: {}", l.what, l.reason);
+    }
     if plan.cells.is_empty() {
-        for l in &plan.left_out {
-            eprintln!("left out {}: {}", l.what, l.reason);
-        }
         return Err(match &args.filter {
             Some(f) => format!(
                 "no cell matches --filter {:?} (see `bootmatrix plan`)",
