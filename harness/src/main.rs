@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use regex::Regex;
 
-use bootmatrix::descriptor::{Descriptor, Mapping};
+use bootmatrix::descriptor::{Descriptor, Feature, Mapping};
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
 use bootmatrix::host::Accel;
 use bootmatrix::plan::{self, Action, Layout, PlanOptions};
@@ -328,12 +328,9 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
         let features: Vec<String> = d
             .features
             .iter()
-            .map(|feat| {
-                if d.unknown_features().contains(&feat.as_str()) {
-                    format!("{feat} (unknown)")
-                } else {
-                    feat.to_string()
-                }
+            .map(|feat| match feat {
+                Feature::Other(_) => format!("{feat} (unknown)"),
+                known => known.to_string(),
             })
             .collect();
         println!("    features: {}", features.join(", "));
