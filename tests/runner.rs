@@ -72,20 +72,10 @@ impl Fake {
             "none".into(),
             "-machine".into(),
             "pc-q35-9.9,accel=tcg".into(),
-            "-chardev".into(),
-            "stdio,id=console,signal=off".into(),
-            "-serial".into(),
-            "chardev:console".into(),
         ];
+        // The consoles exactly as `plan` attaches them.
         let debug_log = debug_log.then(|| self.path("debug.log"));
-        if let Some(log) = &debug_log {
-            argv.extend([
-                "-chardev".into(),
-                format!("file,id=fwdebug,path={}", log.display()),
-                "-device".into(),
-                "isa-debugcon,iobase=0x402,chardev=fwdebug".into(),
-            ]);
-        }
+        argv.extend(bootmatrix::plan::console_args(debug_log.as_deref()));
         RunSpec {
             argv,
             dir: self.dir.path().to_path_buf(),

@@ -70,6 +70,17 @@ pub enum Artifact {
     },
 }
 
+impl Artifact {
+    /// Whether making it takes the run's test keys (signing, enrolling).
+    pub fn needs_test_keys(&self) -> bool {
+        match self {
+            Artifact::TestKeys => false,
+            Artifact::Probe(payload) => *payload == Payload::Signed,
+            Artifact::Varstore { .. } => true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
     pub argv: Vec<String>,
@@ -382,9 +393,6 @@ fn run_spec(
     let dir = layout.cell_dir(id);
     let mut copies = Vec::new();
     let mut needs = vec![Artifact::Probe(variant.payload)];
-    if variant.payload == Payload::Signed || variant.vars != Vars::Shipped {
-        needs.insert(0, Artifact::TestKeys);
-    }
     let debug_log = d
         .has(&Feature::VerboseDynamic)
         .then(|| dir.join("debug.log"));
@@ -437,24 +445,7 @@ fn run_spec(
             ),
         ]);
     }
-    // The serial console is QEMU's stdout: read from the first byte, no file to poll.
-    argv.extend(
-        [
-            "-chardev",
-            "stdio,id=console,signal=off",
-            "-serial",
-            "chardev:console",
-        ]
-        .map(String::from),
-    );
-    if let Some(log) = &debug_log {
-        argv.extend([
-            "-chardev".into(),
-            format!("file,id=fwdebug,path={}", log.display()),
-            "-device".into(),
-            "isa-debugcon,iobase=0x402,chardev=fwdebug".into(),
-        ]);
-    }
+    argv.extend(console_args(debug_log.as_deref()));
     match check {
         Check::SecureBoot => {
             // A read-only FAT view of a prepared folder: the probe as \EFI\BOOT\BOOTX64.EFI.
@@ -480,6 +471,9 @@ fn run_spec(
     };
     let factor = if accel == Accel::Tcg { TCG_FACTOR } else { 1 };
     let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));
+    if needs.iter().any(Artifact::needs_test_keys) {
+        needs.insert(0, Artifact::TestKeys);
+    }
     Ok(RunSpec {
         argv,
         dir,
@@ -488,6 +482,28 @@ fn run_spec(
         deadline,
         needs,
     })
+}
+
+/// The serial console on QEMU's stdout (read from the first byte, no file to poll) and, for
+/// `verbose-dynamic` firmware, the debug console (port 0x402) into `debug_log`.
+pub fn console_args(debug_log: Option<&Path>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-chardev",
+        "stdio,id=console,signal=off",
+        "-serial",
+        "chardev:console",
+    ]
+    .map(String::from)
+    .into();
+    if let Some(log) = debug_log {
+        args.extend([
+            "-chardev".into(),
+            format!("file,id=fwdebug,path={}", log.display()),
+            "-device".into(),
+            "isa-debugcon,iobase=0x402,chardev=fwdebug".into(),
+        ]);
+    }
+    args
 }
 
 struct FirmwareArgs {

@@ -49,12 +49,7 @@ pub fn prepare(artifacts: &[Artifact], layout: &Layout) -> Prepared {
 }
 
 fn prerequisite_failure(artifact: &Artifact, prepared: &Prepared) -> Option<String> {
-    let needs_keys = match artifact {
-        Artifact::TestKeys => false,
-        Artifact::Probe(payload) => *payload == Payload::Signed,
-        Artifact::Varstore { .. } => true,
-    };
-    if needs_keys {
+    if artifact.needs_test_keys() {
         prepared.failed.get(&Artifact::TestKeys).cloned()
     } else {
         None

@@ -3,10 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-use wait_timeout::ChildExt;
 
 /// The system emulator bootmatrix drives (x86_64 guests only, for now).
 pub const SYSTEM_EMULATOR: &str = "qemu-system-x86_64";
@@ -177,34 +175,8 @@ fn query(path: &Path, data_dir: Option<&Path>, args: &[&str]) -> Result<String, 
     if let Some(dir) = data_dir {
         cmd.arg("-L").arg(dir);
     }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run it: {e}"))?;
-    let status = match child.wait_timeout(Duration::from_secs(20)) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("`{}` did not answer within 20 s", args.join(" ")));
-        }
-        Err(e) => return Err(format!("waiting for it failed: {e}")),
-    };
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("reading its output failed: {e}"))?;
-    if !status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!(
-            "`{}` exited with {status}: {}",
-            args.join(" "),
-            stderr.trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    cmd.args(args);
+    crate::tools::run_bounded(&mut cmd, Duration::from_secs(20), &args.join(" "))
 }
 
 /// `qemu-system-x86_64` in every `PATH` folder (first one wins for each real file).

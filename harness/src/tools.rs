@@ -1,6 +1,7 @@
 //! External tools, found at run time. A missing tool is one clear message naming the package.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -51,45 +52,53 @@ impl Tool {
     /// Runs the tool to completion (bounded to two minutes); the error carries its stderr.
     pub fn run(&self, args: &[&std::ffi::OsStr]) -> Result<(), String> {
         let program = self.find()?;
-        let mut child = Command::new(&program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-        let limit = Duration::from_secs(120);
-        let status = match child.wait_timeout(limit) {
-            Ok(Some(s)) => s,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{} did not finish within {limit:?}", self.name));
-            }
-        };
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("reading {} output: {e}", self.name))?;
-        if status.success() {
-            Ok(())
-        } else {
-            let text = String::from_utf8_lossy(&out.stderr);
-            let text = if text.trim().is_empty() {
-                String::from_utf8_lossy(&out.stdout)
-            } else {
-                text
-            };
-            Err(format!(
-                "{} {} failed ({status}): {}",
-                self.name,
-                args.iter()
-                    .map(|a| a.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                text.trim()
-            ))
-        }
+        let mut cmd = Command::new(&program);
+        cmd.args(args);
+        let what = std::iter::once(self.name.into())
+            .chain(args.iter().map(|a| a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        run_bounded(&mut cmd, Duration::from_secs(120), &what).map(|_| ())
     }
+}
+
+/// Runs `cmd` (stdin closed) to completion within `limit` and returns its stdout. The error
+/// names `what` and carries its stderr (or stdout, when stderr is empty).
+pub fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Result<String, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{what}`: {e}"))?;
+    // Read while waiting: a chatty child must not block on a full pipe.
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let status = match child.wait_timeout(limit) {
+        Ok(Some(status)) => status,
+        Ok(None) | Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("`{what}` did not finish within {limit:?}"));
+        }
+    };
+    let out = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+    let err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    if status.success() {
+        return Ok(out);
+    }
+    let text = if err.trim().is_empty() { out } else { err };
+    Err(format!("`{what}` failed ({status}): {}", text.trim()))
 }
 
 fn is_executable(path: &Path) -> bool {
