@@ -14,7 +14,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("images");
-    for (krate, binary) in [("probe", "bootmatrix-probe")] {
+    for (krate, binary) in [("probe", "bootmatrix-probe"), ("oprom", "bootmatrix-oprom")] {
         let dir = root.join("images").join(krate);
         for watched in ["src", "Cargo.toml", "Cargo.lock", "build.rs"] {
             println!("cargo:rerun-if-changed={}", dir.join(watched).display());

@@ -9,7 +9,7 @@ use bootmatrix::discover::{Firmware, Inventory, QemuTarget};
 use bootmatrix::host::{Accel, KvmProbe, SevParams};
 use bootmatrix::plan::{plan, Action, Artifact, Layout, Plan, PlanOptions};
 use bootmatrix::qemu::{Machines, QemuBinary, Version};
-use bootmatrix::scenario::{Scenarios, Vars};
+use bootmatrix::scenario::{Check, Scenarios, Vars};
 use rstest::rstest;
 
 fn data(name: &str) -> PathBuf {
@@ -93,12 +93,16 @@ fn debian() -> Vec<Firmware> {
     .into()
 }
 
+/// Plan options as `bootmatrix run` makes them, with a kernel for the kernel-boot cells.
+fn options() -> PlanOptions {
+    PlanOptions {
+        kernel: Ok(PathBuf::from("/kernels/vmlinuz")),
+        ..PlanOptions::new(Layout::new("/run"))
+    }
+}
+
 fn make_plan(inv: &Inventory) -> Plan {
-    plan(
-        inv,
-        &Scenarios::builtin(),
-        &PlanOptions::new(Layout::new("/run")),
-    )
+    plan(inv, &Scenarios::builtin(), &options())
 }
 
 fn render(plan: &Plan) -> String {
@@ -128,6 +132,7 @@ fn render(plan: &Plan) -> String {
                 out.push('\n');
             }
             Action::Skip(why) => out.push_str(&format!("  skip: {why}\n")),
+            Action::Refused(why) => out.push_str(&format!("  refused: {why}\n")),
             Action::Error(why) => out.push_str(&format!("  error: {why}\n")),
         }
     }
@@ -238,7 +243,7 @@ fn variants_follow_features() {
         let mut v: Vec<String> = plan
             .cells
             .iter()
-            .filter(|c| c.descriptor == descriptor && !c.sev)
+            .filter(|c| c.descriptor == descriptor && !c.sev && c.check == Check::SecureBoot)
             .map(|c| c.variant.to_string())
             .collect();
         v.sort();
@@ -278,9 +283,16 @@ fn every_cell_carries_its_reason() {
         assert!(!cell.accel_reason.is_empty(), "{}", cell.id);
         match &cell.action {
             Action::Run(_) => assert!(!cell.sev, "{}: SEV cell runs without SEV", cell.id),
+            Action::Skip(why) if cell.check == Check::KernelBoot && !cell.sev => {
+                assert!(why.starts_with("-shim needs QEMU >= 10.0"), "{why}")
+            }
             Action::Skip(why) => {
                 assert!(cell.sev, "{}", cell.id);
                 assert!(why.contains("kvm_amd is not loaded"), "{why}");
+            }
+            Action::Refused(why) => {
+                assert!(cell.sev && cell.check == Check::KernelBoot, "{}", cell.id);
+                assert!(why.starts_with("refused by policy"), "{why}");
             }
             Action::Error(why) => panic!("{}: {why}", cell.id),
         }
@@ -301,7 +313,11 @@ fn sev_cells_need_kvm_even_on_a_sev_host() {
             ..PlanOptions::new(Layout::new("/run"))
         },
     );
-    let sev: Vec<_> = plan.cells.iter().filter(|c| c.sev).collect();
+    let sev: Vec<_> = plan
+        .cells
+        .iter()
+        .filter(|c| c.sev && c.check != Check::KernelBoot)
+        .collect();
     assert!(!sev.is_empty());
     for cell in sev {
         match &cell.action {
@@ -332,9 +348,13 @@ fn smm_firmware_runs_on_tcg_when_kvm_lacks_smm() {
 }
 
 #[rstest]
-#[case("^60-", 4)]
-#[case("sev-off/.*own-keys", 2)]
-#[case("sev-on/.*/db-added", 2)]
+// 60-: secure-boot 2 + option-rom 2 + kernel-boot 4 (2 payloads x none/no-legacy-loader),
+// each with SEV off and on.
+#[case("^60-", 16)]
+#[case("sev-off/secure-boot/.*own-keys", 2)]
+#[case("sev-off/.*own-keys", 8)]
+// 40- has the shim variants too: 2 + 2 + 6.
+#[case("sev-on/.*/db-added", 10)]
 #[case("nothing-matches-this", 0)]
 fn filter_selects_cells_by_id(#[case] filter: &str, #[case] count: usize) {
     let plan = plan(

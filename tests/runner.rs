@@ -77,6 +77,7 @@ impl Fake {
         let debug_log = debug_log.then(|| self.path("debug.log"));
         argv.extend(bootmatrix::plan::console_args(debug_log.as_deref()));
         RunSpec {
+            check: bootmatrix::scenario::Check::SecureBoot,
             argv,
             dir: self.dir.path().to_path_buf(),
             copies: vec![],

@@ -207,7 +207,7 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
         .map(|path| spawn_file_tail(path.clone(), tx.clone(), stop_tail.clone()));
     drop(tx);
 
-    let mut watcher = ConsoleWatcher::new();
+    let mut watcher = ConsoleWatcher::new(spec.check);
     let mut lines = 0usize;
     let mut last_line = String::new();
     let mut on_line = |console: Console, raw: String| {

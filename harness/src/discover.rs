@@ -171,3 +171,52 @@ fn owning_package(path: &Path) -> Option<String> {
     let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
     Some(format!("{package} {version}"))
 }
+
+/// Where `ci/setup` puts a Debian kernel for kernel-boot cells:
+/// `$XDG_CACHE_HOME/bootmatrix/vmlinuz` (default `~/.cache`).
+pub fn cached_kernel() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("bootmatrix").join("vmlinuz"))
+}
+
+/// The Linux kernel for kernel-boot cells: `explicit` (`--kernel`), else the one `ci/setup`
+/// fetched, else the newest readable `/boot/vmlinuz-*`. The error is the cells' skip reason.
+pub fn find_kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return std::fs::File::open(path)
+            .map(|_| path.to_path_buf())
+            .map_err(|e| format!("--kernel {}: {e}", path.display()));
+    }
+    let mut looked = Vec::new();
+    if let Some(cached) = cached_kernel() {
+        if std::fs::File::open(&cached).is_ok() {
+            return Ok(cached);
+        }
+        looked.push(cached.display().to_string());
+    }
+    let mut boot: Vec<PathBuf> = std::fs::read_dir("/boot")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("vmlinuz-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    boot.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    if let Some(readable) = boot.iter().rev().find(|p| std::fs::File::open(p).is_ok()) {
+        return Ok(readable.clone());
+    }
+    looked.push("/boot/vmlinuz-*".into());
+    Err(format!(
+        "no Linux kernel for -kernel: pass --kernel PATH, or run ./ci/setup, which fetches \
+         Debian's (looked in {})",
+        looked.join(", ")
+    ))
+}

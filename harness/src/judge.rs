@@ -9,7 +9,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::observe::{Decision, ProbeReport};
-use crate::scenario::{Check, Expectation, KnownDeviation, PayloadOutcome, Rule, Scenarios};
+use crate::scenario::{
+    Check, Expectation, KnownDeviation, Outcome, Payload, Rule, Scenarios, Variant,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -75,9 +77,113 @@ pub enum BootEnd {
     Broken(String),
 }
 
+/// What the firmware did, as the decisive event and the cell's variant tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub outcome: Outcome,
+    /// What the guest reported for Secure Boot (probe variable or kernel line), if anything.
+    pub secure_boot: Option<u8>,
+    pub setup_mode: Option<u8>,
+    /// In words, for reasons: `ran (SecureBoot=1 SetupMode=0)`.
+    pub description: String,
+}
+
+/// Reads the outcome off the decisive event, or says why the event cannot decide this check
+/// (an error of the cell's set-up, never a verdict on the firmware).
+pub fn observe(check: Check, variant: Variant, decision: &Decision) -> Result<Observation, String> {
+    let obs = |outcome, secure_boot, setup_mode, description: String| Observation {
+        outcome,
+        secure_boot,
+        setup_mode,
+        description,
+    };
+    match (check, decision) {
+        (Check::SecureBoot, Decision::ProbeRan { report }) => Ok(obs(
+            Outcome::Runs,
+            report.secure_boot,
+            report.setup_mode,
+            format!("ran ({})", summary(report)),
+        )),
+        (Check::SecureBoot, Decision::ProbeRefused { boot_option, line }) => {
+            let status = line.rsplit(": ").next().unwrap_or("refused");
+            Ok(obs(
+                Outcome::Refused,
+                None,
+                None,
+                format!("was refused ({boot_option}: {status})"),
+            ))
+        }
+        (Check::OptionRom, Decision::OptionRomDispatched { marker, report }) => Ok(obs(
+            if marker.is_some() {
+                Outcome::Executed
+            } else {
+                Outcome::NotExecuted
+            },
+            report.secure_boot,
+            report.setup_mode,
+            format!(
+                "{} before the probe ran ({})",
+                if marker.is_some() {
+                    "ran"
+                } else {
+                    "had not run"
+                },
+                summary(report)
+            ),
+        )),
+        (Check::OptionRom, Decision::ProbeRefused { line, .. }) => Err(format!(
+            "the probe signed with the test db key was refused ({line}), so whether the option \
+             ROM ran cannot be told: the cell's varstore does not trust the test key"
+        )),
+        (Check::KernelBoot, Decision::KernelRefused { line }) => Ok(obs(
+            Outcome::Refused,
+            None,
+            None,
+            format!("was not started ({line})"),
+        )),
+        (
+            Check::KernelBoot,
+            Decision::KernelStarted {
+                secure_boot,
+                legacy_warning,
+                ..
+            },
+        ) => {
+            let sb = secure_boot.map(u8::from);
+            let sb_text = match secure_boot {
+                Some(true) => "Secure Boot enabled",
+                Some(false) => "Secure Boot disabled",
+                None => "no secureboot: line",
+            };
+            let (outcome, how) = match (legacy_warning, secure_boot, variant.payload) {
+                (Some(_), _, _) => (
+                    Outcome::LegacyWarned,
+                    "booted through the legacy loader, with OVMF's warning",
+                ),
+                (None, Some(true), Payload::Signed) => (Outcome::Verified, "booted verified"),
+                (None, Some(true), Payload::Unsigned) => (
+                    Outcome::LegacySilent,
+                    "booted although no db key signed it, and the firmware said nothing \
+                     (silent legacy-loader fallback)",
+                ),
+                (None, _, _) => (Outcome::Booted, "booted"),
+            };
+            Ok(obs(outcome, sb, None, format!("{how} ({sb_text})")))
+        }
+        (_, Decision::NothingBootable { .. }) => Err(
+            "the firmware found nothing bootable and never tried the probe (is the ESP attached?)"
+                .into(),
+        ),
+        (check, other) => Err(format!(
+            "the console event {other:?} cannot decide a {check} cell (harness bug)"
+        )),
+    }
+}
+
 /// Judges one cell. `executable_sha256` identifies the firmware build for known deviations.
 pub fn judge(
     check: Check,
+    variant: Variant,
     rule: &Rule,
     end: &BootEnd,
     executable_sha256: Option<&str>,
@@ -87,18 +193,21 @@ pub fn judge(
         BootEnd::Broken(why) => return Verdict::new(VerdictKind::Error, why.clone()),
         BootEnd::Decided(d) => d,
     };
-    let Some(outcome) = decision.payload_outcome() else {
-        return Verdict::new(
-            VerdictKind::Error,
-            "the firmware found nothing bootable and never tried the probe (is the ESP attached?)",
-        );
+    let observation = match observe(check, variant, decision) {
+        Ok(o) => o,
+        Err(why) => return Verdict::new(VerdictKind::Error, why),
     };
-    let mismatch = compare(&rule.expect, outcome, decision);
+    let outcome = observation.outcome;
+    let mismatch = compare(check, &rule.expect, &observation);
     let deviation = executable_sha256.and_then(|sha| scenarios.deviation_for(check, &rule.id, sha));
+    let what = subject(check);
     match (mismatch, deviation) {
         (None, None) => Verdict::new(
             VerdictKind::Pass,
-            format!("{} as expected: {}", describe(decision), rule.because),
+            format!(
+                "{what} {} as expected: {}",
+                observation.description, rule.because
+            ),
         ),
         (Some(why), None) => Verdict::new(
             VerdictKind::Fail,
@@ -112,7 +221,7 @@ pub fn judge(
         (Some(why), Some(dev)) => Verdict {
             kind: VerdictKind::Fail,
             reason: format!(
-                "{why}; known deviation {} expects the payload {} instead",
+                "{why}; known deviation {} expects {} instead",
                 dev.id, dev.observed
             ),
             deviation: Some(dev.clone()),
@@ -128,45 +237,50 @@ pub fn judge(
     }
 }
 
+/// What the check's payload is called in reasons.
+fn subject(check: Check) -> &'static str {
+    match check {
+        Check::SecureBoot => "the probe",
+        Check::OptionRom => "the option ROM",
+        Check::KernelBoot => "the kernel",
+    }
+}
+
 /// Why the observation does not meet the expectation, or None when it does.
-fn compare(expect: &Expectation, outcome: PayloadOutcome, decision: &Decision) -> Option<String> {
-    if expect.payload != outcome {
+fn compare(check: Check, expect: &Expectation, observation: &Observation) -> Option<String> {
+    if expect.payload != observation.outcome {
         return Some(format!(
-            "expected the probe to be {}, but it {}",
-            match expect.payload {
-                PayloadOutcome::Runs => "run",
-                PayloadOutcome::Refused => "refused",
-            },
-            describe(decision)
+            "expected {} {}, but it {} [{}]",
+            subject(check),
+            expected_words(expect.payload),
+            observation.description,
+            observation.outcome
         ));
     }
-    let Decision::ProbeRan { report } = decision else {
-        return None;
-    };
     let checks = [
-        ("SecureBoot", expect.secure_boot, report.secure_boot),
-        ("SetupMode", expect.setup_mode, report.setup_mode),
+        ("SecureBoot", expect.secure_boot, observation.secure_boot),
+        ("SetupMode", expect.setup_mode, observation.setup_mode),
     ];
     checks
         .iter()
         .filter_map(|(name, want, saw)| match (want, saw) {
             (Some(w), Some(s)) if w != s => Some(format!("expected {name}={w}, the guest saw {s}")),
-            (Some(w), None) => Some(format!(
-                "expected {name}={w}, the guest has no {name} variable"
-            )),
+            (Some(w), None) => Some(format!("expected {name}={w}, the guest reported none")),
             _ => None,
         })
         .reduce(|a, b| format!("{a}; {b}"))
 }
 
-fn describe(decision: &Decision) -> String {
-    match decision {
-        Decision::ProbeRan { report } => format!("ran ({})", summary(report)),
-        Decision::ProbeRefused { boot_option, line } => {
-            let status = line.rsplit(": ").next().unwrap_or("refused");
-            format!("was refused ({boot_option}: {status})")
-        }
-        Decision::NothingBootable { .. } => "was never tried".into(),
+fn expected_words(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Runs => "to run",
+        Outcome::Refused => "to be refused",
+        Outcome::Executed => "to run",
+        Outcome::NotExecuted => "not to run",
+        Outcome::Verified => "to boot verified",
+        Outcome::LegacyWarned => "to boot through the legacy loader with a warning",
+        Outcome::LegacySilent => "to boot through the silent legacy-loader fallback",
+        Outcome::Booted => "to boot with Secure Boot off",
     }
 }
 
@@ -183,9 +297,16 @@ pub fn summary(report: &ProbeReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Condition, KnownDeviation};
+    use crate::scenario::{Condition, KnownDeviation, Tweak, Vars};
+    use rstest::rstest;
 
-    fn rule(expect: PayloadOutcome, secure_boot: Option<u8>) -> Rule {
+    const VARIANT: Variant = Variant {
+        vars: Vars::OwnKeys,
+        payload: Payload::Signed,
+        tweak: Tweak::None,
+    };
+
+    fn rule(expect: Outcome, secure_boot: Option<u8>) -> Rule {
         Rule {
             id: "r1".into(),
             when: Condition::default(),
@@ -211,9 +332,9 @@ mod tests {
         })
     }
 
-    fn deviation(observed: PayloadOutcome) -> Scenarios {
+    fn deviation(observed: Outcome) -> Scenarios {
         Scenarios {
-            rules: vec![(Check::SecureBoot, rule(PayloadOutcome::Refused, None))],
+            rules: vec![(Check::SecureBoot, rule(Outcome::Refused, None))],
             deviations: vec![KnownDeviation {
                 id: "dev1".into(),
                 check: Check::SecureBoot,
@@ -225,16 +346,17 @@ mod tests {
                 reference: "CVE-0000-0000".into(),
             }],
             origin: "test".into(),
+            ..Scenarios::default()
         }
     }
 
     fn verdict(r: &Rule, end: &BootEnd, sha: Option<&str>, s: &Scenarios) -> VerdictKind {
-        judge(Check::SecureBoot, r, end, sha, s).kind
+        judge(Check::SecureBoot, VARIANT, r, end, sha, s).kind
     }
 
     #[test]
     fn signed_probe_running_with_secure_boot_passes() {
-        let r = rule(PayloadOutcome::Runs, Some(1));
+        let r = rule(Outcome::Runs, Some(1));
         assert_eq!(
             verdict(&r, &ran(1), None, &Scenarios::default()),
             VerdictKind::Pass
@@ -243,8 +365,15 @@ mod tests {
 
     #[test]
     fn probe_running_with_secure_boot_off_fails() {
-        let r = rule(PayloadOutcome::Runs, Some(1));
-        let v = judge(Check::SecureBoot, &r, &ran(0), None, &Scenarios::default());
+        let r = rule(Outcome::Runs, Some(1));
+        let v = judge(
+            Check::SecureBoot,
+            VARIANT,
+            &r,
+            &ran(0),
+            None,
+            &Scenarios::default(),
+        );
         assert_eq!(v.kind, VerdictKind::Fail);
         assert!(
             v.reason.contains("expected SecureBoot=1, the guest saw 0"),
@@ -255,7 +384,7 @@ mod tests {
 
     #[test]
     fn unsigned_probe_running_fails() {
-        let r = rule(PayloadOutcome::Refused, None);
+        let r = rule(Outcome::Refused, None);
         assert_eq!(
             verdict(&r, &ran(1), None, &Scenarios::default()),
             VerdictKind::Fail
@@ -264,7 +393,7 @@ mod tests {
 
     #[test]
     fn refusal_passes_when_expected() {
-        let r = rule(PayloadOutcome::Refused, None);
+        let r = rule(Outcome::Refused, None);
         assert_eq!(
             verdict(&r, &refused(), None, &Scenarios::default()),
             VerdictKind::Pass
@@ -273,7 +402,7 @@ mod tests {
 
     #[test]
     fn broken_boot_is_error_never_fail() {
-        let r = rule(PayloadOutcome::Refused, None);
+        let r = rule(Outcome::Refused, None);
         let end = BootEnd::Broken("QEMU exited with status 1: could not open".into());
         assert_eq!(
             verdict(&r, &end, None, &Scenarios::default()),
@@ -283,7 +412,7 @@ mod tests {
 
     #[test]
     fn nothing_bootable_is_error() {
-        let r = rule(PayloadOutcome::Refused, None);
+        let r = rule(Outcome::Refused, None);
         let end = BootEnd::Decided(Decision::NothingBootable {
             line: "BdsDxe: No bootable option or device was found.".into(),
         });
@@ -295,26 +424,169 @@ mod tests {
 
     #[test]
     fn recorded_deviation_is_known_deviation() {
-        let s = deviation(PayloadOutcome::Runs);
+        let s = deviation(Outcome::Runs);
         let r = s.rules[0].1.clone();
-        let v = judge(Check::SecureBoot, &r, &ran(1), Some("ABC"), &s);
+        let v = judge(Check::SecureBoot, VARIANT, &r, &ran(1), Some("ABC"), &s);
         assert_eq!(v.kind, VerdictKind::KnownDeviation);
         assert!(v.reason.contains("CVE-0000-0000"), "{}", v.reason);
     }
 
     #[test]
     fn deviation_of_another_build_does_not_apply() {
-        let s = deviation(PayloadOutcome::Runs);
+        let s = deviation(Outcome::Runs);
         let r = s.rules[0].1.clone();
         assert_eq!(verdict(&r, &ran(1), Some("other"), &s), VerdictKind::Fail);
     }
 
     #[test]
     fn deviation_that_no_longer_happens_is_stale() {
-        let s = deviation(PayloadOutcome::Runs);
+        let s = deviation(Outcome::Runs);
         let r = s.rules[0].1.clone();
-        let v = judge(Check::SecureBoot, &r, &refused(), Some("abc"), &s);
+        let v = judge(Check::SecureBoot, VARIANT, &r, &refused(), Some("abc"), &s);
         assert_eq!(v.kind, VerdictKind::Fail);
         assert!(v.reason.starts_with("stale-deviation"), "{}", v.reason);
+    }
+
+    fn oprom(marker: bool) -> BootEnd {
+        BootEnd::Decided(Decision::OptionRomDispatched {
+            marker: marker.then(|| "BOOTMATRIX-OPROM v=1 loaded".to_string()),
+            report: ProbeReport::sample(1),
+        })
+    }
+
+    #[rstest]
+    #[case::rom_ran_as_expected(true, Outcome::Executed, VerdictKind::Pass)]
+    #[case::rom_rejected_as_expected(false, Outcome::NotExecuted, VerdictKind::Pass)]
+    #[case::unsigned_rom_ran(true, Outcome::NotExecuted, VerdictKind::Fail)]
+    #[case::signed_rom_did_not_run(false, Outcome::Executed, VerdictKind::Fail)]
+    fn option_rom_verdicts(
+        #[case] marker: bool,
+        #[case] expect: Outcome,
+        #[case] kind: VerdictKind,
+    ) {
+        let r = rule(expect, Some(1));
+        let v = judge(
+            Check::OptionRom,
+            VARIANT,
+            &r,
+            &oprom(marker),
+            None,
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind, kind, "{}", v.reason);
+    }
+
+    #[test]
+    fn option_rom_cell_whose_probe_was_refused_is_an_error() {
+        let r = rule(Outcome::NotExecuted, None);
+        let v = judge(
+            Check::OptionRom,
+            VARIANT,
+            &r,
+            &refused(),
+            None,
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind, VerdictKind::Error);
+        assert!(
+            v.reason.contains("does not trust the test key"),
+            "{}",
+            v.reason
+        );
+    }
+
+    fn started(secure_boot: Option<bool>, warned: bool) -> Decision {
+        Decision::KernelStarted {
+            linux_version: "Linux version 6.1.0-28-amd64".into(),
+            secure_boot,
+            legacy_warning: warned.then(|| {
+                "OVMF: Using legacy linux kernel loader (insecure and deprecated).".into()
+            }),
+            line: "secureboot: Secure boot enabled".into(),
+        }
+    }
+
+    #[rstest]
+    #[case::signed_kernel(Payload::Signed, started(Some(true), false), Outcome::Verified)]
+    #[case::unsigned_kernel_silently(
+        Payload::Unsigned,
+        started(Some(true), false),
+        Outcome::LegacySilent
+    )]
+    #[case::unsigned_kernel_warned(
+        Payload::Unsigned,
+        started(Some(true), true),
+        Outcome::LegacyWarned
+    )]
+    #[case::no_secure_boot(Payload::Unsigned, started(Some(false), false), Outcome::Booted)]
+    #[case::no_secureboot_line(Payload::Signed, started(None, false), Outcome::Booted)]
+    #[case::refused(Payload::Unsigned, Decision::KernelRefused { line: "OVMF: Fallback to insecure legacy linux kernel loader is disabled.".into() }, Outcome::Refused)]
+    fn kernel_outcomes(
+        #[case] payload: Payload,
+        #[case] decision: Decision,
+        #[case] outcome: Outcome,
+    ) {
+        let variant = Variant { payload, ..VARIANT };
+        let o = observe(Check::KernelBoot, variant, &decision).unwrap();
+        assert_eq!(o.outcome, outcome, "{}", o.description);
+    }
+
+    #[test]
+    fn silent_fallback_under_strict_is_a_failure_naming_the_outcome() {
+        let r = rule(Outcome::Refused, None);
+        let variant = Variant {
+            payload: Payload::Unsigned,
+            ..VARIANT
+        };
+        let end = BootEnd::Decided(started(Some(true), false));
+        let v = judge(
+            Check::KernelBoot,
+            variant,
+            &r,
+            &end,
+            None,
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind, VerdictKind::Fail);
+        assert!(v.reason.contains("[legacy-silent]"), "{}", v.reason);
+        assert!(
+            v.reason.contains("expected the kernel to be refused"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn kernel_deviation_is_known_and_goes_stale_when_fixed() {
+        let mut s = deviation(Outcome::LegacySilent);
+        s.rules[0].0 = Check::KernelBoot;
+        s.deviations[0].check = Check::KernelBoot;
+        let r = s.rules[0].1.clone();
+        let variant = Variant {
+            payload: Payload::Unsigned,
+            ..VARIANT
+        };
+        let booted = BootEnd::Decided(started(Some(true), false));
+        let refused = BootEnd::Decided(Decision::KernelRefused {
+            line: "BdsDxe: No bootable option or device was found.".into(),
+        });
+        let warned = BootEnd::Decided(started(Some(true), true));
+        let kind = |end: &BootEnd| judge(Check::KernelBoot, variant, &r, end, Some("abc"), &s);
+        assert_eq!(kind(&booted).kind, VerdictKind::KnownDeviation);
+        let stale = kind(&refused);
+        assert_eq!(stale.kind, VerdictKind::Fail);
+        assert!(
+            stale.reason.starts_with("stale-deviation"),
+            "{}",
+            stale.reason
+        );
+        // A different misbehaviour than the one recorded is a plain failure.
+        let other = kind(&warned);
+        assert_eq!(other.kind, VerdictKind::Fail);
+        assert!(
+            other.reason.contains("expects legacy-silent instead"),
+            "{}",
+            other.reason
+        );
     }
 }

@@ -8,9 +8,12 @@
 pub mod boot;
 pub mod descriptor;
 pub mod discover;
+pub mod explain;
 pub mod host;
 pub mod judge;
 pub mod observe;
+pub mod optionrom;
+pub mod pe;
 pub mod plan;
 pub mod prepare;
 pub mod qemu;

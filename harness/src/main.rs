@@ -1,6 +1,6 @@
-//! The `bootmatrix` command line: list, plan, run.
+//! The `bootmatrix` command line: list, plan, run, explain.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use regex::Regex;
@@ -10,17 +10,20 @@ use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
 use bootmatrix::host::Accel;
 use bootmatrix::plan::{self, Action, Layout, PlanOptions};
 use bootmatrix::prepare::{default_run_dir, shell_line};
-use bootmatrix::scenario::Scenarios;
-use bootmatrix::{boot, prepare, qemu, report, run};
+use bootmatrix::scenario::{Profile, Scenarios};
+use bootmatrix::{boot, explain, prepare, qemu, report, run};
 
 const USAGE: &str = "\
 bootmatrix: boot QEMU/OVMF guests for every firmware descriptor and check that the firmware
-keeps the Secure Boot promises its descriptor makes.
+keeps the security promises its descriptor makes: Secure Boot enforcement (secure-boot),
+option-ROM rejection (option-rom) and direct-kernel-boot policy (kernel-boot).
 
 USAGE:
-    bootmatrix list [OPTIONS]    what was found, and why anything was left out
-    bootmatrix plan [OPTIONS]    every cell with its exact argv or its skip reason
-    bootmatrix run  [OPTIONS]    boot every cell, judge it, print a summary
+    bootmatrix list [OPTIONS]          what was found, and why anything was left out
+    bootmatrix plan [OPTIONS]          every cell with its exact argv or its skip reason
+    bootmatrix run  [OPTIONS]          boot every cell, judge it, print a summary
+    bootmatrix explain CELL [OPTIONS]  a cell's expectation, where it comes from, what was
+                                       observed (from the run folder) and the verdict
 
 OPTIONS:
     --descriptors DIR      search DIR for descriptors instead of the default folders
@@ -30,7 +33,13 @@ OPTIONS:
     --accel kvm|tcg        force the accelerator (default: KVM where it really works)
     --filter REGEX         only cells whose id matches
     --scenarios DIR        expectations from DIR instead of the built-in scenarios/
-    --out DIR              run folder (default: ./bootmatrix-runs/<UTC time>)
+    --profile P            strict (default: no unsigned code under enforcing Secure Boot)
+                           or upstream (what edk2 documents for the firmware's release)
+    --kernel FILE          Linux bzImage for kernel-boot cells (default: the one ./ci/setup
+                           fetched into ~/.cache/bootmatrix, else the newest /boot/vmlinuz-*)
+    --shim FILE            shim for the -shim kernel-boot cells (QEMU >= 10.0)
+    --out DIR              run folder (default: ./bootmatrix-runs/<UTC time>; for explain,
+                           the newest run there)
     --jobs N               cells booted at once (default: number of CPUs)
     --timeout-scale F      multiply every cell deadline by F
     --report-json FILE     also write the JSON report to FILE (run)
@@ -48,6 +57,11 @@ struct Args {
     accel: Option<Accel>,
     filter: Option<Regex>,
     scenarios: Option<PathBuf>,
+    profile: Profile,
+    kernel: Option<PathBuf>,
+    shim: Option<PathBuf>,
+    /// explain: the cell id.
+    cell: Option<String>,
     out: Option<PathBuf>,
     jobs: Option<usize>,
     timeout_scale: f64,
@@ -83,6 +97,9 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
                 args.filter = Some(Regex::new(&re).map_err(|e| format!("--filter {re:?}: {e}"))?);
             }
             "--scenarios" => args.scenarios = Some(value(&flag)?.into()),
+            "--profile" => args.profile = value(&flag)?.parse()?,
+            "--kernel" => args.kernel = Some(value(&flag)?.into()),
+            "--shim" => args.shim = Some(value(&flag)?.into()),
             "--out" => args.out = Some(value(&flag)?.into()),
             "--report-json" => args.report_json = Some(value(&flag)?.into()),
             "--junit" => args.junit = Some(value(&flag)?.into()),
@@ -103,12 +120,18 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
                     .filter(|f: &f64| *f > 0.0)
                     .ok_or(format!("--timeout-scale {v:?}: expected a positive number"))?;
             }
-            "list" | "plan" | "run" if args.command.is_empty() => args.command = flag,
+            "list" | "plan" | "run" | "explain" if args.command.is_empty() => args.command = flag,
+            cell if args.command == "explain" && args.cell.is_none() && !cell.starts_with('-') => {
+                args.cell = Some(cell.to_string())
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.command.is_empty() {
-        return Err("missing command: list, plan or run".into());
+        return Err("missing command: list, plan, run or explain".into());
+    }
+    if args.command == "explain" && args.cell.is_none() {
+        return Err("explain needs a cell id (see `bootmatrix plan`)".into());
     }
     Ok(args)
 }
@@ -142,7 +165,13 @@ fn execute(args: &Args) -> Result<u8, String> {
     };
     // list and plan write nothing that outlives them; run keeps everything in its folder.
     let scratch = tempfile::tempdir().map_err(|e| format!("cannot make a temp folder: {e}"))?;
-    let run_dir = args.out.clone().unwrap_or_else(default_run_dir);
+    let run_dir = match (&args.out, args.command.as_str()) {
+        (Some(dir), _) => dir.clone(),
+        // explain reads what the newest run recorded.
+        (None, "explain") => explain::latest_run(Path::new("bootmatrix-runs"))
+            .unwrap_or_else(|| PathBuf::from("bootmatrix-runs")),
+        (None, _) => default_run_dir(),
+    };
     let host_scratch = if args.command == "run" {
         let dir = run_dir.join("host");
         std::fs::create_dir_all(&dir)
@@ -151,6 +180,13 @@ fn execute(args: &Args) -> Result<u8, String> {
     } else {
         scratch.path().to_path_buf()
     };
+    if let (Some(shim), true) = (&args.shim, args.command == "run") {
+        std::fs::File::open(shim).map_err(|e| format!("--shim {}: {e}", shim.display()))?;
+    }
+    let kernel = bootmatrix::discover::find_kernel(args.kernel.as_deref());
+    if let (Some(_), Err(why)) = (&args.kernel, &kernel) {
+        return Err(why.clone());
+    }
     let inventory = discover(&DiscoverOptions {
         descriptor_dirs: args.descriptor_dirs.clone(),
         qemus: args.qemus.clone(),
@@ -163,10 +199,31 @@ fn execute(args: &Args) -> Result<u8, String> {
     options.forced_accel = args.accel;
     options.filter = args.filter.clone();
     options.timeout_scale = args.timeout_scale;
+    options.profile = args.profile;
+    options.kernel = kernel;
+    options.shim = args.shim.clone();
     let plan = plan::plan(&inventory, &scenarios, &options);
     match args.command.as_str() {
         "list" => {
             print_inventory(&inventory, &plan);
+            match &options.kernel {
+                Ok(k) => println!("kernel for kernel-boot cells: {}", k.display()),
+                Err(why) => println!("kernel-boot cells are skipped: {why}"),
+            }
+            Ok(0)
+        }
+        "explain" => {
+            let id = args.cell.as_deref().unwrap_or_default();
+            let cell = explain::find_cell(&plan, id)?;
+            let firmware = inventory
+                .firmware
+                .iter()
+                .find(|f| f.descriptor.name == cell.descriptor);
+            let recorded = explain::recorded(&run_dir, &cell.id);
+            print!(
+                "{}",
+                explain::explain(cell, firmware, &scenarios, &run_dir, recorded.as_ref())
+            );
             Ok(0)
         }
         "plan" => {
@@ -211,7 +268,7 @@ fn run_all(
     );
     if !plan.artifacts.is_empty() {
         println!(
-            "preparing {} artifacts (test keys, probe images, varstores)...",
+            "preparing {} artifacts (test keys, probe images, option ROMs, kernels, varstores)...",
             plan.artifacts.len()
         );
     }
@@ -370,6 +427,7 @@ fn print_plan(plan: &plan::Plan) {
                 println!("      {}", shell_line(&spec.argv));
             }
             Action::Skip(why) => println!("SKIP  {}  {}", cell.id, why),
+            Action::Refused(why) => println!("REFUSED {}  {}", cell.id, why),
             Action::Error(why) => println!("ERROR {}  {}", cell.id, why),
         }
     }

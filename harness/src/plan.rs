@@ -13,7 +13,9 @@ use crate::descriptor::{
 use crate::discover::{Firmware, Inventory, QemuTarget};
 use crate::host::{choose_accel, Accel, SevParams};
 use crate::qemu::QemuBinary;
-use crate::scenario::{Check, Payload, Rule, Scenarios, Variant, Vars};
+use crate::scenario::{
+    Check, Edk2Release, Payload, Profile, Rule, Scenarios, Subject, Tweak, Variant, Vars,
+};
 
 /// Folder layout of one run. Everything a run writes lives under `root`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,17 @@ impl Layout {
     pub fn esp(&self, payload: Payload) -> PathBuf {
         self.prepared().join(format!("esp-{}", payload.as_str()))
     }
+    /// The option-ROM driver wrapped in a PCI expansion ROM, signed or not.
+    pub fn option_rom(&self, payload: Payload) -> PathBuf {
+        self.prepared()
+            .join(format!("oprom-{}.rom", payload.as_str()))
+    }
+    /// The kernel for `-kernel`: the given one with its signatures removed, or that one signed
+    /// with the test db key.
+    pub fn kernel(&self, payload: Payload) -> PathBuf {
+        self.prepared()
+            .join(format!("vmlinuz-{}", payload.as_str()))
+    }
     pub fn varstore(&self, descriptor: &Descriptor, vars: Vars) -> PathBuf {
         self.prepared().join("vars").join(format!(
             "{}.{}.fd",
@@ -62,6 +75,10 @@ pub enum Artifact {
     TestKeys,
     /// The probe, signed or not, on its ESP folder.
     Probe(Payload),
+    /// The option-ROM driver in a PCI expansion ROM, signed (before wrapping) or not.
+    OptionRom(Payload),
+    /// `source` without its signatures (unsigned), or that signed with the test db key.
+    Kernel { source: PathBuf, payload: Payload },
     /// A copy of `template` with keys enrolled (`OwnKeys`) or our db cert added (`DbAdded`).
     Varstore {
         template: PathBuf,
@@ -75,7 +92,9 @@ impl Artifact {
     pub fn needs_test_keys(&self) -> bool {
         match self {
             Artifact::TestKeys => false,
-            Artifact::Probe(payload) => *payload == Payload::Signed,
+            Artifact::Probe(payload)
+            | Artifact::OptionRom(payload)
+            | Artifact::Kernel { payload, .. } => *payload == Payload::Signed,
             Artifact::Varstore { .. } => true,
         }
     }
@@ -83,6 +102,8 @@ impl Artifact {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
+    /// What the console watcher looks for.
+    pub check: Check,
     pub argv: Vec<String>,
     pub dir: PathBuf,
     /// Files copied into the cell folder before boot: (source, private copy).
@@ -99,6 +120,9 @@ pub enum Action {
     Run(Box<RunSpec>),
     /// The machine cannot run this cell; the reason says why.
     Skip(String),
+    /// The planner will not run this cell because the configuration itself breaks policy
+    /// (`-kernel` under SEV without measured boot); reported as a skip with this reason.
+    Refused(String),
     /// The harness cannot run this cell (e.g. no expectation for it): reported as error.
     Error(String),
 }
@@ -117,6 +141,10 @@ pub struct Cell {
     pub sev: bool,
     pub check: Check,
     pub variant: Variant,
+    /// The profile the expectation was chosen under.
+    pub profile: Profile,
+    /// The firmware's edk2 release, from its package version, when known.
+    pub edk2: Option<Edk2Release>,
     /// The scenario rule that gives this cell's expectation.
     pub rule: Option<Rule>,
     pub action: Action,
@@ -144,6 +172,11 @@ pub struct PlanOptions {
     /// Multiplies every deadline (slow CI machines).
     pub timeout_scale: f64,
     pub memory_mib: u32,
+    pub profile: Profile,
+    /// The Linux kernel for kernel-boot cells, or why there is none (the cells' skip reason).
+    pub kernel: Result<PathBuf, String>,
+    /// shim for `-shim` kernel-boot cells (QEMU >= 10.0).
+    pub shim: Option<PathBuf>,
 }
 
 impl PlanOptions {
@@ -154,13 +187,18 @@ impl PlanOptions {
             filter: None,
             timeout_scale: 1.0,
             memory_mib: 512,
+            profile: Profile::Strict,
+            kernel: Err("no kernel given (--kernel PATH)".into()),
+            shim: None,
         }
     }
 }
 
-/// How long a secure-boot cell may take before it is an error. Measured: ~1 s under KVM,
-/// 5.5-7.3 s under TCG on a 2-core machine; TCG gets a larger factor for loaded CI hosts.
-const SECURE_BOOT_DEADLINE_KVM: Duration = Duration::from_secs(20);
+/// How long a cell may take before it is an error. Measured under TCG on a 2-core machine:
+/// the probe reports after 3.3-4.3 s; a kernel's `secureboot:` line comes after ~9 s. KVM is
+/// several times faster; TCG gets a larger factor for loaded CI hosts.
+const PROBE_DEADLINE_KVM: Duration = Duration::from_secs(20);
+const KERNEL_DEADLINE_KVM: Duration = Duration::from_secs(30);
 const TCG_FACTOR: u32 = 4;
 
 /// Why a descriptor is not a candidate for cells at all, or None when it is.
@@ -210,6 +248,40 @@ pub fn vars_variants(descriptor: &Descriptor) -> Vec<Vars> {
     }
 }
 
+/// The varstore under which Secure Boot enforces with the test db key trusted (or the shipped
+/// one, for builds without Secure Boot): what option-rom and kernel-boot cells boot with.
+pub fn enforcing_vars(descriptor: &Descriptor) -> Vars {
+    *vars_variants(descriptor)
+        .last()
+        .expect("vars_variants is never empty")
+}
+
+/// The variants a check tries on a descriptor.
+pub fn variants(check: Check, descriptor: &Descriptor) -> Vec<Variant> {
+    let vars = match check {
+        Check::SecureBoot => vars_variants(descriptor),
+        Check::OptionRom | Check::KernelBoot => vec![enforcing_vars(descriptor)],
+    };
+    let mut out = Vec::new();
+    for &vars in &vars {
+        for payload in Payload::ALL {
+            for &tweak in check.tweaks() {
+                // shim is signed for the vendor's db: only builds that ship with keys enrolled
+                // trust it.
+                if tweak == Tweak::Shim && !descriptor.has(&Feature::EnrolledKeys) {
+                    continue;
+                }
+                out.push(Variant {
+                    vars,
+                    payload,
+                    tweak,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The concrete machine type to run `descriptor` on: q35 first, then pc.
 pub fn pick_machine(qemu: &QemuBinary, descriptor: &Descriptor) -> Result<String, String> {
     let mut tried = Vec::new();
@@ -255,14 +327,11 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
             };
             for &sev in sev_axis {
                 for &check in Check::ALL {
-                    for vars in vars_variants(d) {
-                        for payload in Payload::ALL {
-                            let variant = Variant { vars, payload };
-                            let cell =
-                                plan_cell(firmware, qemu, sev, check, variant, scenarios, options);
-                            if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
-                                cells.push(cell);
-                            }
+                    for variant in variants(check, d) {
+                        let cell =
+                            plan_cell(firmware, qemu, sev, check, variant, scenarios, options);
+                        if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
+                            cells.push(cell);
                         }
                     }
                 }
@@ -294,21 +363,37 @@ fn plan_cell(
 ) -> Cell {
     let d = &firmware.descriptor;
     let id = format!(
-        "{}/{}/{}/{}/{}-vars-{}",
+        "{}/{}/{}/{}/{}",
         stem(&d.name),
         qemu.binary.label(),
         if sev { "sev-on" } else { "sev-off" },
         check,
-        variant.vars.as_str(),
-        variant.payload.as_str()
+        variant.id_part()
     );
     let needs_smm = d.has(&Feature::RequiresSmm);
     let (accel, accel_reason) = choose_accel(options.forced_accel, &qemu.kvm, needs_smm);
     let machine = pick_machine(&qemu.binary, d);
-    let rule = scenarios.rule_for(check, d, variant, sev).cloned();
+    let edk2 = firmware
+        .package
+        .as_deref()
+        .and_then(Edk2Release::from_package_version);
+    let subject = Subject {
+        descriptor: d,
+        edk2,
+        variant,
+        sev,
+        profile: options.profile,
+    };
+    let rule = scenarios.rule_for(check, &subject).cloned();
     let layout = &options.layout;
+    let sev_kernel = (check == Check::KernelBoot && sev)
+        .then(|| sev_kernel_policy(firmware, &qemu.binary, scenarios));
     let action = match (&machine, sev, &rule) {
         (Err(why), _, _) => Action::Skip(why.clone()),
+        // Policy before host capability: a runtime maintainer sees the refusal on any host.
+        _ if matches!(sev_kernel, Some(Err(_))) => {
+            Action::Refused(sev_kernel.clone().and_then(Result::err).unwrap_or_default())
+        }
         (_, true, _) if accel != Accel::Kvm && qemu.sev.is_ok() => Action::Skip(format!(
             "SEV needs KVM; this cell runs on {accel} ({accel_reason})"
         )),
@@ -326,10 +411,24 @@ fn plan_cell(
             "the descriptor's firmware cannot be used: {}",
             firmware.executable_sha256.clone().unwrap_err()
         )),
+        _ if check == Check::KernelBoot && options.kernel.is_err() => {
+            Action::Skip(options.kernel.clone().unwrap_err())
+        }
+        _ if variant.tweak == Tweak::Shim && !qemu.binary.has_shim() => Action::Skip(format!(
+            "-shim needs QEMU >= 10.0; this is {}",
+            qemu.binary.label()
+        )),
+        _ if variant.tweak == Tweak::Shim && options.shim.is_none() => {
+            Action::Skip("no shim given (--shim FILE, e.g. Debian's shimx64.efi.signed)".into())
+        }
         (_, _, None) => Action::Error(format!(
-            "no rule in scenarios ({}) matches check {check}, variant {variant}, features [{}]",
+            "no rule in scenarios ({}) matches check {check}, variant {variant}, profile {}, \
+             features [{}], edk2 release {}",
             scenarios.origin,
-            feature_list(d)
+            options.profile,
+            feature_list(d),
+            edk2.map_or("unknown (no package version)".to_string(), |r| r
+                .to_string())
         )),
         (Ok(machine), _, Some(_)) => {
             let sev_params = if sev { qemu.sev.clone().ok() } else { None };
@@ -363,8 +462,41 @@ fn plan_cell(
         sev,
         check,
         variant,
+        profile: options.profile,
+        edk2,
         rule,
         action,
+    }
+}
+
+/// `-kernel` under SEV is allowed only when the boot is measured: a firmware build known to
+/// verify the kernel against SEV kernel hashes (scenarios' measured-boot list, by sha256), on a
+/// QEMU that can pass them (`kernel-hashes=on`, 6.2). QEMU accepting `kernel-hashes=on` says
+/// nothing about the firmware, so the firmware build decides.
+pub fn sev_kernel_policy(
+    firmware: &Firmware,
+    qemu: &QemuBinary,
+    scenarios: &Scenarios,
+) -> Result<(), String> {
+    let measured = firmware
+        .executable_sha256
+        .as_ref()
+        .ok()
+        .and_then(|sha| scenarios.measured_build(sha));
+    match measured {
+        None => Err(format!(
+            "refused by policy: -kernel with SEV is never allowed unless the boot is measured, \
+             and {} is not a build known to verify SEV kernel hashes (measured-boot list of the {} scenarios); \
+             the host could hand the guest any kernel",
+            crate::discover::executable_of(&firmware.descriptor).display(),
+            scenarios.origin
+        )),
+        Some(_) if !qemu.has_kernel_hashes() => Err(format!(
+            "refused by policy: -kernel with SEV must be measured (sev-guest kernel-hashes=on), \
+             which needs QEMU >= 6.2; this is {}",
+            qemu.label()
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -392,7 +524,7 @@ fn run_spec(
     let d = &firmware.descriptor;
     let dir = layout.cell_dir(id);
     let mut copies = Vec::new();
-    let mut needs = vec![Artifact::Probe(variant.payload)];
+    let mut needs = Vec::new();
     let debug_log = d
         .has(&Feature::VerboseDynamic)
         .then(|| dir.join("debug.log"));
@@ -437,37 +569,91 @@ fn run_spec(
     }
     argv.extend(firmware_args.args);
     if let Some(params) = sev {
+        // Only a measured kernel-boot cell gets this far with SEV (see sev_kernel_policy).
+        let hashes = if check == Check::KernelBoot {
+            ",kernel-hashes=on"
+        } else {
+            ""
+        };
         argv.extend([
             "-object".into(),
             format!(
-                "sev-guest,id=sev0,cbitpos={},reduced-phys-bits={},policy=0x1",
+                "sev-guest,id=sev0,cbitpos={},reduced-phys-bits={},policy=0x1{hashes}",
                 params.cbitpos, params.reduced_phys_bits
             ),
         ]);
     }
     argv.extend(console_args(debug_log.as_deref()));
-    match check {
-        Check::SecureBoot => {
+    let esp = |payload: Payload, needs: &mut Vec<Artifact>| -> Vec<String> {
+        needs.push(Artifact::Probe(payload));
+        vec![
             // A read-only FAT view of a prepared folder: the probe as \EFI\BOOT\BOOTX64.EFI.
+            "-drive".into(),
+            format!(
+                "if=none,id=esp,format=raw,readonly=on,file=fat:{}",
+                layout.esp(payload).display()
+            ),
+            "-device".into(),
+            // Under SEV, guest memory is encrypted: virtio must go through the (bounce
+            // buffering) IOMMU path, which only modern virtio offers. `romfile=` (none): only
+            // the ROM under test may run.
+            if sev.is_some() {
+                "virtio-blk-pci,drive=esp,romfile=,disable-legacy=on,iommu_platform=on".into()
+            } else {
+                "virtio-blk-pci,drive=esp,romfile=".into()
+            },
+        ]
+    };
+    match check {
+        Check::SecureBoot => argv.extend(esp(variant.payload, &mut needs)),
+        Check::OptionRom => {
+            // The probe, signed with the test db key, decides the cell when it reports; the
+            // ROM under test sits on a NIC that OVMF has no driver of its own for.
+            argv.extend(esp(Payload::Signed, &mut needs));
+            needs.push(Artifact::OptionRom(variant.payload));
             argv.extend([
-                "-drive".into(),
-                format!(
-                    "if=none,id=esp,format=raw,readonly=on,file=fat:{}",
-                    layout.esp(variant.payload).display()
-                ),
+                "-netdev".into(),
+                "user,id=net0,restrict=on".into(),
                 "-device".into(),
-                // Under SEV, guest memory is encrypted: virtio must go through the (bounce
-                // buffering) IOMMU path, which only modern virtio offers.
-                if sev.is_some() {
-                    "virtio-blk-pci,drive=esp,disable-legacy=on,iommu_platform=on".into()
-                } else {
-                    "virtio-blk-pci,drive=esp".into()
-                },
+                format!(
+                    "e1000,netdev=net0,romfile={}",
+                    layout.option_rom(variant.payload).display()
+                ),
             ]);
+        }
+        Check::KernelBoot => {
+            let source = options
+                .kernel
+                .clone()
+                .map_err(|why| format!("no kernel: {why}"))?;
+            needs.push(Artifact::Kernel {
+                source,
+                payload: variant.payload,
+            });
+            argv.extend([
+                "-kernel".into(),
+                layout.kernel(variant.payload).display().to_string(),
+                "-append".into(),
+                // No initrd: the kernel stops at mounting root, long after its decisive lines.
+                "console=ttyS0 panic=-1".into(),
+                "-no-reboot".into(),
+            ]);
+            match variant.tweak {
+                Tweak::None => {}
+                Tweak::NoLegacyLoader => argv.extend([
+                    "-fw_cfg".into(),
+                    "name=opt/org.tianocore/EnableLegacyLoader,string=no".into(),
+                ]),
+                Tweak::Shim => {
+                    let shim = options.shim.as_ref().ok_or("no shim given (--shim FILE)")?;
+                    argv.extend(["-shim".into(), shim.display().to_string()]);
+                }
+            }
         }
     }
     let base = match check {
-        Check::SecureBoot => SECURE_BOOT_DEADLINE_KVM,
+        Check::SecureBoot | Check::OptionRom => PROBE_DEADLINE_KVM,
+        Check::KernelBoot => KERNEL_DEADLINE_KVM,
     };
     let factor = if accel == Accel::Tcg { TCG_FACTOR } else { 1 };
     let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));
@@ -475,6 +661,7 @@ fn run_spec(
         needs.insert(0, Artifact::TestKeys);
     }
     Ok(RunSpec {
+        check,
         argv,
         dir,
         copies,

@@ -1,11 +1,15 @@
-//! Prepare: the run's test keys, the probe (signed and unsigned) on its ESP folders, varstores
-//! with keys enrolled, and each cell's private copies. Everything is written under the run
-//! folder; descriptor templates are only ever read.
+//! Prepare: the run's test keys, the probe (signed and unsigned) on its ESP folders, the
+//! option-ROM driver wrapped in PCI expansion ROMs, the kernel with its signatures taken off and
+//! re-signed with the test key, varstores with keys enrolled, and each cell's private copies.
+//! Everything is written under the run folder; descriptor templates and the given kernel are
+//! only ever read.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use crate::optionrom::{self, OPROM_EFI};
+use crate::pe;
 use crate::plan::{Artifact, Layout, RunSpec};
 use crate::scenario::{Payload, Vars};
 use crate::tools::{OPENSSL, SBSIGN, VIRT_FW_VARS};
@@ -60,6 +64,8 @@ fn make(artifact: &Artifact, layout: &Layout) -> Result<(), String> {
     match artifact {
         Artifact::TestKeys => make_keys(&layout.keys()),
         Artifact::Probe(payload) => make_probe(layout, *payload),
+        Artifact::OptionRom(payload) => make_option_rom(layout, *payload),
+        Artifact::Kernel { source, payload } => make_kernel(layout, source, *payload),
         Artifact::Varstore {
             template,
             vars,
@@ -100,26 +106,86 @@ fn make_keys(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn make_probe(layout: &Layout, payload: Payload) -> Result<(), String> {
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Signs `unsigned` with the run's db key into `signed`.
+fn sign(layout: &Layout, unsigned: &Path, signed: &Path) -> Result<(), String> {
+    let keys = layout.keys();
+    SBSIGN.run(&[
+        OsStr::new("--key"),
+        keys.join("db.key").as_os_str(),
+        OsStr::new("--cert"),
+        keys.join("db.crt").as_os_str(),
+        OsStr::new("--output"),
+        signed.as_os_str(),
+        unsigned.as_os_str(),
+    ])
+}
+
+/// Writes the unsigned image (once) and, for `Signed`, its signed copy; returns the one asked.
+fn image_pair(
+    layout: &Layout,
+    payload: Payload,
+    path: impl Fn(Payload) -> PathBuf,
+    unsigned_bytes: impl FnOnce() -> Result<Vec<u8>, String>,
+) -> Result<PathBuf, String> {
     create_dir(&layout.prepared())?;
-    let unsigned = layout.probe_efi(Payload::Unsigned);
+    let unsigned = path(Payload::Unsigned);
     if !unsigned.exists() {
-        std::fs::write(&unsigned, PROBE_EFI)
-            .map_err(|e| format!("cannot write {}: {e}", unsigned.display()))?;
+        write_file(&unsigned, &unsigned_bytes()?)?;
     }
-    let image = layout.probe_efi(payload);
+    let image = path(payload);
     if payload == Payload::Signed {
-        let keys = layout.keys();
-        SBSIGN.run(&[
-            OsStr::new("--key"),
-            keys.join("db.key").as_os_str(),
-            OsStr::new("--cert"),
-            keys.join("db.crt").as_os_str(),
-            OsStr::new("--output"),
-            image.as_os_str(),
-            unsigned.as_os_str(),
-        ])?;
+        sign(layout, &unsigned, &image)?;
     }
+    Ok(image)
+}
+
+fn make_option_rom(layout: &Layout, payload: Payload) -> Result<(), String> {
+    let dir = layout.prepared();
+    let driver = image_pair(
+        layout,
+        payload,
+        |p| dir.join(format!("oprom-{}.efi", p.as_str())),
+        || Ok(OPROM_EFI.to_vec()),
+    )?;
+    let pe =
+        std::fs::read(&driver).map_err(|e| format!("cannot read {}: {e}", driver.display()))?;
+    let rom = optionrom::expansion_rom(&pe, optionrom::E1000_VENDOR, optionrom::E1000_DEVICE)
+        .map_err(|e| format!("cannot wrap {} into an option ROM: {e}", driver.display()))?;
+    write_file(&layout.option_rom(payload), &rom)
+}
+
+/// The kernel without any signature it came with (so "unsigned" means signed by no key), and
+/// that signed with the test db key.
+fn make_kernel(layout: &Layout, source: &Path, payload: Payload) -> Result<(), String> {
+    image_pair(
+        layout,
+        payload,
+        |p| layout.kernel(p),
+        || {
+            let bytes = std::fs::read(source)
+                .map_err(|e| format!("cannot read the kernel {}: {e}", source.display()))?;
+            pe::strip_signatures(&bytes).map_err(|e| {
+                format!(
+                    "the kernel {} is not an EFI-stub bzImage: {e}",
+                    source.display()
+                )
+            })
+        },
+    )
+    .map(|_| ())
+}
+
+fn make_probe(layout: &Layout, payload: Payload) -> Result<(), String> {
+    let image = image_pair(
+        layout,
+        payload,
+        |p| layout.probe_efi(p),
+        || Ok(PROBE_EFI.to_vec()),
+    )?;
     let boot_dir = layout.esp(payload).join("EFI").join("BOOT");
     create_dir(&boot_dir)?;
     let target = boot_dir.join("BOOTX64.EFI");
@@ -263,6 +329,7 @@ mod tests {
         std::fs::set_permissions(&template, std::fs::Permissions::from_mode(0o444)).unwrap();
         let cell_dir = dir.path().join("cells/x");
         let spec = RunSpec {
+            check: crate::scenario::Check::SecureBoot,
             argv: vec!["qemu".into()],
             dir: cell_dir.clone(),
             copies: vec![(template.clone(), cell_dir.join("vars.fd"))],

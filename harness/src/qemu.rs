@@ -157,6 +157,16 @@ impl QemuBinary {
         self.version >= Version::new(6, 0, 0)
     }
 
+    /// `sev-guest,kernel-hashes=on` (measured direct boot) appeared in QEMU 6.2.
+    pub fn has_kernel_hashes(&self) -> bool {
+        self.version >= Version::new(6, 2, 0)
+    }
+
+    /// `-shim FILE` (direct kernel boot verified through shim) appeared in QEMU 10.0.
+    pub fn has_shim(&self) -> bool {
+        self.version >= Version::new(10, 0, 0)
+    }
+
     /// `-object igvm-cfg` appeared in QEMU 10.1.
     pub fn has_igvm(&self) -> bool {
         self.version >= Version::new(10, 1, 0)

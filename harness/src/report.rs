@@ -5,30 +5,62 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::judge::{summary, VerdictKind};
+use crate::judge::{self, summary, VerdictKind};
 use crate::observe::Decision;
 use crate::plan::Action;
 use crate::run::CellResult;
 
-/// The `observed` object: what the guest reported, or what the firmware printed instead.
-pub fn observed_json(observed: Option<&Decision>) -> Value {
-    match observed {
-        Some(Decision::ProbeRan { report }) => {
+/// The `observed` object: the outcome, what the guest reported, and the decisive lines.
+pub fn observed_json(result: &CellResult) -> Value {
+    let Some(decision) = result.observed.as_ref() else {
+        return json!({});
+    };
+    let mut v = match decision {
+        Decision::ProbeRan { report } => serde_json::to_value(report).unwrap_or(Value::Null),
+        Decision::OptionRomDispatched { marker, report } => {
             let mut v = serde_json::to_value(report).unwrap_or(Value::Null);
-            v["payload"] = json!("runs");
+            v["rom_marker"] = json!(marker);
             v
         }
-        Some(Decision::ProbeRefused { boot_option, line }) => json!({
-            "payload": "refused",
+        Decision::ProbeRefused { boot_option, line } => json!({
             "boot_option": boot_option,
             "line": line,
         }),
-        Some(Decision::NothingBootable { line }) => json!({
-            "payload": "never-tried",
+        Decision::NothingBootable { line } | Decision::KernelRefused { line } => {
+            json!({ "line": line })
+        }
+        Decision::KernelStarted {
+            linux_version,
+            secure_boot,
+            legacy_warning,
+            line,
+        } => json!({
+            "linux_version": linux_version,
+            "secure_boot": secure_boot.map(u8::from),
+            "legacy_warning": legacy_warning,
             "line": line,
         }),
-        None => json!({}),
-    }
+    };
+    v["payload"] = match judge::observe(result.cell.check, result.cell.variant, decision) {
+        Ok(o) => json!(o.outcome),
+        Err(_) => json!("undecided"),
+    };
+    v
+}
+
+/// Which build ran: from the descriptor and package, and from the guest's own report.
+fn firmware_json(result: &CellResult) -> Value {
+    let cell = &result.cell;
+    let report = result.observed.as_ref().and_then(Decision::probe_report);
+    json!({
+        "executable": cell.executable,
+        "sha256": cell.executable_sha256,
+        "package": cell.package,
+        "edk2_release": cell.edk2.map(|r| r.to_string()),
+        "vendor": report.map(|r| r.firmware_vendor.clone()),
+        "revision": report.map(|r| r.firmware_revision.clone()),
+        "uefi_revision": report.map(|r| r.uefi_revision.clone()),
+    })
 }
 
 pub fn cell_json(result: &CellResult) -> Value {
@@ -43,20 +75,19 @@ pub fn cell_json(result: &CellResult) -> Value {
         "sev": cell.sev,
         "check": cell.check,
         "variant": cell.variant.to_string(),
+        "profile": cell.profile,
         "verdict": result.verdict.kind,
         "reason": result.verdict.reason,
-        "observed": observed_json(result.observed.as_ref()),
+        "refused_by_planner": matches!(cell.action, Action::Refused(_)),
+        "observed": observed_json(result),
         "decided_ms": result.decided.map(|d| d.as_millis() as u64),
         "elapsed_ms": result.elapsed.map(|d| d.as_millis() as u64),
-        "firmware": {
-            "executable": cell.executable,
-            "sha256": cell.executable_sha256,
-            "package": cell.package,
-        },
+        "firmware": firmware_json(result),
     });
     if let Some(rule) = &cell.rule {
         v["expectation"] = json!({
             "rule": rule.id,
+            "profile": cell.profile,
             "expect": rule.expect,
             "because": rule.because,
         });
@@ -102,38 +133,44 @@ pub fn progress_line(result: &CellResult, done: usize, total: usize) -> String {
 
 fn short_observation(result: &CellResult) -> String {
     match (&result.observed, result.verdict.kind) {
+        (_, VerdictKind::Skip | VerdictKind::Error) => result.verdict.reason.clone(),
         (Some(Decision::ProbeRan { report }), _) => format!("probe ran: {}", summary(report)),
         (Some(Decision::ProbeRefused { .. }), _) => "probe refused".to_string(),
-        (_, VerdictKind::Skip | VerdictKind::Error) => result.verdict.reason.clone(),
+        (Some(d), _) => match judge::observe(result.cell.check, result.cell.variant, d) {
+            Ok(o) => format!("{}: {}", o.outcome, o.description),
+            Err(why) => why,
+        },
         _ => String::new(),
+    }
+}
+
+/// The outcome column: what happened to the payload, and the Secure Boot state the guest saw.
+fn outcome_cell(result: &CellResult) -> String {
+    let Some(decision) = &result.observed else {
+        return String::new();
+    };
+    match judge::observe(result.cell.check, result.cell.variant, decision) {
+        Ok(o) => match o.secure_boot {
+            Some(sb) => format!("{} (SB={sb})", o.outcome),
+            None => o.outcome.to_string(),
+        },
+        Err(_) => "undecided".into(),
     }
 }
 
 /// The summary table and the totals; non-passing cells get their reason below the table.
 pub fn summary_table(results: &[CellResult]) -> String {
     let headers = [
-        "cell",
-        "accel",
-        "verdict",
-        "SecureBoot",
-        "decided",
-        "expected",
+        "cell", "accel", "verdict", "observed", "decided", "expected",
     ];
     let rows: Vec<[String; 6]> = results
         .iter()
         .map(|r| {
-            let secure_boot = match &r.observed {
-                Some(Decision::ProbeRan { report }) => report
-                    .secure_boot
-                    .map_or("-".to_string(), |v| v.to_string()),
-                Some(Decision::ProbeRefused { .. }) => "refused".to_string(),
-                _ => String::new(),
-            };
             [
                 r.cell.id.clone(),
                 r.cell.accel.to_string(),
                 r.verdict.kind.to_string(),
-                secure_boot,
+                outcome_cell(r),
                 r.decided
                     .map(|d| format!("{} ms", d.as_millis()))
                     .unwrap_or_default(),
@@ -185,25 +222,34 @@ pub fn summary_table(results: &[CellResult]) -> String {
         .iter()
         .filter(|r| r.verdict.kind != VerdictKind::Pass)
         .collect();
-    for kind in [
-        VerdictKind::Fail,
-        VerdictKind::Error,
-        VerdictKind::KnownDeviation,
-        VerdictKind::Skip,
-    ] {
-        let of_kind: Vec<&&CellResult> =
-            notable.iter().filter(|r| r.verdict.kind == kind).collect();
+    let refused = |r: &CellResult| matches!(r.cell.action, Action::Refused(_));
+    let groups: [(&str, &dyn Fn(&CellResult) -> bool); 5] = [
+        (
+            "FAILURES (the firmware did not do what its descriptor promises)",
+            &|r| r.verdict.kind == VerdictKind::Fail,
+        ),
+        (
+            "ERRORS (the harness or QEMU could not decide these cells)",
+            &|r| r.verdict.kind == VerdictKind::Error,
+        ),
+        (
+            "KNOWN DEVIATIONS (the firmware breaks a rule in a documented way)",
+            &|r| r.verdict.kind == VerdictKind::KnownDeviation,
+        ),
+        (
+            "REFUSED BY THE PLANNER (the configuration itself breaks policy; skipped)",
+            &|r| r.verdict.kind == VerdictKind::Skip && refused(r),
+        ),
+        ("SKIPPED", &|r| {
+            r.verdict.kind == VerdictKind::Skip && !refused(r)
+        }),
+    ];
+    for (banner, belongs) in groups {
+        let of_kind: Vec<&&CellResult> = notable.iter().filter(|r| belongs(r)).collect();
         if of_kind.is_empty() {
             continue;
         }
-        let banner = match kind {
-            VerdictKind::KnownDeviation => {
-                "KNOWN DEVIATIONS (the firmware breaks a rule in a documented way)"
-            }
-            VerdictKind::Fail => "FAILURES (the firmware did not do what its descriptor promises)",
-            VerdictKind::Error => "ERRORS (the harness or QEMU could not decide these cells)",
-            _ => "SKIPPED",
-        };
+        let kind = of_kind[0].verdict.kind;
         out.push_str(&format!("\n{banner}:\n"));
         for r in of_kind {
             out.push_str(&format!("  {}\n    {}\n", r.cell.id, r.verdict.reason));
@@ -307,10 +353,9 @@ mod tests {
                 accel_reason: "KVM unusable".into(),
                 sev: false,
                 check: Check::SecureBoot,
-                variant: Variant {
-                    vars: Vars::OwnKeys,
-                    payload: Payload::Signed,
-                },
+                variant: Variant::new(Vars::OwnKeys, Payload::Signed),
+                profile: crate::scenario::Profile::Strict,
+                edk2: crate::scenario::Edk2Release::parse("2022.11"),
                 rule: None,
                 action: Action::Skip("not booted in this test".into()),
             },

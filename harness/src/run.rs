@@ -39,7 +39,9 @@ fn not_booted(cell: &Cell, verdict: Verdict) -> CellResult {
 /// Runs one cell from its plan to its verdict.
 pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> CellResult {
     let spec = match &cell.action {
-        Action::Skip(why) => return not_booted(cell, Verdict::new(VerdictKind::Skip, why)),
+        Action::Skip(why) | Action::Refused(why) => {
+            return not_booted(cell, Verdict::new(VerdictKind::Skip, why))
+        }
         Action::Error(why) => return not_booted(cell, Verdict::new(VerdictKind::Error, why)),
         Action::Run(spec) => spec,
     };
@@ -58,6 +60,7 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
     let outcome = boot::boot(spec);
     let verdict = judge::judge(
         cell.check,
+        cell.variant,
         rule,
         &outcome.end,
         cell.executable_sha256.as_deref(),

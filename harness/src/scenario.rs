@@ -1,8 +1,10 @@
 //! Expectations as data: what a firmware build must do in each cell, read from `scenarios/`.
 //!
-//! One file per check (`secure-boot.json`) holds ordered rules; the first rule whose condition
-//! matches the cell (descriptor features, varstore variant, payload, SEV) gives the expectation.
-//! `known-deviations.json` lists firmware builds known to break a rule, with a reference.
+//! One file per check (`secure-boot.json`, `option-rom.json`, `kernel-boot.json`) holds ordered
+//! rules; the first rule whose condition matches the cell (policy profile, descriptor features,
+//! edk2 release, varstore variant, payload, tweak, SEV) gives the expectation.
+//! `known-deviations.json` lists firmware builds known to break a rule, with a reference;
+//! `measured-boot.json` lists the builds that verify a `-kernel` against SEV kernel hashes.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,23 +20,115 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/secure-boot.json"),
     ),
     (
+        "option-rom.json",
+        include_str!("../../scenarios/option-rom.json"),
+    ),
+    (
+        "kernel-boot.json",
+        include_str!("../../scenarios/kernel-boot.json"),
+    ),
+    (
         "known-deviations.json",
         include_str!("../../scenarios/known-deviations.json"),
+    ),
+    (
+        "measured-boot.json",
+        include_str!("../../scenarios/measured-boot.json"),
     ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Check {
+    /// A probe on an ESP, signed with the test db key or unsigned.
     SecureBoot,
+    /// A driver in a PCI option ROM on an emulated NIC, signed or unsigned.
+    OptionRom,
+    /// A Linux kernel given with `-kernel`, signed with the test db key or unsigned.
+    KernelBoot,
 }
 
 impl Check {
-    pub const ALL: &'static [Check] = &[Check::SecureBoot];
+    pub const ALL: &'static [Check] = &[Check::SecureBoot, Check::OptionRom, Check::KernelBoot];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Check::SecureBoot => "secure-boot",
+            Check::OptionRom => "option-rom",
+            Check::KernelBoot => "kernel-boot",
+        }
+    }
+
+    /// The outcomes a rule or a deviation of this check may name.
+    pub fn outcomes(self) -> &'static [Outcome] {
+        match self {
+            Check::SecureBoot => &[Outcome::Runs, Outcome::Refused],
+            Check::OptionRom => &[Outcome::Executed, Outcome::NotExecuted],
+            Check::KernelBoot => &[
+                Outcome::Refused,
+                Outcome::Verified,
+                Outcome::LegacyWarned,
+                Outcome::LegacySilent,
+                Outcome::Booted,
+            ],
+        }
+    }
+
+    /// The tweaks a cell of this check is tried with.
+    pub fn tweaks(self) -> &'static [Tweak] {
+        match self {
+            Check::KernelBoot => &[Tweak::None, Tweak::NoLegacyLoader, Tweak::Shim],
+            _ => &[Tweak::None],
+        }
+    }
+}
+
+impl std::str::FromStr for Check {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Check, String> {
+        Check::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown check {s:?} (secure-boot, option-rom, kernel-boot)"))
+    }
+}
+
+/// Which policy the expectations hold the firmware to.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// No unsigned code runs under enforcing Secure Boot: no option ROM, no `-kernel` bypass.
+    #[default]
+    Strict,
+    /// What edk2 documents for the firmware's release.
+    Upstream,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Strict => "strict",
+            Profile::Upstream => "upstream",
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            "strict" => Ok(Profile::Strict),
+            "upstream" => Ok(Profile::Upstream),
+            other => Err(format!("unknown profile {other:?} (strict or upstream)")),
         }
     }
 }
@@ -87,40 +181,199 @@ impl Payload {
     }
 }
 
+/// A change to how the payload is handed to the firmware (kernel-boot cells).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tweak {
+    None,
+    /// `-fw_cfg name=opt/org.tianocore/EnableLegacyLoader,string=no` (edk2 >= stable202502).
+    NoLegacyLoader,
+    /// `-shim FILE` (QEMU >= 10.0): the firmware loads shim, shim verifies the kernel.
+    Shim,
+}
+
+impl Tweak {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tweak::None => "none",
+            Tweak::NoLegacyLoader => "no-legacy-loader",
+            Tweak::Shim => "shim",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Variant {
     pub vars: Vars,
     pub payload: Payload,
+    pub tweak: Tweak,
+}
+
+impl Variant {
+    pub fn new(vars: Vars, payload: Payload) -> Variant {
+        Variant {
+            vars,
+            payload,
+            tweak: Tweak::None,
+        }
+    }
+
+    /// The variant's part of a cell id: `own-keys-vars-unsigned-no-legacy-loader`.
+    pub fn id_part(&self) -> String {
+        match self.tweak {
+            Tweak::None => format!("{}-vars-{}", self.vars.as_str(), self.payload.as_str()),
+            t => format!(
+                "{}-vars-{}-{}",
+                self.vars.as_str(),
+                self.payload.as_str(),
+                t.as_str()
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-vars/{}", self.vars.as_str(), self.payload.as_str())
+        write!(f, "{}-vars/{}", self.vars.as_str(), self.payload.as_str())?;
+        match self.tweak {
+            Tweak::None => Ok(()),
+            t => write!(f, "/{}", t.as_str()),
+        }
     }
 }
 
-/// What the firmware does with the probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What the firmware did with the payload. Each check has its own set ([`Check::outcomes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum PayloadOutcome {
+pub enum Outcome {
+    /// secure-boot: the probe ran.
     Runs,
+    /// secure-boot: the probe was refused; kernel-boot: the kernel never started.
     Refused,
+    /// option-rom: the ROM's driver ran.
+    Executed,
+    /// option-rom: the probe ran and the ROM's driver had not.
+    NotExecuted,
+    /// kernel-boot: Secure Boot on, a kernel signed with a db key booted, no legacy warning.
+    Verified,
+    /// kernel-boot: booted through the legacy loader, which said so.
+    LegacyWarned,
+    /// kernel-boot: Secure Boot on, a kernel signed by no db key booted, and the firmware said
+    /// nothing: the silent legacy-loader fallback.
+    LegacySilent,
+    /// kernel-boot: booted with Secure Boot off in the guest (nothing to verify against).
+    Booted,
 }
 
-impl fmt::Display for PayloadOutcome {
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Runs => "runs",
+            Outcome::Refused => "refused",
+            Outcome::Executed => "executed",
+            Outcome::NotExecuted => "not-executed",
+            Outcome::Verified => "verified",
+            Outcome::LegacyWarned => "legacy-warned",
+            Outcome::LegacySilent => "legacy-silent",
+            Outcome::Booted => "booted",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PayloadOutcome::Runs => "runs",
-            PayloadOutcome::Refused => "refused",
+        f.write_str(self.as_str())
+    }
+}
+
+/// An edk2 release, `2022.11` (stable202211).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Edk2Release {
+    pub year: u16,
+    pub month: u8,
+}
+
+impl Edk2Release {
+    /// `2022.11`, `stable202211` or `202211`.
+    pub fn parse(text: &str) -> Option<Edk2Release> {
+        let t = text
+            .trim()
+            .trim_start_matches("edk2-")
+            .trim_start_matches("stable");
+        let (year, month) = match t.split_once('.') {
+            Some((y, m)) => (y, m),
+            None if t.len() == 6 => t.split_at(4),
+            None => return None,
+        };
+        let release = Edk2Release {
+            year: year.parse().ok()?,
+            month: month.parse().ok()?,
+        };
+        ((2000..=2999).contains(&release.year) && (1..=12).contains(&release.month))
+            .then_some(release)
+    }
+
+    /// The release a package version names: Debian `2022.11-6+deb12u2`, Fedora
+    /// `20230524-3.fc39`, or an `edk2-stable202502` tag.
+    pub fn from_package_version(version: &str) -> Option<Edk2Release> {
+        static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let re = RE.get_or_init(|| {
+            regex::Regex::new(
+                r"(?:^|[^0-9])(20\d{2})\.?(0[1-9]|1[0-2])(?:[^0-9]|\d{2}(?:[^0-9]|$)|$)",
+            )
+            .expect("valid regex")
+        });
+        let caps = re.captures(version)?;
+        Edk2Release::parse(&format!("{}.{}", &caps[1], &caps[2]))
+    }
+}
+
+impl fmt::Display for Edk2Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}", self.year, self.month)
+    }
+}
+
+impl Serialize for Edk2Release {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Edk2Release {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Edk2Release::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not an edk2 release (expected YYYY.MM, e.g. 2025.02)"
+            ))
         })
+    }
+}
+
+/// Releases `from` (inclusive) up to `before` (exclusive); either end may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Edk2Release>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Edk2Release>,
+}
+
+impl ReleaseRange {
+    pub fn contains(&self, release: Edk2Release) -> bool {
+        self.from.is_none_or(|f| release >= f) && self.before.is_none_or(|b| release < b)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
-    pub payload: PayloadOutcome,
-    /// What the probe must read from the `SecureBoot` variable when it runs.
+    /// What happens to the payload (probe, option ROM or kernel).
+    pub payload: Outcome,
+    /// What the guest must report for Secure Boot when the payload runs (the probe's
+    /// `SecureBoot` variable, or the kernel's `secureboot:` line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_boot: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,30 +409,57 @@ impl<T> Default for Pick<T> {
     }
 }
 
+/// What a rule is matched against: one cell, seen through its firmware.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub descriptor: &'a Descriptor,
+    /// The firmware's edk2 release, when it can be told (package version).
+    pub edk2: Option<Edk2Release>,
+    pub variant: Variant,
+    pub sev: bool,
+    pub profile: Profile,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
+    /// The profile the rule belongs to; absent: every profile.
+    #[serde(default)]
+    pub profile: Pick<Profile>,
     /// Feature names the descriptor must have; `!name` means it must not have it.
     #[serde(default)]
     pub features: Vec<String>,
+    /// The edk2 releases the rule covers; a firmware of unknown release matches no range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edk2: Option<ReleaseRange>,
     #[serde(default)]
     pub vars: Pick<Vars>,
     #[serde(default)]
     pub payload: Pick<Payload>,
     #[serde(default)]
+    pub tweak: Pick<Tweak>,
+    #[serde(default)]
     pub sev: Pick<bool>,
 }
 
 impl Condition {
-    pub fn matches(&self, descriptor: &Descriptor, variant: Variant, sev: bool) -> bool {
+    pub fn matches(&self, s: &Subject) -> bool {
         let features_ok = self.features.iter().all(|f| match f.strip_prefix('!') {
-            Some(absent) => !descriptor.has(&Feature::parse(absent)),
-            None => descriptor.has(&Feature::parse(f)),
+            Some(absent) => !s.descriptor.has(&Feature::parse(absent)),
+            None => s.descriptor.has(&Feature::parse(f)),
         });
+        let edk2_ok = match (&self.edk2, s.edk2) {
+            (None, _) => true,
+            (Some(range), Some(release)) => range.contains(release),
+            (Some(_), None) => false,
+        };
         features_ok
-            && self.vars.admits(&variant.vars)
-            && self.payload.admits(&variant.payload)
-            && self.sev.admits(&sev)
+            && edk2_ok
+            && self.profile.admits(&s.profile)
+            && self.vars.admits(&s.variant.vars)
+            && self.payload.admits(&s.variant.payload)
+            && self.tweak.admits(&s.variant.tweak)
+            && self.sev.admits(&s.sev)
     }
 }
 
@@ -218,7 +498,7 @@ pub struct KnownDeviation {
     #[serde(default)]
     pub package: String,
     /// What the build does instead.
-    pub observed: PayloadOutcome,
+    pub observed: Outcome,
     pub reason: String,
     /// A public reference: edk2 commit, CVE or bug.
     pub reference: String,
@@ -233,10 +513,34 @@ struct DeviationFile {
     deviations: Vec<KnownDeviation>,
 }
 
+/// A firmware build that verifies a `-kernel` against the hashes QEMU puts in guest memory
+/// under SEV (`kernel-hashes=on`): only such a build makes direct kernel boot under SEV
+/// measured. QEMU accepting `kernel-hashes=on` proves nothing about the firmware.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasuredBuild {
+    pub executable_sha256: String,
+    #[serde(default)]
+    pub package: String,
+    /// Which build it is (`OvmfPkg/AmdSev/AmdSevX64.dsc, edk2 stable202502`).
+    pub build: String,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeasuredFile {
+    #[serde(default)]
+    #[allow(dead_code)]
+    about: String,
+    measured_direct_boot: Vec<MeasuredBuild>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scenarios {
     pub rules: Vec<(Check, Rule)>,
     pub deviations: Vec<KnownDeviation>,
+    pub measured: Vec<MeasuredBuild>,
     /// Where they came from (a folder, or "built-in").
     pub origin: String,
 }
@@ -254,6 +558,15 @@ impl fmt::Display for ScenarioError {
 }
 
 impl std::error::Error for ScenarioError {}
+
+fn outcome_list(check: Check) -> String {
+    check
+        .outcomes()
+        .iter()
+        .map(|o| o.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Scenarios {
     /// The scenarios compiled into the binary (the repository's `scenarios/` folder).
@@ -299,7 +612,11 @@ impl Scenarios {
             };
             let value: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-            if value.get("deviations").is_some() {
+            if value.get("measured_direct_boot").is_some() {
+                let file: MeasuredFile =
+                    serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                scenarios.measured.extend(file.measured_direct_boot);
+            } else if value.get("deviations").is_some() {
                 let file: DeviationFile =
                     serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
                 scenarios.deviations.extend(file.deviations);
@@ -329,7 +646,26 @@ impl Scenarios {
                 return Err(err(format!("rule {check}/{} is defined twice", rule.id)));
             }
         }
+        for (check, rule) in &self.rules {
+            if !check.outcomes().contains(&rule.expect.payload) {
+                return Err(err(format!(
+                    "rule {check}/{} expects {:?}, which is not an outcome of {check} (one of: {})",
+                    rule.id,
+                    rule.expect.payload.as_str(),
+                    outcome_list(*check)
+                )));
+            }
+        }
         for d in &self.deviations {
+            if !d.check.outcomes().contains(&d.observed) {
+                return Err(err(format!(
+                    "known deviation {} observes {:?}, which is not an outcome of {} (one of: {})",
+                    d.id,
+                    d.observed.as_str(),
+                    d.check,
+                    outcome_list(d.check)
+                )));
+            }
             if !self
                 .rules
                 .iter()
@@ -345,18 +681,19 @@ impl Scenarios {
     }
 
     /// The first rule of `check` that matches the cell.
-    pub fn rule_for(
-        &self,
-        check: Check,
-        descriptor: &Descriptor,
-        variant: Variant,
-        sev: bool,
-    ) -> Option<&Rule> {
+    pub fn rule_for(&self, check: Check, subject: &Subject) -> Option<&Rule> {
         self.rules
             .iter()
             .filter(|(c, _)| *c == check)
             .map(|(_, r)| r)
-            .find(|r| r.when.matches(descriptor, variant, sev))
+            .find(|r| r.when.matches(subject))
+    }
+
+    /// The measured-direct-boot entry for this firmware build, if it is one.
+    pub fn measured_build(&self, executable_sha256: &str) -> Option<&MeasuredBuild> {
+        self.measured
+            .iter()
+            .find(|m| m.executable_sha256.eq_ignore_ascii_case(executable_sha256))
     }
 
     /// Deviations recorded for this firmware build and rule.
