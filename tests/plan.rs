@@ -457,3 +457,330 @@ fn host_uefi_vars_firmware_is_skipped_with_its_reason() {
         }
     }
 }
+
+fn cell<'a>(plan: &'a Plan, id: &str) -> &'a bootmatrix::plan::Cell {
+    plan.cells
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no cell {id}"))
+}
+
+fn argv(cell: &bootmatrix::plan::Cell) -> String {
+    match &cell.action {
+        Action::Run(spec) => spec.argv.join(" "),
+        other => panic!("{} does not run: {other:?}", cell.id),
+    }
+}
+
+#[rstest]
+#[case::no_sev_here(no_sev())]
+#[case::sev_host(sev_host())]
+fn sev_kernel_cells_are_refused_unless_measured_on_any_host(
+    #[case] sev: Result<SevParams, String>,
+) {
+    let plan = make_plan(&inventory(
+        debian(),
+        vec![qemu(Version::new(10, 0, 2), working_kvm(), sev)],
+    ));
+    let kernel_sev: Vec<_> = plan
+        .cells
+        .iter()
+        .filter(|c| c.sev && c.check == Check::KernelBoot)
+        .collect();
+    // 40-: 2 payloads x 3 tweaks; 50- and 60-: 2 x 2.
+    assert_eq!(kernel_sev.len(), 14);
+    for c in kernel_sev {
+        match &c.action {
+            Action::Refused(why) => {
+                assert!(
+                    why.contains("never allowed unless the boot is measured"),
+                    "{why}"
+                );
+                assert!(why.contains(c.executable.to_str().unwrap()), "{why}");
+            }
+            other => panic!("{}: {other:?}", c.id),
+        }
+    }
+}
+
+fn measured(sha: &str) -> Scenarios {
+    let mut s = Scenarios::builtin();
+    s.measured.push(bootmatrix::scenario::MeasuredBuild {
+        executable_sha256: sha.into(),
+        package: String::new(),
+        build: "OvmfPkg/AmdSev/AmdSevX64.dsc".into(),
+        reference: "test".into(),
+    });
+    s
+}
+
+#[test]
+fn measured_build_runs_sev_kernel_cells_with_kernel_hashes() {
+    let inv = inventory(
+        vec![firmware("60-edk2-ovmf-x64-amdsev.json")],
+        vec![qemu(Version::new(10, 0, 2), working_kvm(), sev_host())],
+    );
+    // The fixtures' executables all hash to 00..00.
+    let plan = plan(&inv, &measured(&"00".repeat(32)), &options());
+    let c = cell(
+        &plan,
+        "60-edk2-ovmf-x64-amdsev/qemu-10.0.2/sev-on/kernel-boot/shipped-vars-unsigned",
+    );
+    let line = argv(c);
+    assert!(line.contains(",kernel-hashes=on"), "{line}");
+    assert!(
+        line.contains("-kernel /run/prepared/vmlinuz-unsigned"),
+        "{line}"
+    );
+    assert_eq!(c.rule.as_ref().unwrap().id, "sev-measured");
+    // Another build is refused even on the same host.
+    let plan = plan_of_other_build(&inv);
+    assert!(plan
+        .cells
+        .iter()
+        .filter(|c| c.sev && c.check == Check::KernelBoot)
+        .all(|c| matches!(c.action, Action::Refused(_))));
+}
+
+fn plan_of_other_build(inv: &Inventory) -> Plan {
+    plan(inv, &measured(&"11".repeat(32)), &options())
+}
+
+#[test]
+fn measured_build_still_needs_a_qemu_that_passes_kernel_hashes() {
+    let inv = inventory(
+        vec![firmware("60-edk2-ovmf-x64-amdsev.json")],
+        vec![qemu(Version::new(6, 1, 0), working_kvm(), sev_host())],
+    );
+    let plan = plan(&inv, &measured(&"00".repeat(32)), &options());
+    for c in plan
+        .cells
+        .iter()
+        .filter(|c| c.sev && c.check == Check::KernelBoot)
+    {
+        match &c.action {
+            Action::Refused(why) => assert!(why.contains("needs QEMU >= 6.2"), "{why}"),
+            other => panic!("{}: {other:?}", c.id),
+        }
+    }
+}
+
+#[test]
+fn kernel_cells_without_a_kernel_are_skipped_with_the_reason() {
+    let plan = plan(
+        &inventory(
+            debian(),
+            vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+        ),
+        &Scenarios::builtin(),
+        &PlanOptions {
+            kernel: Err("no Linux kernel for -kernel: pass --kernel PATH".into()),
+            ..PlanOptions::new(Layout::new("/run"))
+        },
+    );
+    for c in plan
+        .cells
+        .iter()
+        .filter(|c| c.check == Check::KernelBoot && !c.sev)
+    {
+        match &c.action {
+            Action::Skip(why) => assert!(why.contains("--kernel PATH"), "{}: {why}", c.id),
+            other => panic!("{}: {other:?}", c.id),
+        }
+    }
+    assert!(!plan
+        .artifacts
+        .iter()
+        .any(|a| matches!(a, Artifact::Kernel { .. })));
+}
+
+#[test]
+fn shim_cells_need_qemu_10_and_a_shim() {
+    let id = |v: &str| {
+        format!("40-edk2-x86_64-secure-enrolled/qemu-{v}/sev-off/kernel-boot/db-added-vars-unsigned-shim")
+    };
+    let inv = inventory(
+        debian(),
+        vec![
+            qemu(Version::new(7, 2, 0), broken_kvm(), no_sev()),
+            qemu(Version::new(10, 0, 2), broken_kvm(), no_sev()),
+        ],
+    );
+    let without = make_plan(&inv);
+    assert!(
+        matches!(&cell(&without, &id("7.2.0")).action, Action::Skip(w) if w.contains("QEMU >= 10.0"))
+    );
+    assert!(
+        matches!(&cell(&without, &id("10.0.2")).action, Action::Skip(w) if w.contains("--shim FILE"))
+    );
+    let with = plan(
+        &inv,
+        &Scenarios::builtin(),
+        &PlanOptions {
+            shim: Some(PathBuf::from("/usr/lib/shim/shimx64.efi.signed")),
+            ..options()
+        },
+    );
+    let line = argv(cell(&with, &id("10.0.2")));
+    assert!(
+        line.contains("-shim /usr/lib/shim/shimx64.efi.signed"),
+        "{line}"
+    );
+    // shim is only tried where the vendor's db (which signs shim) is enrolled.
+    assert!(!with
+        .cells
+        .iter()
+        .any(|c| c.variant.tweak == bootmatrix::scenario::Tweak::Shim
+            && !c.descriptor.starts_with("40-")));
+}
+
+#[test]
+fn option_rom_cells_attach_only_the_rom_under_test() {
+    let plan = make_plan(&inventory(
+        debian(),
+        vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+    ));
+    let c = cell(
+        &plan,
+        "50-edk2-x86_64-secure/qemu-7.2.0/sev-off/option-rom/own-keys-vars-unsigned",
+    );
+    let line = argv(c);
+    assert!(
+        line.contains("-device e1000,netdev=net0,romfile=/run/prepared/oprom-unsigned.rom"),
+        "{line}"
+    );
+    assert!(
+        line.contains("virtio-blk-pci,drive=esp,romfile= "),
+        "{line}"
+    );
+    // The probe that decides the cell is the signed one, whatever the ROM.
+    assert!(line.contains("fat:/run/prepared/esp-signed"), "{line}");
+    let Action::Run(spec) = &c.action else {
+        unreachable!()
+    };
+    assert!(spec.needs.contains(&Artifact::OptionRom(
+        bootmatrix::scenario::Payload::Unsigned
+    )));
+    assert!(spec.needs.contains(&Artifact::TestKeys));
+}
+
+fn debian_with_package(version: &str) -> Vec<Firmware> {
+    debian()
+        .into_iter()
+        .map(|mut f| {
+            f.package = Some(format!("ovmf {version}"));
+            f
+        })
+        .collect()
+}
+
+#[rstest]
+#[case::strict_2022_11("strict", "2022.11-6+deb12u2", "", "unsigned-refused")]
+#[case::strict_2025_02("strict", "2025.02-8", "-no-legacy-loader", "unsigned-refused")]
+#[case::upstream_2022_11("upstream", "2022.11-6+deb12u2", "", "unsigned-silent-fallback")]
+#[case::upstream_2022_11_knob_unknown(
+    "upstream",
+    "2022.11-6+deb12u2",
+    "-no-legacy-loader",
+    "unsigned-silent-fallback"
+)]
+#[case::upstream_2025_02("upstream", "2025.02-8", "", "unsigned-warned-fallback")]
+#[case::upstream_2025_02_knob(
+    "upstream",
+    "2025.02-8",
+    "-no-legacy-loader",
+    "unsigned-fallback-disabled"
+)]
+#[case::upstream_2026_02("upstream", "2026.02-1", "", "unsigned-fallback-off-by-default")]
+fn kernel_rules_follow_profile_and_edk2_release(
+    #[case] profile: &str,
+    #[case] version: &str,
+    #[case] tweak: &str,
+    #[case] rule: &str,
+) {
+    let plan = plan(
+        &inventory(
+            debian_with_package(version),
+            vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+        ),
+        &Scenarios::builtin(),
+        &PlanOptions {
+            profile: profile.parse().unwrap(),
+            ..options()
+        },
+    );
+    let c = cell(
+        &plan,
+        &format!(
+            "50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-unsigned{tweak}"
+        ),
+    );
+    assert_eq!(c.rule.as_ref().map(|r| r.id.as_str()), Some(rule));
+    assert_eq!(
+        c.edk2.map(|r| r.to_string()),
+        Some(version[..7].to_string())
+    );
+}
+
+#[test]
+fn upstream_profile_without_a_known_release_is_an_error_naming_it() {
+    let plan = plan(
+        &inventory(
+            debian(),
+            vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+        ),
+        &Scenarios::builtin(),
+        &PlanOptions {
+            profile: bootmatrix::scenario::Profile::Upstream,
+            ..options()
+        },
+    );
+    let c = cell(
+        &plan,
+        "50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-unsigned",
+    );
+    match &c.action {
+        Action::Error(why) => {
+            assert!(why.contains("profile upstream"), "{why}");
+            assert!(why.contains("edk2 release unknown"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Rules that do not depend on the release still apply.
+    let signed = cell(
+        &plan,
+        "50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-signed",
+    );
+    assert!(matches!(signed.action, Action::Run(_)));
+}
+
+#[test]
+fn option_rom_rules_follow_the_profile() {
+    let rule_of = |profile: &str| {
+        let plan = plan(
+            &inventory(
+                debian(),
+                vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+            ),
+            &Scenarios::builtin(),
+            &PlanOptions {
+                profile: profile.parse().unwrap(),
+                ..options()
+            },
+        );
+        let c = cell(
+            &plan,
+            "40-edk2-x86_64-secure-enrolled/qemu-7.2.0/sev-off/option-rom/db-added-vars-unsigned",
+        );
+        let r = c.rule.clone().unwrap();
+        (r.id, r.expect.payload.to_string())
+    };
+    assert_eq!(
+        rule_of("strict"),
+        ("unsigned-rejected".into(), "not-executed".into())
+    );
+    assert_eq!(
+        rule_of("upstream"),
+        ("unsigned-runs-without-sev".into(), "executed".into())
+    );
+}

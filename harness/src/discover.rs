@@ -64,7 +64,7 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
             let executable = executable_of(&descriptor).to_path_buf();
             Firmware {
                 executable_sha256: sha256_file(&executable),
-                package: owning_package(&executable),
+                package: owning_package(&executable).or_else(|| unpacked_package(&executable)),
                 descriptor,
             }
         })
@@ -151,6 +151,41 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
         .collect())
 }
 
+/// For a Debian package unpacked with `dpkg-deb -x` (not installed, so dpkg does not know it):
+/// `ovmf 2025.02-8 (unpacked in DIR)`, read from the package's own changelog next to the
+/// executable (`DIR/usr/share/doc/<package>/changelog.Debian.gz`).
+fn unpacked_package(executable: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(executable).ok()?;
+    let text = real.to_str()?;
+    let (root, _) = text.rsplit_once("/usr/share/")?;
+    let docs = Path::new(root).join("usr/share/doc");
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&docs)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(_, dir)| dir.join("changelog.Debian.gz").is_file())
+        .collect();
+    found.sort();
+    // One package per unpacked tree; several would leave the owner unknown.
+    let [(package, dir)] = found.as_slice() else {
+        return None;
+    };
+    let mut cmd = std::process::Command::new("gzip");
+    cmd.arg("-dc").arg(dir.join("changelog.Debian.gz"));
+    let log =
+        crate::tools::run_bounded(&mut cmd, std::time::Duration::from_secs(10), "gzip -dc").ok()?;
+    let version = changelog_version(&log)?;
+    Some(format!("{package} {version} (unpacked in {root})"))
+}
+
+/// The version of the newest entry of a Debian changelog: `edk2 (2025.02-8) unstable; ...`.
+pub fn changelog_version(changelog: &str) -> Option<String> {
+    let first = changelog.lines().find(|l| !l.trim().is_empty())?;
+    let start = first.find('(')? + 1;
+    let end = start + first[start..].find(')')?;
+    Some(first[start..end].to_string())
+}
+
 /// `ovmf 2022.11-6+deb12u2` for files dpkg knows; None elsewhere (or without dpkg).
 fn owning_package(path: &Path) -> Option<String> {
     let real = std::fs::canonicalize(path).ok()?;
@@ -219,4 +254,45 @@ pub fn find_kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
          Debian's (looked in {})",
         looked.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_newest_changelog_version() {
+        let log = "edk2 (2025.02-8) unstable; urgency=medium\n\n  * New upstream.\n\nedk2 (2024.11-1) unstable; urgency=medium\n";
+        assert_eq!(changelog_version(log).as_deref(), Some("2025.02-8"));
+        assert_eq!(changelog_version("no version here"), None);
+    }
+
+    #[test]
+    fn finds_the_package_of_an_unpacked_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/share/OVMF")).unwrap();
+        std::fs::create_dir_all(root.join("usr/share/doc/ovmf")).unwrap();
+        let code = root.join("usr/share/OVMF/OVMF_CODE_4M.fd");
+        std::fs::write(&code, b"firmware").unwrap();
+        assert_eq!(unpacked_package(&code), None, "no changelog yet");
+        let changelog = root.join("usr/share/doc/ovmf/changelog.Debian");
+        std::fs::write(&changelog, "edk2 (2025.02-8) unstable; urgency=medium\n").unwrap();
+        let status = std::process::Command::new("gzip")
+            .arg(&changelog)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let package = unpacked_package(&code).unwrap();
+        assert!(
+            package.starts_with("ovmf 2025.02-8 (unpacked in "),
+            "{package}"
+        );
+        assert_eq!(
+            crate::scenario::Edk2Release::from_package_version(&package)
+                .map(|r| r.to_string())
+                .as_deref(),
+            Some("2025.02")
+        );
+    }
 }

@@ -55,10 +55,11 @@
 //!
 //! # Vendor and device IDs
 //!
-//! They must be the IDs of the device the ROM is attached to. PciBusDxe does not compare them,
-//! but QEMU does: if the vendor matches and the device differs, QEMU "fixes" the ROM
-//! (`pci_patch_ids`) by rewriting the device ID and adjusting byte 6 as an Etherboot checksum,
-//! and byte 6 lies inside `EfiSignature` here, which makes the firmware skip the image.
+//! The PCI Firmware spec wants the IDs of the device carrying the ROM. For EFI images they are
+//! informational: PciBusDxe does not compare them with the device (measured on QEMU 7.2 with
+//! OVMF 2022.11: a ROM claiming 8086:10d3 or 1af4:1000 still ran from an `e1000`). Use
+//! [`E1000_VENDOR`]/[`E1000_DEVICE`] with `-device e1000` anyway, so the ROM is also valid for
+//! firmware that does check.
 
 /// The option ROM driver built from `images/oprom` (PE32+, boot-service driver).
 pub const OPROM_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootmatrix-oprom.efi"));

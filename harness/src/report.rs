@@ -222,30 +222,11 @@ pub fn summary_table(results: &[CellResult]) -> String {
         .iter()
         .filter(|r| r.verdict.kind != VerdictKind::Pass)
         .collect();
-    let refused = |r: &CellResult| matches!(r.cell.action, Action::Refused(_));
-    let groups: [(&str, &dyn Fn(&CellResult) -> bool); 5] = [
-        (
-            "FAILURES (the firmware did not do what its descriptor promises)",
-            &|r| r.verdict.kind == VerdictKind::Fail,
-        ),
-        (
-            "ERRORS (the harness or QEMU could not decide these cells)",
-            &|r| r.verdict.kind == VerdictKind::Error,
-        ),
-        (
-            "KNOWN DEVIATIONS (the firmware breaks a rule in a documented way)",
-            &|r| r.verdict.kind == VerdictKind::KnownDeviation,
-        ),
-        (
-            "REFUSED BY THE PLANNER (the configuration itself breaks policy; skipped)",
-            &|r| r.verdict.kind == VerdictKind::Skip && refused(r),
-        ),
-        ("SKIPPED", &|r| {
-            r.verdict.kind == VerdictKind::Skip && !refused(r)
-        }),
-    ];
-    for (banner, belongs) in groups {
-        let of_kind: Vec<&&CellResult> = notable.iter().filter(|r| belongs(r)).collect();
+    for (index, banner) in BANNERS.iter().enumerate() {
+        let of_kind: Vec<&&CellResult> = notable
+            .iter()
+            .filter(|r| banner_of(r) == Some(index))
+            .collect();
         if of_kind.is_empty() {
             continue;
         }
@@ -264,6 +245,27 @@ pub fn summary_table(results: &[CellResult]) -> String {
         }
     }
     out
+}
+
+/// The summary's sections below the table, in order.
+const BANNERS: [&str; 5] = [
+    "FAILURES (the firmware did not do what its descriptor promises)",
+    "ERRORS (the harness or QEMU could not decide these cells)",
+    "KNOWN DEVIATIONS (the firmware breaks a rule in a documented way)",
+    "REFUSED BY THE PLANNER (the configuration itself breaks policy; skipped)",
+    "SKIPPED",
+];
+
+/// Which of [`BANNERS`] lists the cell; None for a pass.
+fn banner_of(r: &CellResult) -> Option<usize> {
+    match r.verdict.kind {
+        VerdictKind::Pass => None,
+        VerdictKind::Fail => Some(0),
+        VerdictKind::Error => Some(1),
+        VerdictKind::KnownDeviation => Some(2),
+        VerdictKind::Skip if matches!(r.cell.action, Action::Refused(_)) => Some(3),
+        VerdictKind::Skip => Some(4),
+    }
 }
 
 /// Exit status for a run: non-zero on any fail or error.

@@ -710,3 +710,134 @@ impl Scenarios {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("2022.11", Some((2022, 11)))]
+    #[case("stable202502", Some((2025, 2)))]
+    #[case("edk2-stable202602", Some((2026, 2)))]
+    #[case("202511", Some((2025, 11)))]
+    #[case("2025.13", None)]
+    #[case("latest", None)]
+    fn parses_releases(#[case] text: &str, #[case] want: Option<(u16, u8)>) {
+        let got = Edk2Release::parse(text).map(|r| (r.year, r.month));
+        assert_eq!(got, want, "{text}");
+    }
+
+    #[rstest]
+    #[case("ovmf 2022.11-6+deb12u2", Some("2022.11"))]
+    #[case("ovmf 2025.02-8 (unpacked in /tmp/x)", Some("2025.02"))]
+    #[case("edk2-ovmf 20230524-3.fc39", Some("2023.05"))]
+    #[case("edk2-ovmf 0~20191122.bd85bf54-2ubuntu3", Some("2019.11"))]
+    #[case("ovmf 1.0", None)]
+    fn reads_the_release_from_a_package_version(#[case] text: &str, #[case] want: Option<&str>) {
+        let got = Edk2Release::from_package_version(text).map(|r| r.to_string());
+        assert_eq!(got.as_deref(), want, "{text}");
+    }
+
+    #[test]
+    fn release_ranges_are_half_open() {
+        let r = |t: &str| Edk2Release::parse(t).unwrap();
+        let range = ReleaseRange {
+            from: Some(r("2025.02")),
+            before: Some(r("2026.02")),
+        };
+        assert!(!range.contains(r("2024.11")));
+        assert!(range.contains(r("2025.02")));
+        assert!(range.contains(r("2025.11")));
+        assert!(!range.contains(r("2026.02")));
+        assert!(ReleaseRange::default().contains(r("2010.01")));
+    }
+
+    fn load(files: &[(&str, &str)]) -> Result<Scenarios, ScenarioError> {
+        Scenarios::from_files(
+            "test",
+            files.iter().map(|(n, t)| (PathBuf::from(n), t.to_string())),
+        )
+    }
+
+    #[test]
+    fn builtin_scenarios_cover_every_check() {
+        let s = Scenarios::builtin();
+        for check in Check::ALL {
+            assert!(s.rules.iter().any(|(c, _)| c == check), "{check}");
+        }
+        assert!(!s.deviations.is_empty());
+    }
+
+    #[test]
+    fn an_outcome_of_another_check_is_rejected_with_the_rule_named() {
+        let err = load(&[(
+            "option-rom.json",
+            r#"{"check": "option-rom", "rules": [{"id": "x", "when": {}, "expect": {"payload": "verified"}, "because": "b"}]}"#,
+        )])
+        .unwrap_err();
+        assert!(err.message.contains("rule option-rom/x"), "{err}");
+        assert!(err.message.contains("executed, not-executed"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_release_names_the_file_and_the_value() {
+        let err = load(&[(
+            "kernel-boot.json",
+            r#"{"check": "kernel-boot", "rules": [{"id": "x", "when": {"edk2": {"from": "soon"}}, "expect": {"payload": "refused"}, "because": "b"}]}"#,
+        )])
+        .unwrap_err();
+        assert_eq!(err.file, PathBuf::from("kernel-boot.json"));
+        assert!(
+            err.message.contains("\"soon\" is not an edk2 release"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn measured_builds_are_found_by_sha256() {
+        let s = load(&[(
+            "measured-boot.json",
+            r#"{"measured_direct_boot": [{"executable_sha256": "ABCD", "build": "AmdSev", "reference": "r"}]}"#,
+        )])
+        .unwrap();
+        assert!(s.measured_build("abcd").is_some());
+        assert!(s.measured_build("abce").is_none());
+    }
+
+    #[test]
+    fn rules_match_on_profile_release_and_tweak() {
+        let d = crate::descriptor::parse(
+            Path::new("50.json"),
+            r#"{"description": "d", "interface-types": ["uefi"],
+                "mapping": {"device": "memory", "filename": "/fw.fd"},
+                "targets": [{"architecture": "x86_64", "machines": ["pc-q35-*"]}],
+                "features": ["secure-boot"], "tags": []}"#,
+        )
+        .unwrap();
+        let when: Condition = serde_json::from_str(
+            r#"{"profile": "upstream", "payload": "unsigned", "tweak": "none", "edk2": {"from": "2025.02"}}"#,
+        )
+        .unwrap();
+        let subject = |profile, edk2: Option<&str>, tweak| Subject {
+            descriptor: &d,
+            edk2: edk2.and_then(Edk2Release::parse),
+            variant: Variant {
+                vars: Vars::OwnKeys,
+                payload: Payload::Unsigned,
+                tweak,
+            },
+            sev: false,
+            profile,
+        };
+        assert!(when.matches(&subject(Profile::Upstream, Some("2025.02"), Tweak::None)));
+        assert!(!when.matches(&subject(Profile::Strict, Some("2025.02"), Tweak::None)));
+        assert!(!when.matches(&subject(Profile::Upstream, Some("2024.11"), Tweak::None)));
+        assert!(!when.matches(&subject(Profile::Upstream, None, Tweak::None)));
+        assert!(!when.matches(&subject(
+            Profile::Upstream,
+            Some("2025.02"),
+            Tweak::NoLegacyLoader
+        )));
+    }
+}
