@@ -32,6 +32,8 @@ fn main() {
     });
     let mut options = PlanOptions::new(Layout::new(dir.path()));
     options.filter = Some(regex::Regex::new(&filter).expect("valid filter"));
+    // kernel-boot cells use the kernel ./ci/setup fetched (or /boot's).
+    options.kernel = bootmatrix::discover::find_kernel(None);
     let plan = plan(&inventory, &scenarios, &options);
     let prepared = prepare(&plan.artifacts, &options.layout);
     let cells: Vec<_> = plan
@@ -48,7 +50,7 @@ fn main() {
         cells.len()
     );
     println!(
-        "{:<86} {:>6} {:>22} {:>22}",
+        "{:<104} {:>6} {:>22} {:>22}",
         "cell", "accel", "decided ms min/med/max", "boot ms min/med/max"
     );
     let mut total = Duration::ZERO;
@@ -70,7 +72,7 @@ fn main() {
             }
         }
         println!(
-            "{:<86} {:>6} {:>22} {:>22}",
+            "{:<104} {:>6} {:>22} {:>22}",
             cell.id,
             cell.accel.to_string(),
             stats(&mut decided),

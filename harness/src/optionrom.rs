@@ -88,11 +88,10 @@ const CODE_TYPE_EFI: u8 = 0x03;
 const INDICATOR_LAST_IMAGE: u8 = 0x80;
 const PAD: u8 = 0xFF;
 
-const MACHINE_X64: u16 = 0x8664;
-const PE32_PLUS_MAGIC: u16 = 0x20B;
-const SUBSYSTEM_EFI_APPLICATION: u16 = 10;
-const SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER: u16 = 11;
-const SUBSYSTEM_EFI_RUNTIME_DRIVER: u16 = 12;
+use crate::pe::{
+    MACHINE_X64, PE32_PLUS_MAGIC, SUBSYSTEM_EFI_APPLICATION, SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER,
+    SUBSYSTEM_EFI_RUNTIME_DRIVER,
+};
 
 /// Wraps an x86-64 EFI driver into a single-image PCI expansion ROM for the PCI function
 /// `vendor:device` (see the module docs for the layout).
@@ -155,50 +154,22 @@ pub fn expansion_rom(pe: &[u8], vendor: u16, device: u16) -> Result<Vec<u8>, Str
 
 /// Checks that `pe` is an x86-64 PE32+ EFI driver; returns its subsystem.
 fn check_pe(pe: &[u8]) -> Result<u16, String> {
-    if pe.get(..2) != Some(b"MZ".as_slice()) {
-        return Err("not a PE image: no MZ signature at offset 0".into());
-    }
-    let lfanew = read_u32(pe, 0x3C)
-        .ok_or("not a PE image: truncated DOS header (no e_lfanew at 0x3C)")?
-        as usize;
-    if pe.get(lfanew..lfanew.saturating_add(4)) != Some(b"PE\0\0".as_slice()) {
+    let h = crate::pe::headers(pe)?;
+    if h.machine != MACHINE_X64 {
         return Err(format!(
-            "not a PE image: no PE\\0\\0 signature at e_lfanew {lfanew:#x}"
+            "PE machine type {:#06x} is not x86-64 ({MACHINE_X64:#06x})",
+            h.machine
         ));
     }
-    // COFF file header follows the signature; the optional header follows it (20 bytes).
-    let coff = lfanew + 4;
-    let truncated = || {
-        format!(
-            "truncated PE headers (e_lfanew {lfanew:#x}, {} bytes)",
-            pe.len()
-        )
-    };
-    let machine = read_u16(pe, coff).ok_or_else(truncated)?;
-    if machine != MACHINE_X64 {
+    if h.magic != PE32_PLUS_MAGIC {
         return Err(format!(
-            "PE machine type {machine:#06x} is not x86-64 ({MACHINE_X64:#06x})"
+            "PE optional header magic {:#x} is not PE32+ ({PE32_PLUS_MAGIC:#x}), as x86-64 \
+             images must be",
+            h.magic
         ));
     }
-    let optional_len = read_u16(pe, coff + 16).ok_or_else(truncated)?;
-    let optional = coff + 20;
-    // Subsystem sits at offset 68 of both PE32 and PE32+ optional headers.
-    let subsystem_at = 68;
-    if usize::from(optional_len) < subsystem_at + 2 {
-        return Err(format!(
-            "PE optional header of {optional_len} bytes is too short to hold the subsystem"
-        ));
-    }
-    let magic = read_u16(pe, optional).ok_or_else(truncated)?;
-    if magic != PE32_PLUS_MAGIC {
-        return Err(format!(
-            "PE optional header magic {magic:#x} is not PE32+ ({PE32_PLUS_MAGIC:#x}), as x86-64 \
-             images must be"
-        ));
-    }
-    let subsystem = read_u16(pe, optional + subsystem_at).ok_or_else(truncated)?;
-    match subsystem {
-        SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER | SUBSYSTEM_EFI_RUNTIME_DRIVER => Ok(subsystem),
+    match h.subsystem {
+        SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER | SUBSYSTEM_EFI_RUNTIME_DRIVER => Ok(h.subsystem),
         other => {
             let what = match other {
                 SUBSYSTEM_EFI_APPLICATION => " (EFI application)".to_string(),
@@ -213,25 +184,14 @@ fn check_pe(pe: &[u8]) -> Result<u16, String> {
     }
 }
 
-fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pe::u32_at as read_u32;
     use rstest::rstest;
 
     fn u16_at(rom: &[u8], at: usize) -> u16 {
-        read_u16(rom, at).expect("in bounds")
+        crate::pe::u16_at(rom, at).expect("in bounds")
     }
 
     /// Offset of the PE optional header's Subsystem field in `pe`.

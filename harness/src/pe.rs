@@ -12,10 +12,15 @@ pub const SUBSYSTEM_EFI_RUNTIME_DRIVER: u16 = 12;
 
 const CERTIFICATE_TABLE: usize = 4;
 
+pub const PE32_MAGIC: u16 = 0x10B;
+pub const PE32_PLUS_MAGIC: u16 = 0x20B;
+
 /// The header fields bootmatrix cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeHeaders {
     pub machine: u16,
+    /// Optional header magic: [`PE32_MAGIC`] or [`PE32_PLUS_MAGIC`].
+    pub magic: u16,
     pub subsystem: u16,
     /// File offset of the certificate table's directory entry (offset u32, size u32).
     security_entry: usize,
@@ -23,43 +28,69 @@ pub struct PeHeaders {
     pub signatures: (u32, u32),
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
+
+/// Offset of the Subsystem field in both PE32 and PE32+ optional headers.
+const SUBSYSTEM_AT: usize = 68;
 
 pub fn headers(image: &[u8]) -> Result<PeHeaders, String> {
-    if image.get(..2) != Some(b"MZ") {
-        return Err("not a PE image (no MZ signature)".into());
+    if image.get(..2) != Some(b"MZ".as_slice()) {
+        return Err("not a PE image: no MZ signature at offset 0".into());
     }
-    let pe = u32_at(image, 0x3C).ok_or("truncated DOS header")? as usize;
-    if image.get(pe..pe + 4) != Some(b"PE\0\0") {
-        return Err(format!("not a PE image (no PE signature at {pe:#x})"));
+    let lfanew = u32_at(image, 0x3C)
+        .ok_or("not a PE image: truncated DOS header (no e_lfanew at 0x3C)")?
+        as usize;
+    if image.get(lfanew..lfanew.saturating_add(4)) != Some(b"PE\0\0".as_slice()) {
+        return Err(format!(
+            "not a PE image: no PE\\0\\0 signature at e_lfanew {lfanew:#x}"
+        ));
     }
-    let machine = u16_at(image, pe + 4).ok_or("truncated COFF header")?;
-    let optional = pe + 24;
-    let magic = u16_at(image, optional).ok_or("truncated optional header")?;
-    let (count_at, dirs_at) = match magic {
-        0x20b => (optional + 108, optional + 112),
-        0x10b => (optional + 92, optional + 96),
-        other => return Err(format!("unknown optional header magic {other:#x}")),
+    let truncated = || {
+        format!(
+            "truncated PE headers (e_lfanew {lfanew:#x}, {} bytes)",
+            image.len()
+        )
     };
-    let subsystem = u16_at(image, optional + 68).ok_or("truncated optional header")?;
-    let count = u32_at(image, count_at).ok_or("truncated optional header")? as usize;
+    // The COFF file header follows the signature; the optional header follows it (20 bytes).
+    let coff = lfanew + 4;
+    let machine = u16_at(image, coff).ok_or_else(truncated)?;
+    let optional_len = usize::from(u16_at(image, coff + 16).ok_or_else(truncated)?);
+    let optional = coff + 20;
+    if optional_len < SUBSYSTEM_AT + 2 {
+        return Err(format!(
+            "PE optional header of {optional_len} bytes is too short to hold the subsystem"
+        ));
+    }
+    let magic = u16_at(image, optional).ok_or_else(truncated)?;
+    let (count_at, dirs_at) = match magic {
+        PE32_PLUS_MAGIC => (optional + 108, optional + 112),
+        PE32_MAGIC => (optional + 92, optional + 96),
+        other => return Err(format!("unknown PE optional header magic {other:#x}")),
+    };
+    let subsystem = u16_at(image, optional + SUBSYSTEM_AT).ok_or_else(truncated)?;
+    let count = u32_at(image, count_at).ok_or_else(truncated)? as usize;
     let security_entry = dirs_at + CERTIFICATE_TABLE * 8;
     let signatures = if count > CERTIFICATE_TABLE {
         (
-            u32_at(image, security_entry).ok_or("truncated data directories")?,
-            u32_at(image, security_entry + 4).ok_or("truncated data directories")?,
+            u32_at(image, security_entry).ok_or_else(truncated)?,
+            u32_at(image, security_entry + 4).ok_or_else(truncated)?,
         )
     } else {
         (0, 0)
     };
     Ok(PeHeaders {
         machine,
+        magic,
         subsystem,
         security_entry,
         signatures,
@@ -95,6 +126,7 @@ mod tests {
         b[0x3C..0x40].copy_from_slice(&0x80u32.to_le_bytes());
         b[0x80..0x84].copy_from_slice(b"PE\0\0");
         b[0x84..0x86].copy_from_slice(&MACHINE_X64.to_le_bytes());
+        b[0x94..0x96].copy_from_slice(&240u16.to_le_bytes()); // SizeOfOptionalHeader
         let opt = 0x80 + 24;
         b[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
         b[opt + 68..opt + 70].copy_from_slice(&subsystem.to_le_bytes());
@@ -138,6 +170,6 @@ mod tests {
         assert!(headers(b"#!/bin/sh\n").unwrap_err().contains("MZ"));
         let mut b = fake_pe(10, &[]);
         b[0x80] = b'X';
-        assert!(headers(&b).unwrap_err().contains("PE signature"));
+        assert!(headers(&b).unwrap_err().contains("no PE\\0\\0 signature"));
     }
 }
