@@ -276,7 +276,7 @@ fn signal_stops_the_run_and_every_guest_process(#[case] signal: i32) {
 #[test]
 fn crashing_qemu_is_an_error() {
     let setup = Setup::new();
-    let finished = setup.run("run", "crash", "sev-off.*unsigned");
+    let finished = setup.run("run", "crash", "sev-off/secure-boot/.*unsigned");
     assert_eq!(finished.status.code(), Some(1), "{finished:?}");
     let id = cell_id("sev-off", "unsigned");
     assert!(
@@ -305,7 +305,7 @@ fn firmware_misbehaviour_is_a_fail_and_sev_is_skipped() {
     // The descriptor has no Secure Boot, so the unsigned probe must run with SecureBoot=0;
     // the fake reports secureboot=1. That is the firmware's fault: fail, not error.
     let setup = Setup::new();
-    let finished = setup.run("run", "probe", "unsigned");
+    let finished = setup.run("run", "probe", "/secure-boot/.*unsigned");
     assert_eq!(finished.status.code(), Some(1), "{finished:?}");
     let report = setup.report();
     assert_eq!(report["cells"].as_array().unwrap().len(), 2, "{report:#}");
@@ -340,7 +340,7 @@ fn firmware_misbehaviour_is_a_fail_and_sev_is_skipped() {
 #[test]
 fn plan_shows_the_argv_on_tcg_with_the_kvm_reason() {
     let setup = Setup::new();
-    let finished = setup.run("plan", "hang", "sev-off.*unsigned");
+    let finished = setup.run("plan", "hang", "sev-off/secure-boot/.*unsigned");
     assert!(finished.status.success(), "{finished:?}");
     let lines: Vec<&str> = finished.stdout.lines().collect();
     let id = cell_id("sev-off", "unsigned");
@@ -371,10 +371,10 @@ fn plan_shows_the_argv_on_tcg_with_the_kvm_reason() {
 fn flooding_guest_does_not_grow_memory() {
     // 41 MiB of console output must cost no more than a few MiB over a quiet boot: the
     // console is streamed to a capped log, nothing needs to pile up.
-    let quiet = Setup::new().run("run", "probe", "sev-off.*unsigned");
+    let quiet = Setup::new().run("run", "probe", "sev-off/secure-boot/.*unsigned");
     assert_eq!(quiet.status.code(), Some(1), "{quiet:?}");
     let setup = Setup::new();
-    let flood = setup.run("run", "flood", "sev-off.*unsigned");
+    let flood = setup.run("run", "flood", "sev-off/secure-boot/.*unsigned");
     assert_eq!(flood.status.code(), Some(1), "{flood:?}");
     let report = setup.report();
     assert_eq!(

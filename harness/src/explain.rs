@@ -145,10 +145,9 @@ pub fn explain(
             let _ = writeln!(o, "  because {}", rule.because);
             let when = serde_json::to_string(&rule.when).unwrap_or_default();
             let _ = writeln!(o, "  matched by {when}");
-            let deviation = cell
-                .executable_sha256
-                .as_deref()
-                .and_then(|sha| scenarios.deviation_for(cell.check, &rule.id, sha));
+            let deviation = cell.executable_sha256.as_deref().and_then(|sha| {
+                scenarios.deviation_for(cell.check, &rule.id, sha, cell.variant.tweak)
+            });
             if let Some(dev) = deviation {
                 let _ = writeln!(
                     o,

@@ -108,6 +108,8 @@ pub enum Decision {
         secure_boot: Option<bool>,
         /// OVMF's legacy-loader warning, when it printed one.
         legacy_warning: Option<String>,
+        /// What follows the kernel's `Command line:`; tells how OVMF loaded it.
+        command_line: Option<String>,
         line: String,
     },
     /// kernel-boot: the firmware did not start the kernel.
@@ -144,6 +146,8 @@ pub struct ConsoleWatcher {
     legacy_warning: Option<String>,
     /// kernel-boot: the kernel's `Linux version` line.
     linux_version: Option<String>,
+    /// kernel-boot: the kernel's command line.
+    command_line: Option<String>,
 }
 
 fn refusal_re() -> &'static Regex {
@@ -162,6 +166,7 @@ impl ConsoleWatcher {
             oprom_marker: None,
             legacy_warning: None,
             linux_version: None,
+            command_line: None,
         }
     }
 
@@ -228,6 +233,13 @@ impl ConsoleWatcher {
             self.linux_version.get_or_insert_with(|| line.to_string());
             return None;
         }
+        if let Some((_, rest)) = line.split_once("Command line: ") {
+            if self.linux_version.is_some() {
+                self.command_line
+                    .get_or_insert_with(|| rest.trim().to_string());
+                return None;
+            }
+        }
         let Some(linux_version) = self.linux_version.clone() else {
             // Before the kernel: only the boot manager giving up decides (refused).
             return nothing_bootable(line).map(|_| Decision::KernelRefused {
@@ -236,10 +248,10 @@ impl ConsoleWatcher {
         };
         let secure_boot = if line.contains("secureboot: Secure boot enabled") {
             Some(Some(true))
-        } else if line.contains("secureboot: Secure boot disabled")
-            || line.contains("secureboot: Secure boot could not be determined")
-        {
+        } else if line.contains("secureboot: Secure boot disabled") {
             Some(Some(false))
+        } else if line.contains("secureboot: Secure boot could not be determined") {
+            Some(None)
         } else if line.contains("Kernel panic") {
             // The kernel got this far without a `secureboot:` line (not booted through EFI).
             Some(None)
@@ -250,6 +262,7 @@ impl ConsoleWatcher {
             linux_version,
             secure_boot,
             legacy_warning: self.legacy_warning.clone(),
+            command_line: self.command_line.clone(),
             line: line.to_string(),
         })
     }
@@ -419,16 +432,22 @@ mod tests {
         #[case] line: &str,
         #[case] secure_boot: Option<bool>,
     ) {
-        match kernel(&[LINUX, "[    0.0] Command line: console=ttyS0", line]) {
+        match kernel(&[
+            LINUX,
+            "[    0.0] Command line: initrd=initrd console=ttyS0",
+            line,
+        ]) {
             Some(Decision::KernelStarted {
                 linux_version,
                 secure_boot: sb,
                 legacy_warning,
+                command_line,
                 ..
             }) => {
                 assert_eq!(linux_version, LINUX);
                 assert_eq!(sb, secure_boot);
                 assert_eq!(legacy_warning, None);
+                assert_eq!(command_line.as_deref(), Some("initrd=initrd console=ttyS0"));
             }
             other => panic!("{other:?}"),
         }

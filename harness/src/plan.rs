@@ -52,6 +52,11 @@ impl Layout {
         self.prepared()
             .join(format!("vmlinuz-{}", payload.as_str()))
     }
+    /// An empty initramfs: with an initrd, OVMF's verified load path marks the kernel's
+    /// command line (`initrd=initrd`), which tells it from the legacy loader.
+    pub fn initrd(&self) -> PathBuf {
+        self.prepared().join("initrd.cpio")
+    }
     pub fn varstore(&self, descriptor: &Descriptor, vars: Vars) -> PathBuf {
         self.prepared().join("vars").join(format!(
             "{}.{}.fd",
@@ -79,6 +84,8 @@ pub enum Artifact {
     OptionRom(Payload),
     /// `source` without its signatures (unsigned), or that signed with the test db key.
     Kernel { source: PathBuf, payload: Payload },
+    /// An empty initramfs (see [`Layout::initrd`]).
+    Initrd,
     /// A copy of `template` with keys enrolled (`OwnKeys`) or our db cert added (`DbAdded`).
     Varstore {
         template: PathBuf,
@@ -91,7 +98,7 @@ impl Artifact {
     /// Whether making it takes the run's test keys (signing, enrolling).
     pub fn needs_test_keys(&self) -> bool {
         match self {
-            Artifact::TestKeys => false,
+            Artifact::TestKeys | Artifact::Initrd => false,
             Artifact::Probe(payload)
             | Artifact::OptionRom(payload)
             | Artifact::Kernel { payload, .. } => *payload == Payload::Signed,
@@ -380,6 +387,7 @@ fn plan_cell(
     let subject = Subject {
         descriptor: d,
         edk2,
+        qemu: qemu.binary.version,
         variant,
         sev,
         profile: options.profile,
@@ -630,9 +638,12 @@ fn run_spec(
                 source,
                 payload: variant.payload,
             });
+            needs.push(Artifact::Initrd);
             argv.extend([
                 "-kernel".into(),
                 layout.kernel(variant.payload).display().to_string(),
+                "-initrd".into(),
+                layout.initrd().display().to_string(),
                 "-append".into(),
                 // No initrd: the kernel stops at mounting root, long after its decisive lines.
                 "console=ttyS0 panic=-1".into(),

@@ -66,6 +66,10 @@ fn make(artifact: &Artifact, layout: &Layout) -> Result<(), String> {
         Artifact::Probe(payload) => make_probe(layout, *payload),
         Artifact::OptionRom(payload) => make_option_rom(layout, *payload),
         Artifact::Kernel { source, payload } => make_kernel(layout, source, *payload),
+        Artifact::Initrd => {
+            create_dir(&layout.prepared())?;
+            write_file(&layout.initrd(), &empty_cpio())
+        }
         Artifact::Varstore {
             template,
             vars,
@@ -177,6 +181,27 @@ fn make_kernel(layout: &Layout, source: &Path, payload: Payload) -> Result<(), S
         },
     )
     .map(|_| ())
+}
+
+/// A cpio archive (`newc` format) holding nothing but its `TRAILER!!!` record.
+pub fn empty_cpio() -> Vec<u8> {
+    let name = b"TRAILER!!!\0";
+    // magic, then 13 eight-digit hex fields: ino mode uid gid nlink mtime filesize devmajor
+    // devminor rdevmajor rdevminor namesize check.
+    let mut out = b"070701".to_vec();
+    for (i, _) in (0..13).enumerate() {
+        let value = match i {
+            4 => 1,           // nlink
+            11 => name.len(), // namesize, with the NUL
+            _ => 0,
+        };
+        out.extend_from_slice(format!("{value:08X}").as_bytes());
+    }
+    out.extend_from_slice(name);
+    // The header plus name is padded to 4 bytes, the archive to 512.
+    out.resize(out.len().div_ceil(4) * 4, 0);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
 }
 
 fn make_probe(layout: &Layout, payload: Payload) -> Result<(), String> {
@@ -298,6 +323,17 @@ pub fn utc_stamp(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_cpio_is_a_lone_trailer() {
+        let cpio = empty_cpio();
+        assert_eq!(cpio.len(), 512);
+        assert_eq!(&cpio[..6], b"070701");
+        // namesize (field 12) is 11: "TRAILER!!!" and its NUL, right after the 110-byte header.
+        assert_eq!(&cpio[6 + 11 * 8..6 + 12 * 8], b"0000000B");
+        assert_eq!(&cpio[110..121], b"TRAILER!!!\0");
+        assert!(cpio[121..].iter().all(|&b| b == 0));
+    }
 
     #[test]
     fn stamps_known_dates() {

@@ -32,11 +32,33 @@ impl Version {
         let number = rest
             .split(|c: char| !(c.is_ascii_digit() || c == '.'))
             .next()?;
+        Version::parse(number)
+    }
+
+    /// `10.0`, `7.2.22` (missing parts are 0).
+    pub fn parse(number: &str) -> Option<Version> {
         let mut parts = number.split('.').map(|p| p.parse::<u32>().ok());
         let major = parts.next()??;
         let minor = parts.next().flatten().unwrap_or(0);
         let micro = parts.next().flatten().unwrap_or(0);
         Some(Version::new(major, minor, micro))
+    }
+}
+
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Version::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a QEMU version (expected e.g. 10.0 or 7.2.22)"
+            ))
+        })
     }
 }
 

@@ -33,15 +33,22 @@ pub fn observed_json(result: &CellResult) -> Value {
             linux_version,
             secure_boot,
             legacy_warning,
+            command_line,
             line,
         } => json!({
             "linux_version": linux_version,
             "secure_boot": secure_boot.map(u8::from),
             "legacy_warning": legacy_warning,
+            "command_line": command_line,
+            "loaded_by": command_line.as_deref().map(|c| if judge::loaded_by_load_image(c) {
+                "load-image"
+            } else {
+                "legacy-loader"
+            }),
             "line": line,
         }),
     };
-    v["payload"] = match judge::observe(result.cell.check, result.cell.variant, decision) {
+    v["payload"] = match judge::observe(result.cell.check, decision) {
         Ok(o) => json!(o.outcome),
         Err(_) => json!("undecided"),
     };
@@ -136,7 +143,7 @@ fn short_observation(result: &CellResult) -> String {
         (_, VerdictKind::Skip | VerdictKind::Error) => result.verdict.reason.clone(),
         (Some(Decision::ProbeRan { report }), _) => format!("probe ran: {}", summary(report)),
         (Some(Decision::ProbeRefused { .. }), _) => "probe refused".to_string(),
-        (Some(d), _) => match judge::observe(result.cell.check, result.cell.variant, d) {
+        (Some(d), _) => match judge::observe(result.cell.check, d) {
             Ok(o) => format!("{}: {}", o.outcome, o.description),
             Err(why) => why,
         },
@@ -149,7 +156,7 @@ fn outcome_cell(result: &CellResult) -> String {
     let Some(decision) = &result.observed else {
         return String::new();
     };
-    match judge::observe(result.cell.check, result.cell.variant, decision) {
+    match judge::observe(result.cell.check, decision) {
         Ok(o) => match o.secure_boot {
             Some(sb) => format!("{} (SB={sb})", o.outcome),
             None => o.outcome.to_string(),

@@ -60,7 +60,7 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
     let outcome = boot::boot(spec);
     let verdict = judge::judge(
         cell.check,
-        cell.variant,
+        cell.variant.tweak,
         rule,
         &outcome.end,
         cell.executable_sha256.as_deref(),

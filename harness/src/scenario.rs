@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::descriptor::{Descriptor, Feature};
+use crate::qemu::Version;
 
 /// The built-in scenarios, so the binary works from any folder.
 const BUILTIN: &[(&str, &str)] = &[
@@ -351,27 +352,99 @@ impl<'de> Deserialize<'de> for Edk2Release {
     }
 }
 
-/// Releases `from` (inclusive) up to `before` (exclusive); either end may be open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseRange {
+/// Versions `from` (inclusive) up to `before` (exclusive); either end may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "T: Deserialize<'de>"))]
+pub struct Range<T> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Edk2Release>,
+    pub from: Option<T>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<Edk2Release>,
+    pub before: Option<T>,
 }
 
-impl ReleaseRange {
-    pub fn contains(&self, release: Edk2Release) -> bool {
-        self.from.is_none_or(|f| release >= f) && self.before.is_none_or(|b| release < b)
+impl<T> Default for Range<T> {
+    fn default() -> Self {
+        Range {
+            from: None,
+            before: None,
+        }
+    }
+}
+
+impl<T: Ord + Copy> Range<T> {
+    pub fn contains(&self, value: T) -> bool {
+        self.from.is_none_or(|f| value >= f) && self.before.is_none_or(|b| value < b)
+    }
+}
+
+/// edk2 releases, `{"from": "2025.02", "before": "2026.02"}`.
+pub type ReleaseRange = Range<Edk2Release>;
+
+/// QEMU versions, `{"from": "10.0"}`.
+pub type QemuRange = Range<Version>;
+
+/// One outcome, or several that are all acceptable (`"refused"`, `["verified", "legacy-silent"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcomes(pub Vec<Outcome>);
+
+impl Outcomes {
+    pub fn one(outcome: Outcome) -> Outcomes {
+        Outcomes(vec![outcome])
+    }
+
+    pub fn admits(&self, outcome: Outcome) -> bool {
+        self.0.contains(&outcome)
+    }
+}
+
+impl fmt::Display for Outcomes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|o| o.as_str()).collect();
+        f.write_str(&names.join("|"))
+    }
+}
+
+impl Serialize for Outcomes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcomes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(Outcome),
+            Many(Vec<Outcome>),
+        }
+        let list = match OneOrMany::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected an outcome or a list of outcomes (runs, refused, executed, \
+                 not-executed, verified, legacy-warned, legacy-silent, booted)",
+            )
+        })? {
+            OneOrMany::One(o) => vec![o],
+            OneOrMany::Many(v) => v,
+        };
+        if list.is_empty() {
+            return Err(serde::de::Error::custom(
+                "an empty list of outcomes admits nothing",
+            ));
+        }
+        Ok(Outcomes(list))
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
-    /// What happens to the payload (probe, option ROM or kernel).
-    pub payload: Outcome,
+    /// What happens to the payload (probe, option ROM or kernel): one outcome, or a list of
+    /// acceptable ones.
+    pub payload: Outcomes,
     /// What the guest must report for Secure Boot when the payload runs (the probe's
     /// `SecureBoot` variable, or the kernel's `secureboot:` line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -415,6 +488,7 @@ pub struct Subject<'a> {
     pub descriptor: &'a Descriptor,
     /// The firmware's edk2 release, when it can be told (package version).
     pub edk2: Option<Edk2Release>,
+    pub qemu: Version,
     pub variant: Variant,
     pub sev: bool,
     pub profile: Profile,
@@ -432,6 +506,9 @@ pub struct Condition {
     /// The edk2 releases the rule covers; a firmware of unknown release matches no range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edk2: Option<ReleaseRange>,
+    /// The QEMU versions the rule covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu: Option<QemuRange>,
     #[serde(default)]
     pub vars: Pick<Vars>,
     #[serde(default)]
@@ -455,6 +532,7 @@ impl Condition {
         };
         features_ok
             && edk2_ok
+            && self.qemu.is_none_or(|range| range.contains(s.qemu))
             && self.profile.admits(&s.profile)
             && self.vars.admits(&s.variant.vars)
             && self.payload.admits(&s.variant.payload)
@@ -497,6 +575,9 @@ pub struct KnownDeviation {
     /// Package and version, where known (`ovmf 2022.11-6+deb12u2`).
     #[serde(default)]
     pub package: String,
+    /// Only cells with this tweak deviate (kernel-boot); absent: every cell of the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tweak: Option<Tweak>,
     /// What the build does instead.
     pub observed: Outcome,
     pub reason: String,
@@ -647,11 +728,17 @@ impl Scenarios {
             }
         }
         for (check, rule) in &self.rules {
-            if !check.outcomes().contains(&rule.expect.payload) {
+            if let Some(wrong) = rule
+                .expect
+                .payload
+                .0
+                .iter()
+                .find(|o| !check.outcomes().contains(o))
+            {
                 return Err(err(format!(
                     "rule {check}/{} expects {:?}, which is not an outcome of {check} (one of: {})",
                     rule.id,
-                    rule.expect.payload.as_str(),
+                    wrong.as_str(),
                     outcome_list(*check)
                 )));
             }
@@ -702,11 +789,13 @@ impl Scenarios {
         check: Check,
         rule: &str,
         executable_sha256: &str,
+        tweak: Tweak,
     ) -> Option<&KnownDeviation> {
         self.deviations.iter().find(|d| {
             d.check == check
                 && d.rule == rule
                 && d.executable_sha256.eq_ignore_ascii_case(executable_sha256)
+                && d.tweak.is_none_or(|t| t == tweak)
         })
     }
 }
@@ -795,6 +884,20 @@ mod tests {
     }
 
     #[test]
+    fn outcome_lists_and_qemu_ranges_parse_and_match() {
+        let e: Expectation =
+            serde_json::from_str(r#"{"payload": ["verified", "legacy-silent"]}"#).unwrap();
+        assert!(e.payload.admits(Outcome::LegacySilent));
+        assert!(!e.payload.admits(Outcome::Refused));
+        assert_eq!(e.payload.to_string(), "verified|legacy-silent");
+        assert!(serde_json::from_str::<Expectation>(r#"{"payload": []}"#).is_err());
+        let range: QemuRange = serde_json::from_str(r#"{"from": "10.0"}"#).unwrap();
+        assert!(range.contains(Version::new(10, 0, 2)));
+        assert!(!range.contains(Version::new(7, 2, 22)));
+        assert!(serde_json::from_str::<QemuRange>(r#"{"from": "ten"}"#).is_err());
+    }
+
+    #[test]
     fn measured_builds_are_found_by_sha256() {
         let s = load(&[(
             "measured-boot.json",
@@ -822,6 +925,7 @@ mod tests {
         let subject = |profile, edk2: Option<&str>, tweak| Subject {
             descriptor: &d,
             edk2: edk2.and_then(Edk2Release::parse),
+            qemu: Version::new(7, 2, 0),
             variant: Variant {
                 vars: Vars::OwnKeys,
                 payload: Payload::Unsigned,
