@@ -458,6 +458,18 @@ fn host_uefi_vars_firmware_is_skipped_with_its_reason() {
     }
 }
 
+/// Plans `firmware` on a QEMU 7.2 without working KVM or SEV, with the built-in scenarios.
+fn plan_on_7_2(firmware: Vec<Firmware>, options: PlanOptions) -> Plan {
+    plan(
+        &inventory(
+            firmware,
+            vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+        ),
+        &Scenarios::builtin(),
+        &options,
+    )
+}
+
 fn cell<'a>(plan: &'a Plan, id: &str) -> &'a bootmatrix::plan::Cell {
     plan.cells
         .iter()
@@ -567,13 +579,9 @@ fn measured_build_still_needs_a_qemu_that_passes_kernel_hashes() {
 
 #[test]
 fn kernel_cells_without_a_kernel_are_skipped_with_the_reason() {
-    let plan = plan(
-        &inventory(
-            debian(),
-            vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
-        ),
-        &Scenarios::builtin(),
-        &PlanOptions {
+    let plan = plan_on_7_2(
+        debian(),
+        PlanOptions {
             kernel: Err("no Linux kernel for -kernel: pass --kernel PATH".into()),
             ..PlanOptions::new(Layout::new("/run"))
         },
@@ -698,13 +706,9 @@ fn kernel_rules_follow_profile_and_edk2_release(
     #[case] tweak: &str,
     #[case] rule: &str,
 ) {
-    let plan = plan(
-        &inventory(
-            debian_with_package(version),
-            vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
-        ),
-        &Scenarios::builtin(),
-        &PlanOptions {
+    let plan = plan_on_7_2(
+        debian_with_package(version),
+        PlanOptions {
             profile: profile.parse().unwrap(),
             ..options()
         },
@@ -724,13 +728,9 @@ fn kernel_rules_follow_profile_and_edk2_release(
 
 #[test]
 fn upstream_profile_without_a_known_release_is_an_error_naming_it() {
-    let plan = plan(
-        &inventory(
-            debian(),
-            vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
-        ),
-        &Scenarios::builtin(),
-        &PlanOptions {
+    let plan = plan_on_7_2(
+        debian(),
+        PlanOptions {
             profile: bootmatrix::scenario::Profile::Upstream,
             ..options()
         },
@@ -757,13 +757,9 @@ fn upstream_profile_without_a_known_release_is_an_error_naming_it() {
 #[test]
 fn option_rom_rules_follow_the_profile() {
     let rule_of = |profile: &str| {
-        let plan = plan(
-            &inventory(
-                debian(),
-                vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
-            ),
-            &Scenarios::builtin(),
-            &PlanOptions {
+        let plan = plan_on_7_2(
+            debian(),
+            PlanOptions {
                 profile: profile.parse().unwrap(),
                 ..options()
             },
@@ -783,4 +779,91 @@ fn option_rom_rules_follow_the_profile() {
         rule_of("upstream"),
         ("unsigned-runs-without-sev".into(), "executed".into())
     );
+}
+
+#[test]
+fn explain_names_rule_source_firmware_and_what_was_recorded() {
+    let firmware = debian_with_package("2022.11-6+deb12u2");
+    let inv = inventory(
+        firmware.clone(),
+        vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+    );
+    let mut scenarios = Scenarios::builtin();
+    for d in &mut scenarios.deviations {
+        d.executable_sha256 = "00".repeat(32);
+    }
+    let plan = plan(&inv, &scenarios, &options());
+    let id = "50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-unsigned";
+    let cell = bootmatrix::explain::find_cell(&plan, id).unwrap();
+    let fw = firmware
+        .iter()
+        .find(|f| f.descriptor.name == cell.descriptor);
+    let run_dir = Path::new("/runs/x");
+
+    let text = bootmatrix::explain::explain(cell, fw, &scenarios, run_dir, None);
+    for needle in [
+        "cell 50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-unsigned",
+        "features: acpi-s3, amd-sev, requires-smm, secure-boot, verbose-dynamic",
+        "package:    ovmf 2022.11-6+deb12u2",
+        "edk2:       2022.11 (from the package version)",
+        "expectation (profile strict, scenarios built-in)",
+        "rule kernel-boot/unsigned-refused: payload refused",
+        "known deviation debian-ovmf-2022.11-kernel-legacy-fallback",
+        "-kernel /run/prepared/vmlinuz-unsigned",
+        "not recorded: run it with `bootmatrix run --filter",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+
+    let recorded = serde_json::json!({
+        "profile": "upstream",
+        "verdict": "known-deviation",
+        "reason": "expected the kernel to be refused ...",
+        "decided_ms": 6572,
+        "observed": {"payload": "legacy-silent", "secure_boot": 1, "legacy_warning": null},
+        "firmware": {"vendor": "EDK II", "revision": "0x00010000"},
+    });
+    let text = bootmatrix::explain::explain(cell, fw, &scenarios, run_dir, Some(&recorded));
+    for needle in [
+        "note: that run used profile upstream, this explanation profile strict",
+        "payload: legacy-silent",
+        "decided after 6572 ms",
+        "reported by the guest: EDK II revision 0x00010000",
+        "verdict: known-deviation",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("legacy_warning"),
+        "null fields are left out:\n{text}"
+    );
+
+    let refused = bootmatrix::explain::find_cell(
+        &plan,
+        "50-edk2-x86_64-secure/qemu-7.2.0/sev-on/kernel-boot/own-keys-vars-unsigned",
+    )
+    .unwrap();
+    let text = bootmatrix::explain::explain(refused, fw, &scenarios, run_dir, None);
+    assert!(
+        text.contains("refused by the planner: refused by policy"),
+        "{text}"
+    );
+}
+
+#[test]
+fn explain_finds_a_cell_by_a_unique_part_of_its_id() {
+    let plan = make_plan(&inventory(
+        debian(),
+        vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+    ));
+    let found = bootmatrix::explain::find_cell(
+        &plan,
+        "60-edk2-x86_64/qemu-7.2.0/sev-off/option-rom/shipped-vars-signed",
+    )
+    .unwrap();
+    assert!(found.id.ends_with("option-rom/shipped-vars-signed"));
+    let many = bootmatrix::explain::find_cell(&plan, "option-rom").unwrap_err();
+    assert!(many.contains("matches 12 cells"), "{many}");
+    let none = bootmatrix::explain::find_cell(&plan, "no-such-cell").unwrap_err();
+    assert!(none.contains("no cell \"no-such-cell\""), "{none}");
 }

@@ -230,11 +230,25 @@ fn every_debian_descriptor_is_judged_correctly() {
         silent["deviation"]["id"], "debian-ovmf-2022.11-kernel-legacy-fallback",
         "{silent:#}"
     );
-    let verified = run.cell(
+    let signed = run.cell(
         "50-edk2-x86_64-secure/qemu-7.2",
         "kernel-boot/own-keys-vars-signed",
     );
-    assert_eq!(verified["observed"]["payload"], "verified", "{verified:#}");
+    // QEMU 7.2 patches the kernel's setup header, so even the signed kernel fails LoadImage
+    // and 2022.11 falls back without a word: it boots, but unverified.
+    assert_eq!(signed["verdict"], "pass", "{signed:#}");
+    assert_eq!(signed["observed"]["payload"], "legacy-silent", "{signed:#}");
+    assert_eq!(
+        signed["observed"]["loaded_by"], "legacy-loader",
+        "{signed:#}"
+    );
+    // Without Secure Boot, LoadImage takes any kernel.
+    let plain = run.cell(
+        "60-edk2-x86_64/qemu-7.2",
+        "kernel-boot/shipped-vars-unsigned",
+    );
+    assert_eq!(plain["observed"]["loaded_by"], "load-image", "{plain:#}");
+    assert_eq!(plain["observed"]["payload"], "booted", "{plain:#}");
     // Firmware identity, from the package and from the guest.
     let probe = run.cell(
         "50-edk2-x86_64-secure/qemu-7.2",
@@ -437,4 +451,88 @@ fn without_its_deviation_entry_the_unsigned_kernel_fails_strict() {
         "{cell:#}"
     );
     assert_eq!(run.status, 1);
+}
+
+/// The descriptors of Debian trixie's OVMF 2025.02, unpacked by `ci/extra-ovmf` (ci/test passes
+/// them in BOOTMATRIX_EXTRA_OVMF; without it, the script is run here).
+fn trixie_descriptors() -> String {
+    if let Ok(dir) = std::env::var("BOOTMATRIX_EXTRA_OVMF") {
+        return dir;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/extra-ovmf");
+    let out = Command::new(&script).output().expect("ci/extra-ovmf runs");
+    assert!(
+        out.status.success(),
+        "ci/extra-ovmf failed (run ./ci/test, which sets BOOTMATRIX_EXTRA_OVMF): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// What trixie's OVMF 2025.02 gives each sev-off cell under the strict profile.
+fn expected_on_trixie_2025_02(id: &str) -> (&'static str, Option<&'static str>) {
+    let secure = !id.starts_with("60-");
+    let qemu_10 = id.contains("/qemu-10.");
+    let kernel = id.contains("/kernel-boot/");
+    if id.ends_with("-shim") {
+        ("skip", None)
+    } else if !secure {
+        ("pass", None)
+    } else if id.contains("/option-rom/") && id.ends_with("-unsigned") {
+        ("known-deviation", Some("executed"))
+    } else if kernel && id.ends_with("-unsigned") {
+        // The fallback is warned about now, and the switch turns it off.
+        ("known-deviation", Some("legacy-warned"))
+    } else if kernel && id.ends_with("-unsigned-no-legacy-loader") {
+        ("pass", Some("refused"))
+    } else if kernel && qemu_10 {
+        // QEMU 10 hands over the unpatched kernel: the signature verifies.
+        ("pass", Some("verified"))
+    } else if kernel && id.ends_with("-signed") {
+        ("pass", Some("legacy-warned"))
+    } else if kernel {
+        // Signed, no fallback, on a QEMU that patches the kernel header: refused, rightly.
+        ("pass", Some("refused"))
+    } else {
+        ("pass", None)
+    }
+}
+
+#[test]
+fn trixie_ovmf_2025_02_warns_and_can_refuse() {
+    let descriptors = trixie_descriptors();
+    let extra = std::env::var("BOOTMATRIX_EXTRA_QEMU").ok();
+    let mut args = vec![
+        "--descriptors",
+        descriptors.as_str(),
+        "--filter",
+        "^(40|50|60)-edk2-x86_64[a-z-]*/[^/]*/sev-off/",
+    ];
+    if let Some(q) = &extra {
+        args.extend(["--qemu", q.as_str()]);
+    }
+    let run = bootmatrix(&args);
+    assert!(run.cells().len() >= 28, "{}", run.stdout);
+    for cell in run.cells() {
+        let id = cell["id"].as_str().unwrap();
+        let (verdict, outcome) = expected_on_trixie_2025_02(id);
+        assert_eq!(cell["verdict"], verdict, "{cell:#}");
+        if let Some(outcome) = outcome {
+            assert_eq!(cell["observed"]["payload"], outcome, "{cell:#}");
+        }
+        assert_eq!(cell["firmware"]["edk2_release"], "2025.02", "{cell:#}");
+    }
+    let warned = run.cell(
+        "50-edk2-x86_64-secure/qemu-7.2",
+        "kernel-boot/own-keys-vars-unsigned",
+    );
+    assert!(warned["observed"]["legacy_warning"]
+        .as_str()
+        .unwrap()
+        .starts_with("OVMF: Using legacy linux kernel loader"));
+    assert_eq!(
+        warned["deviation"]["id"], "debian-ovmf-2025.02-kernel-legacy-fallback-warned",
+        "{warned:#}"
+    );
+    assert_eq!(run.status, 0, "{}", run.stdout);
 }

@@ -83,11 +83,7 @@ pub fn explain(
         o,
         "  qemu {} on {} ({}: {}), SEV {}",
         cell.qemu_version,
-        if cell.machine.is_empty() {
-            "no machine"
-        } else {
-            &cell.machine
-        },
+        or(&cell.machine, "no machine"),
         cell.accel,
         cell.accel_reason,
         if cell.sev { "on" } else { "off" }
@@ -153,11 +149,7 @@ pub fn explain(
                     o,
                     "  known deviation {} for this build ({}): observed {}: {} [{}]",
                     dev.id,
-                    if dev.package.is_empty() {
-                        "no package recorded"
-                    } else {
-                        &dev.package
-                    },
+                    or(&dev.package, "no package recorded"),
                     dev.observed,
                     dev.reason,
                     dev.reference
@@ -232,6 +224,15 @@ pub fn explain(
         }
     }
     out
+}
+
+/// `text`, or `fallback` when it is empty.
+fn or<'a>(text: &'a str, fallback: &'a str) -> &'a str {
+    if text.is_empty() {
+        fallback
+    } else {
+        text
+    }
 }
 
 fn plain(value: &Value) -> String {

@@ -53,12 +53,11 @@ impl serde::Serialize for Version {
 
 impl<'de> serde::Deserialize<'de> for Version {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Version::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a QEMU version (expected e.g. 10.0 or 7.2.22)"
-            ))
-        })
+        crate::scenario::deserialize_text(
+            d,
+            Version::parse,
+            "a QEMU version (expected e.g. 10.0 or 7.2.22)",
+        )
     }
 }
 

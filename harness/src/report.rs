@@ -467,4 +467,53 @@ mod tests {
         );
         assert_eq!(xml.matches("<testcase ").count(), 4);
     }
+
+    #[test]
+    fn planner_refusals_get_their_own_heading_and_flag() {
+        let mut refused = result(
+            "sev-kernel",
+            VerdictKind::Skip,
+            "refused by policy: x",
+            None,
+        );
+        refused.cell.action = Action::Refused("refused by policy: x".into());
+        let skipped = result("sev-probe", VerdictKind::Skip, "host has no AMD SEV", None);
+        let table = summary_table(&[refused.clone(), skipped]);
+        let refusals = table.find("REFUSED BY THE PLANNER").expect(&table);
+        let skips = table.find("SKIPPED").expect(&table);
+        assert!(table[refusals..skips].contains("sev-kernel"), "{table}");
+        assert!(table[skips..].contains("sev-probe"), "{table}");
+        assert!(!table[skips..].contains("sev-kernel"), "{table}");
+        assert_eq!(cell_json(&refused)["refused_by_planner"], true);
+    }
+
+    #[test]
+    fn kernel_cells_report_the_loader_path_and_firmware_identity() {
+        let mut r = result(
+            "k",
+            VerdictKind::KnownDeviation,
+            "known",
+            Some(Decision::KernelStarted {
+                linux_version: "Linux version 6.1.0-56-amd64".into(),
+                secure_boot: Some(true),
+                legacy_warning: None,
+                command_line: Some("console=ttyS0 panic=-1".into()),
+                line: "secureboot: Secure boot enabled".into(),
+            }),
+        );
+        r.cell.check = Check::KernelBoot;
+        let v = cell_json(&r);
+        assert_eq!(v["observed"]["payload"], "legacy-silent", "{v:#}");
+        assert_eq!(v["observed"]["loaded_by"], "legacy-loader", "{v:#}");
+        assert_eq!(v["observed"]["secure_boot"], 1, "{v:#}");
+        assert_eq!(v["firmware"]["edk2_release"], "2022.11", "{v:#}");
+        assert_eq!(v["firmware"]["package"], "ovmf 2022.11-6+deb12u2", "{v:#}");
+        assert!(
+            v["firmware"]["revision"].is_null(),
+            "no probe, no revision: {v:#}"
+        );
+        let probe = cell_json(&result("p", VerdictKind::Pass, "ok", ran()));
+        assert_eq!(probe["firmware"]["revision"], "0x00010000", "{probe:#}");
+        assert_eq!(probe["firmware"]["vendor"], "EDK II", "{probe:#}");
+    }
 }
