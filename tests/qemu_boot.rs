@@ -453,20 +453,26 @@ fn without_its_deviation_entry_the_unsigned_kernel_fails_strict() {
     assert_eq!(run.status, 1);
 }
 
-/// The descriptors of Debian trixie's OVMF 2025.02, unpacked by `ci/extra-ovmf` (ci/test passes
-/// them in BOOTMATRIX_EXTRA_OVMF; without it, the script is run here).
-fn trixie_descriptors() -> String {
-    if let Ok(dir) = std::env::var("BOOTMATRIX_EXTRA_OVMF") {
-        return dir;
+/// What `ci/test` passes in `variable`, or else what `ci/<script>` prints (it fetches it).
+fn from_ci(variable: &str, script: &str) -> String {
+    if let Ok(value) = std::env::var(variable) {
+        return value;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/extra-ovmf");
-    let out = Command::new(&script).output().expect("ci/extra-ovmf runs");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("ci")
+        .join(script);
+    let out = Command::new(&path).output().expect("the ci script runs");
     assert!(
         out.status.success(),
-        "ci/extra-ovmf failed (run ./ci/test, which sets BOOTMATRIX_EXTRA_OVMF): {}",
+        "ci/{script} failed (run ./ci/test, which sets {variable}): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The descriptors of Debian trixie's OVMF 2025.02, unpacked by `ci/extra-ovmf`.
+fn trixie_descriptors() -> String {
+    from_ci("BOOTMATRIX_EXTRA_OVMF", "extra-ovmf")
 }
 
 /// What trixie's OVMF 2025.02 gives each sev-off cell under the strict profile.
@@ -533,6 +539,44 @@ fn trixie_ovmf_2025_02_warns_and_can_refuse() {
     assert_eq!(
         warned["deviation"]["id"], "debian-ovmf-2025.02-kernel-legacy-fallback-warned",
         "{warned:#}"
+    );
+    assert_eq!(run.status, 0, "{}", run.stdout);
+}
+
+#[test]
+fn shim_refuses_the_unsigned_kernel_on_trixie_ovmf() {
+    // -shim needs QEMU >= 10.0 and edk2 >= stable202502; shim is Microsoft-signed, so only the
+    // enrolled descriptor runs it.
+    let descriptors = trixie_descriptors();
+    let qemu = from_ci("BOOTMATRIX_EXTRA_QEMU", "extra-qemu");
+    let shim = from_ci("BOOTMATRIX_SHIM", "extra-shim");
+    let run = bootmatrix(&[
+        "--descriptors",
+        &descriptors,
+        "--qemu",
+        &qemu,
+        "--no-path-qemu",
+        "--shim",
+        &shim,
+        "--filter",
+        "^40-edk2-x86_64-secure-enrolled/qemu-10[^/]*/sev-off/kernel-boot/.*-shim$",
+    ]);
+    assert_eq!(run.cells().len(), 2, "{}", run.stdout);
+    let unsigned = run.cell("40-", "kernel-boot/db-added-vars-unsigned-shim");
+    assert_eq!(unsigned["verdict"], "pass", "{unsigned:#}");
+    assert_eq!(unsigned["observed"]["payload"], "refused", "{unsigned:#}");
+    assert!(
+        unsigned["observed"]["line"]
+            .as_str()
+            .unwrap()
+            .contains("Verification failed"),
+        "{unsigned:#}"
+    );
+    let signed = run.cell("40-", "kernel-boot/db-added-vars-signed-shim");
+    assert_eq!(signed["verdict"], "pass", "{signed:#}");
+    assert!(
+        signed["argv"].to_string().contains("\"-shim\""),
+        "{signed:#}"
     );
     assert_eq!(run.status, 0, "{}", run.stdout);
 }

@@ -177,6 +177,43 @@ fn hang_runs_into_the_deadline_and_the_group_is_killed() {
     fake.assert_no_survivors();
 }
 
+#[test]
+fn unfinished_last_line_is_kept_in_the_log() {
+    // A probe cell does not decide on shim's box: it runs into its deadline, and what the guest
+    // left on screen without a newline is still in serial.log and in the reason.
+    let fake = Fake::new();
+    let outcome = fake.boot("shim-box", SHORT);
+    let why = broken(&outcome);
+    assert!(why.contains("Verification failed: (0x1A)"), "{why}");
+    let log = fake.read("serial.log");
+    assert!(log.contains("Failed to open  - Not Found\n"), "{log}");
+    assert!(
+        log.contains("Verification failed: (0x1A) Security Violation"),
+        "{log}"
+    );
+    fake.assert_no_survivors();
+}
+
+#[test]
+fn kernel_cell_decides_on_shims_box_without_a_newline() {
+    let fake = Fake::new();
+    let mut spec = fake.spec("shim-box", GENEROUS, false);
+    spec.check = bootmatrix::scenario::Check::KernelBoot;
+    let outcome = boot(&spec);
+    match &outcome.end {
+        BootEnd::Decided(Decision::KernelRefused { line }) => {
+            assert!(line.contains("Verification failed"), "{line}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        outcome.elapsed < Duration::from_secs(10),
+        "{:?}",
+        outcome.elapsed
+    );
+    fake.assert_no_survivors();
+}
+
 #[rstest]
 #[case::crash("crash", "exited (exit status: 1)", CRASH_TEXT)]
 #[case::exit_clean("exit-clean", "exited (exit status: 0)", "(stderr empty)")]

@@ -156,6 +156,9 @@ impl Drop for Guest {
 
 enum Event {
     Line(Console, String),
+    /// The unfinished line the console has been showing since its last read: text a guest
+    /// leaves on screen without a newline (shim's error box waits for a key under it).
+    Partial(Console, String),
     SerialClosed,
 }
 
@@ -210,8 +213,12 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
     let mut watcher = ConsoleWatcher::new(spec.check);
     let mut lines = 0usize;
     let mut last_line = String::new();
-    let mut on_line = |console: Console, raw: String| {
+    let mut on_line = |console: Console, raw: String, complete: bool| {
         let line = strip_escapes(&raw);
+        if !complete {
+            // Not logged yet (the rest of the line may follow); only what it says counts.
+            return watcher.feed_partial(console, &line).is_some();
+        }
         if console == Console::Serial {
             serial_log.write_line(&line);
             lines += 1;
@@ -230,7 +237,13 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
         while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
             match rx.recv_timeout(left) {
                 Ok(Event::Line(console, line)) => {
-                    if on_line(console, line) {
+                    if on_line(console, line, true) {
+                        watched = Watched::Decided;
+                        break;
+                    }
+                }
+                Ok(Event::Partial(console, line)) => {
+                    if on_line(console, line, false) {
                         watched = Watched::Decided;
                         break;
                     }
@@ -243,6 +256,23 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
     let decided_after = matches!(watched, Watched::Decided).then(|| started.elapsed());
     guest.kill_and_reap();
     stop_tail.store(true, Ordering::Relaxed);
+    // What the guest wrote up to its end still belongs in serial.log, unfinished last line
+    // included (the reader hands it over at end of file); bounded, for a guest that flooded.
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(Event::Line(Console::Serial, raw)) => {
+                let line = strip_escapes(&raw);
+                serial_log.write_line(&line);
+                lines += 1;
+                if !line.trim().is_empty() {
+                    last_line = line;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
     // Readers blocked on a full channel see it closed and end.
     drop(rx);
     let _ = serial_reader.join();
@@ -296,7 +326,7 @@ fn watch(
     rx: &Receiver<Event>,
     deadline: Duration,
     started: Instant,
-    on_line: &mut dyn FnMut(Console, String) -> bool,
+    on_line: &mut dyn FnMut(Console, String, bool) -> bool,
 ) -> Watched {
     let mut serial_open = true;
     let mut exited_at: Option<(ExitStatus, Instant)> = None;
@@ -312,7 +342,12 @@ fn watch(
         };
         match rx.recv_timeout(left.min(Duration::from_millis(50))) {
             Ok(Event::Line(console, line)) => {
-                if on_line(console, line) {
+                if on_line(console, line, true) {
+                    return Watched::Decided;
+                }
+            }
+            Ok(Event::Partial(console, line)) => {
+                if on_line(console, line, false) {
                     return Watched::Decided;
                 }
             }
@@ -349,6 +384,12 @@ fn spawn_line_reader(
             pending.extend_from_slice(&buf[..n]);
             if send_lines(&mut pending, console, &tx).is_err() {
                 return;
+            }
+            if !pending.is_empty() {
+                let partial = String::from_utf8_lossy(&pending).into_owned();
+                if tx.send(Event::Partial(console, partial)).is_err() {
+                    return;
+                }
             }
         }
         if !pending.is_empty() {

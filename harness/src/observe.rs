@@ -27,6 +27,10 @@ pub const OPROM_MARKER: &str = "BOOTMATRIX-OPROM";
 /// What OVMF prints when it boots a `-kernel` through the legacy loader (edk2 >= stable202502).
 pub const LEGACY_LOADER_WARNING: &str = "OVMF: Using legacy linux kernel loader";
 
+/// What shim prints when it refuses the image it was asked to start (in an error box that
+/// waits for a key, without a newline).
+pub const SHIM_REFUSAL: &str = "Verification failed: ";
+
 /// What OVMF prints when it will not fall back to the legacy loader.
 const KERNEL_REFUSALS: &[&str] = &[
     "OVMF: Fallback to insecure legacy linux kernel loader is disabled",
@@ -183,6 +187,28 @@ impl ConsoleWatcher {
         self.decision.as_ref()
     }
 
+    /// Feeds the unfinished line a console shows (no newline yet). Only what can end a cell
+    /// without a newline decides here: shim's refusal of the kernel.
+    pub fn feed_partial(&mut self, console: Console, text: &str) -> Option<&Decision> {
+        if self.decision.is_some() || self.check != Check::KernelBoot {
+            return None;
+        }
+        static RE: OnceLock<Regex> = OnceLock::new();
+        // The message is complete once the box's padding follows it: `...: (0x1A) Security
+        // Violation   │`; before that, more of it may still be on its way.
+        let re = RE.get_or_init(|| {
+            Regex::new(r"Verification failed: (\([^)]*\) \S+(?: \S+)*)\s{2,}").expect("valid regex")
+        });
+        if console == Console::Serial {
+            if let Some(caps) = re.captures(text) {
+                self.decision = Some(Decision::KernelRefused {
+                    line: format!("shim: {SHIM_REFUSAL}{}", &caps[1]),
+                });
+            }
+        }
+        self.decision.as_ref()
+    }
+
     fn probe_boot(&self, console: Console, line: &str) -> Option<Decision> {
         if let Some(report) = parse_probe_line(line) {
             return Some(Decision::ProbeRan { report });
@@ -224,7 +250,7 @@ impl ConsoleWatcher {
             self.legacy_warning.get_or_insert_with(|| line.to_string());
             return None;
         }
-        if KERNEL_REFUSALS.iter().any(|r| line.contains(r)) {
+        if KERNEL_REFUSALS.iter().any(|r| line.contains(r)) || line.contains(SHIM_REFUSAL) {
             return Some(Decision::KernelRefused {
                 line: line.to_string(),
             });
@@ -487,5 +513,38 @@ mod tests {
     #[test]
     fn probe_line_does_not_decide_a_kernel_cell() {
         assert_eq!(kernel(&[PROBE]), None);
+    }
+
+    #[test]
+    fn shim_refusal_decides_even_without_a_newline() {
+        let mut w = ConsoleWatcher::new(Check::KernelBoot);
+        assert!(w
+            .feed_partial(Console::Serial, "Failed to open  - Not")
+            .is_none());
+        // Not complete yet: more of the message may follow.
+        assert!(w
+            .feed_partial(
+                Console::Serial,
+                " ERROR  Verification failed: (0x1A) Security Vi"
+            )
+            .is_none());
+        let box_text = "┌──┐│   ERROR   ││   Verification failed: (0x1A) Security Violation     │";
+        match w.feed_partial(Console::Serial, box_text) {
+            Some(Decision::KernelRefused { line }) => {
+                assert_eq!(line, "shim: Verification failed: (0x1A) Security Violation")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Only kernel cells, only that refusal.
+        let mut probe = ConsoleWatcher::new(Check::SecureBoot);
+        assert!(probe.feed_partial(Console::Serial, box_text).is_none());
+        let mut other = ConsoleWatcher::new(Check::KernelBoot);
+        assert!(other.feed_partial(Console::Serial, PROBE).is_none());
+        assert!(other
+            .feed_partial(
+                Console::Serial,
+                "OVMF: Secure boot image verification failed."
+            )
+            .is_none());
     }
 }
