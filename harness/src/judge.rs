@@ -120,7 +120,7 @@ pub fn observe(check: Check, decision: &Decision) -> Result<Observation, String>
             report.secure_boot,
             report.setup_mode,
             format!(
-                "{} before the probe ran ({})",
+                "{} by the time the probe reported ({})",
                 if marker.is_some() {
                     "ran"
                 } else {
