@@ -172,6 +172,10 @@ pub fn explain(
         }
         Action::Refused(why) => {
             let _ = writeln!(o, "  refused by the planner: {why}");
+            let _ = writeln!(
+                o,
+                "  (the expectation above would apply to a build the planner accepts)"
+            );
         }
         Action::Error(why) => {
             let _ = writeln!(o, "  cannot run: {why}");

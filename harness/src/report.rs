@@ -181,11 +181,11 @@ pub fn summary_table(results: &[CellResult]) -> String {
                 r.decided
                     .map(|d| format!("{} ms", d.as_millis()))
                     .unwrap_or_default(),
-                r.cell
-                    .rule
-                    .as_ref()
-                    .map(|rule| rule.expect.payload.to_string())
-                    .unwrap_or_default(),
+                match (&r.cell.action, &r.cell.rule) {
+                    // The planner will not run it: no expectation is at stake.
+                    (Action::Refused(_), _) | (_, None) => String::new(),
+                    (_, Some(rule)) => rule.expect.payload.to_string(),
+                },
             ]
         })
         .collect();
