@@ -54,6 +54,9 @@ pub struct Verdict {
     /// The deviation entry that explains (or, when stale, no longer explains) this cell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deviation: Option<KnownDeviation>,
+    /// What the firmware did, when the cell got that far; reports show it as it was judged.
+    #[serde(skip)]
+    pub observation: Option<Observation>,
 }
 
 impl Verdict {
@@ -62,6 +65,7 @@ impl Verdict {
             kind,
             reason: reason.into(),
             deviation: None,
+            observation: None,
         }
     }
 }
@@ -75,7 +79,7 @@ pub enum BootEnd {
     Broken(String),
 }
 
-/// What the firmware did, as the decisive event and the cell's variant tell it.
+/// What the firmware did, as the decisive console event tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     pub outcome: Outcome,
@@ -225,7 +229,7 @@ pub fn judge(
     let deviation =
         executable_sha256.and_then(|sha| scenarios.deviation_for(check, &rule.id, sha, tweak));
     let what = subject(check);
-    match (mismatch, deviation) {
+    let verdict = match (mismatch, deviation) {
         (None, None) => Verdict::new(
             VerdictKind::Pass,
             format!(
@@ -238,26 +242,36 @@ pub fn judge(
             format!("{why} (rule {}: {})", rule.id, rule.because),
         ),
         (Some(why), Some(dev)) if dev.observed == outcome => Verdict {
-            kind: VerdictKind::KnownDeviation,
-            reason: format!("{why}: known deviation {}: {} [{}]", dev.id, dev.reason, dev.reference),
             deviation: Some(dev.clone()),
+            ..Verdict::new(
+                VerdictKind::KnownDeviation,
+                format!("{why}: known deviation {}: {} [{}]", dev.id, dev.reason, dev.reference),
+            )
         },
         (Some(why), Some(dev)) => Verdict {
-            kind: VerdictKind::Fail,
-            reason: format!(
-                "{why}; known deviation {} expects {} instead",
-                dev.id, dev.observed
-            ),
             deviation: Some(dev.clone()),
+            ..Verdict::new(
+                VerdictKind::Fail,
+                format!(
+                    "{why}; known deviation {} expects {} instead",
+                    dev.id, dev.observed
+                ),
+            )
         },
         (None, Some(dev)) => Verdict {
-            kind: VerdictKind::Fail,
-            reason: format!(
-                "stale-deviation: {} is recorded for this build ({}) but the firmware now behaves as rule {} expects; remove the entry",
-                dev.id, dev.reference, rule.id
-            ),
             deviation: Some(dev.clone()),
+            ..Verdict::new(
+                VerdictKind::Fail,
+                format!(
+                    "stale-deviation: {} is recorded for this build ({}) but the firmware now behaves as rule {} expects; remove the entry",
+                    dev.id, dev.reference, rule.id
+                ),
+            )
         },
+    };
+    Verdict {
+        observation: Some(observation),
+        ..verdict
     }
 }
 

@@ -48,9 +48,9 @@ pub fn observed_json(result: &CellResult) -> Value {
             "line": line,
         }),
     };
-    v["payload"] = match judge::observe(result.cell.check, decision) {
-        Ok(o) => json!(o.outcome),
-        Err(_) => json!("undecided"),
+    v["payload"] = match &result.verdict.observation {
+        Some(o) => json!(o.outcome),
+        None => json!("undecided"),
     };
     v
 }
@@ -143,9 +143,9 @@ fn short_observation(result: &CellResult) -> String {
         (_, VerdictKind::Skip | VerdictKind::Error) => result.verdict.reason.clone(),
         (Some(Decision::ProbeRan { report }), _) => format!("probe ran: {}", summary(report)),
         (Some(Decision::ProbeRefused { .. }), _) => "probe refused".to_string(),
-        (Some(d), _) => match judge::observe(result.cell.check, d) {
-            Ok(o) => format!("{}: {}", o.outcome, o.description),
-            Err(why) => why,
+        (Some(_), _) => match &result.verdict.observation {
+            Some(o) => format!("{}: {}", o.outcome, o.description),
+            None => result.verdict.reason.clone(),
         },
         _ => String::new(),
     }
@@ -153,15 +153,13 @@ fn short_observation(result: &CellResult) -> String {
 
 /// The outcome column: what happened to the payload, and the Secure Boot state the guest saw.
 fn outcome_cell(result: &CellResult) -> String {
-    let Some(decision) = &result.observed else {
-        return String::new();
-    };
-    match judge::observe(result.cell.check, decision) {
-        Ok(o) => match o.secure_boot {
+    match (&result.observed, &result.verdict.observation) {
+        (None, _) => String::new(),
+        (Some(_), None) => "undecided".into(),
+        (Some(_), Some(o)) => match o.secure_boot {
             Some(sb) => format!("{} (SB={sb})", o.outcome),
             None => o.outcome.to_string(),
         },
-        Err(_) => "undecided".into(),
     }
 }
 
@@ -368,7 +366,12 @@ mod tests {
                 rule: None,
                 action: Action::Skip("not booted in this test".into()),
             },
-            verdict: Verdict::new(kind, reason),
+            verdict: Verdict {
+                observation: observed
+                    .as_ref()
+                    .and_then(|d| judge::observe(Check::SecureBoot, d).ok()),
+                ..Verdict::new(kind, reason)
+            },
             observed,
             decided: Some(Duration::from_millis(3421)),
             elapsed: Some(Duration::from_millis(3460)),
@@ -502,6 +505,8 @@ mod tests {
             }),
         );
         r.cell.check = Check::KernelBoot;
+        r.verdict.observation =
+            judge::observe(Check::KernelBoot, r.observed.as_ref().unwrap()).ok();
         let v = cell_json(&r);
         assert_eq!(v["observed"]["payload"], "legacy-silent", "{v:#}");
         assert_eq!(v["observed"]["loaded_by"], "legacy-loader", "{v:#}");
