@@ -580,3 +580,25 @@ fn shim_refuses_the_unsigned_kernel_on_trixie_ovmf() {
     );
     assert_eq!(run.status, 0, "{}", run.stdout);
 }
+
+#[test]
+fn option_rom_that_runs_against_its_rule_fails() {
+    // The signed ROM runs; claim it must not: the marker the driver writes must make it a fail.
+    let scenarios = scenarios_with("option-rom.json", |s| {
+        rule_mut(s, "signed")["expect"] = serde_json::json!({"payload": "not-executed"});
+    });
+    let run = bootmatrix(&[
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--filter",
+        "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/option-rom/own-keys-vars-signed$",
+    ]);
+    let cell = run.cell("50-", "option-rom/own-keys-vars-signed");
+    assert_eq!(cell["verdict"], "fail", "{cell:#}");
+    assert_eq!(cell["observed"]["payload"], "executed", "{cell:#}");
+    assert!(cell["observed"]["rom_marker"]
+        .as_str()
+        .unwrap()
+        .contains("BOOTMATRIX-OPROM"));
+    assert_eq!(run.status, 1);
+}
