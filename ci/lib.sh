@@ -6,16 +6,30 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { printf 'bootmatrix setup: %s\n' "$*" >&2; }
 
+# The Debian mirror this machine's bookworm sources use (the repository never names one).
+debian_mirror() {
+    uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n 1)
+    if [ -z "$uri" ]; then
+        uri=$(grep -hs '^deb ' /etc/apt/sources.list | awk '$3 == "bookworm" {print $2}' | head -n 1)
+    fi
+    printf '%s\n' "$uri"
+}
+
+# apt-get download PACKAGES... into DIR (the first argument). As root, apt would hand the
+# download to the _apt user, who cannot write to a mktemp folder: download as ourselves.
+apt_download() {
+    dir=$1
+    shift
+    (cd "$dir" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" "$@" >/dev/null)
+}
+
 # bookworm-backports carries python3-virt-firmware. Its mirror is the one this machine already
 # uses for bookworm, read from the apt sources rather than written here.
 enable_backports() {
     if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
         return 0
     fi
-    uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n 1)
-    if [ -z "$uri" ]; then
-        uri=$(grep -hs '^deb ' /etc/apt/sources.list | awk '$3 == "bookworm" {print $2}' | head -n 1)
-    fi
+    uri=$(debian_mirror)
     if [ -z "$uri" ]; then
         say "no bookworm mirror found in the apt sources; cannot enable bookworm-backports"
         return 1

@@ -156,6 +156,12 @@ pub fn explain(
                 );
             }
         }
+        None if matches!(cell.action, Action::Refused(_)) => {
+            let _ = writeln!(
+                o,
+                "  none: the planner refuses this configuration (see plan)"
+            );
+        }
         None => {
             let _ = writeln!(o, "  no rule matches this cell");
         }
@@ -172,10 +178,6 @@ pub fn explain(
         }
         Action::Refused(why) => {
             let _ = writeln!(o, "  refused by the planner: {why}");
-            let _ = writeln!(
-                o,
-                "  (the expectation above would apply to a build the planner accepts)"
-            );
         }
         Action::Error(why) => {
             let _ = writeln!(o, "  cannot run: {why}");

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::observe::{Decision, ProbeReport};
+use crate::observe::{loaded_by_load_image, Decision, ProbeReport};
 use crate::scenario::{Check, Expectation, KnownDeviation, Outcome, Rule, Scenarios, Tweak};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -195,16 +195,6 @@ pub fn observe(check: Check, decision: &Decision) -> Result<Observation, String>
             "the console event {other:?} cannot decide a {check} cell (harness bug)"
         )),
     }
-}
-
-/// Whether OVMF started the kernel through LoadImage/StartImage (the verified path) rather than
-/// its legacy Linux loader. With an initrd, that path puts `initrd=initrd` on the command line
-/// it hands the kernel (edk2 X86QemuLoadImageLib); the legacy loader passes QEMU's command line
-/// as it is. bootmatrix always gives an initrd, so the kernel's `Command line:` tells the path.
-pub fn loaded_by_load_image(command_line: &str) -> bool {
-    command_line
-        .split_whitespace()
-        .any(|w| w == "initrd=initrd")
 }
 
 /// Judges one cell. `executable_sha256` identifies the firmware build for known deviations.

@@ -298,6 +298,16 @@ impl ConsoleWatcher {
     }
 }
 
+/// Whether OVMF started the kernel through LoadImage/StartImage (the verified path) rather than
+/// its legacy Linux loader. With an initrd, that path puts `initrd=initrd` on the command line
+/// it hands the kernel (edk2 X86QemuLoadImageLib); the legacy loader passes QEMU's command line
+/// as it is. bootmatrix always gives an initrd, so the kernel's `Command line:` tells the path.
+pub fn loaded_by_load_image(command_line: &str) -> bool {
+    command_line
+        .split_whitespace()
+        .any(|w| w == "initrd=initrd")
+}
+
 fn nothing_bootable(line: &str) -> Option<Decision> {
     line.contains("BdsDxe: No bootable option or device was found")
         .then(|| Decision::NothingBootable {

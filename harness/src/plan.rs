@@ -392,16 +392,19 @@ fn plan_cell(
         sev,
         profile: options.profile,
     };
-    let rule = scenarios.rule_for(check, &subject).cloned();
+    let refusal = (check == Check::KernelBoot && sev)
+        .then(|| sev_kernel_policy(firmware, &qemu.binary, scenarios).err())
+        .flatten();
+    // A cell the planner refuses has no expectation: nothing of the firmware is at stake.
+    let rule = match refusal {
+        Some(_) => None,
+        None => scenarios.rule_for(check, &subject).cloned(),
+    };
     let layout = &options.layout;
-    let sev_kernel = (check == Check::KernelBoot && sev)
-        .then(|| sev_kernel_policy(firmware, &qemu.binary, scenarios));
     let action = match (&machine, sev, &rule) {
         (Err(why), _, _) => Action::Skip(why.clone()),
         // Policy before host capability: a runtime maintainer sees the refusal on any host.
-        _ if matches!(sev_kernel, Some(Err(_))) => {
-            Action::Refused(sev_kernel.clone().and_then(Result::err).unwrap_or_default())
-        }
+        _ if refusal.is_some() => Action::Refused(refusal.clone().unwrap_or_default()),
         (_, true, _) if accel != Accel::Kvm && qemu.sev.is_ok() => Action::Skip(format!(
             "SEV needs KVM; this cell runs on {accel} ({accel_reason})"
         )),
@@ -645,7 +648,8 @@ fn run_spec(
                 "-initrd".into(),
                 layout.initrd().display().to_string(),
                 "-append".into(),
-                // No initrd: the kernel stops at mounting root, long after its decisive lines.
+                // The initrd is empty: the kernel stops at mounting root, long after its
+                // decisive lines.
                 "console=ttyS0 panic=-1".into(),
                 "-no-reboot".into(),
             ]);

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::judge::{self, summary, VerdictKind};
-use crate::observe::Decision;
+use crate::judge::VerdictKind;
+use crate::observe::{loaded_by_load_image, Decision};
 use crate::plan::Action;
 use crate::run::CellResult;
 
@@ -40,7 +40,7 @@ pub fn observed_json(result: &CellResult) -> Value {
             "secure_boot": secure_boot.map(u8::from),
             "legacy_warning": legacy_warning,
             "command_line": command_line,
-            "loaded_by": command_line.as_deref().map(|c| if judge::loaded_by_load_image(c) {
+            "loaded_by": command_line.as_deref().map(|c| if loaded_by_load_image(c) {
                 "load-image"
             } else {
                 "legacy-loader"
@@ -139,15 +139,10 @@ pub fn progress_line(result: &CellResult, done: usize, total: usize) -> String {
 }
 
 fn short_observation(result: &CellResult) -> String {
-    match (&result.observed, result.verdict.kind) {
+    match (&result.verdict.observation, result.verdict.kind) {
         (_, VerdictKind::Skip | VerdictKind::Error) => result.verdict.reason.clone(),
-        (Some(Decision::ProbeRan { report }), _) => format!("probe ran: {}", summary(report)),
-        (Some(Decision::ProbeRefused { .. }), _) => "probe refused".to_string(),
-        (Some(_), _) => match &result.verdict.observation {
-            Some(o) => format!("{}: {}", o.outcome, o.description),
-            None => result.verdict.reason.clone(),
-        },
-        _ => String::new(),
+        (Some(o), _) => format!("{}: {}", o.outcome, o.description),
+        (None, _) => String::new(),
     }
 }
 
@@ -179,11 +174,11 @@ pub fn summary_table(results: &[CellResult]) -> String {
                 r.decided
                     .map(|d| format!("{} ms", d.as_millis()))
                     .unwrap_or_default(),
-                match (&r.cell.action, &r.cell.rule) {
-                    // The planner will not run it: no expectation is at stake.
-                    (Action::Refused(_), _) | (_, None) => String::new(),
-                    (_, Some(rule)) => rule.expect.payload.to_string(),
-                },
+                r.cell
+                    .rule
+                    .as_ref()
+                    .map(|rule| rule.expect.payload.to_string())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -340,7 +335,7 @@ fn xml_escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::host::Accel;
-    use crate::judge::Verdict;
+    use crate::judge::{self, Verdict};
     use crate::observe::ProbeReport;
     use crate::plan::Cell;
     use crate::scenario::{Check, Payload, Variant, Vars};
