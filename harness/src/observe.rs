@@ -18,12 +18,6 @@ use serde::Serialize;
 
 use crate::scenario::Check;
 
-/// The marker the probe prints (see `images/probe`).
-pub const PROBE_MARKER: &str = "BOOTMATRIX-PROBE";
-
-/// The marker the option-ROM driver writes to the serial port (see `images/oprom`).
-pub const OPROM_MARKER: &str = "BOOTMATRIX-OPROM";
-
 /// What OVMF prints when it boots a `-kernel` through the legacy loader (edk2 >= stable202502).
 pub const LEGACY_LOADER_WARNING: &str = "OVMF: Using legacy linux kernel loader";
 
@@ -229,7 +223,7 @@ impl ConsoleWatcher {
     }
 
     fn option_rom(&mut self, console: Console, line: &str) -> Option<Decision> {
-        if console == Console::Serial && line.contains(OPROM_MARKER) {
+        if console == Console::Serial && line.contains(crate::optionrom::MARKER) {
             self.oprom_marker.get_or_insert_with(|| line.to_string());
             // The marker may share a line with firmware output; the probe line still counts.
         }
