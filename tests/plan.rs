@@ -660,11 +660,14 @@ fn option_rom_cells_attach_only_the_rom_under_test() {
     );
     let line = argv(c);
     assert!(
-        line.contains("-device e1000,netdev=net0,romfile=/run/prepared/oprom-unsigned.rom"),
+        line.contains(
+            "-device e1000,netdev=net0,romfile=/run/prepared/oprom-unsigned.rom,addr=0x6"
+        ),
         "{line}"
     );
+    // Every other device gets an empty ROM; the ESP sits at its planned slot, first to boot.
     assert!(
-        line.contains("virtio-blk-pci,drive=esp,romfile= "),
+        line.contains("virtio-blk-pci,drive=esp,romfile=,addr=0x5,bootindex=1 "),
         "{line}"
     );
     // The probe that decides the cell is the signed one, whatever the ROM.
@@ -676,6 +679,44 @@ fn option_rom_cells_attach_only_the_rom_under_test() {
         bootmatrix::scenario::Payload::Unsigned
     )));
     assert!(spec.needs.contains(&Artifact::TestKeys));
+    // What observe must recognise as this cell's own: the ESP's boot option and the NIC.
+    assert_eq!(
+        spec.targets.boot_device.as_deref(),
+        Some("PciRoot(0x0)/Pci(0x5,0x0)")
+    );
+    assert_eq!(spec.targets.rom_device.as_deref(), Some("0000:00:06.0"));
+}
+
+#[test]
+fn kernel_command_line_with_an_initrd_token_is_refused() {
+    // observe tells LoadImage from the legacy loader by the initrd=initrd OVMF adds: an
+    // -append that carries its own initrd= would make every legacy boot look verified.
+    let inv = inventory(
+        debian(),
+        vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+    );
+    let mut options = PlanOptions::new(Layout::new("/run"));
+    options.kernel = Ok("/boot/vmlinuz".into());
+    options.kernel_append = "console=ttyS0 initrd=initrd".into();
+    let plan = plan(&inv, &Scenarios::builtin(), &options);
+    let kernel_cells: Vec<&bootmatrix::plan::Cell> = plan
+        .cells
+        .iter()
+        .filter(|c| c.check == Check::KernelBoot && !c.sev)
+        .collect();
+    assert!(!kernel_cells.is_empty());
+    for c in kernel_cells {
+        match &c.action {
+            Action::Error(why) => assert!(why.contains("\"initrd=initrd\""), "{why}"),
+            other => panic!("{}: {other:?}", c.id),
+        }
+    }
+    // The default command line is fine, and is what the cells get.
+    assert_eq!(
+        bootmatrix::plan::kernel_append_problem(bootmatrix::plan::DEFAULT_KERNEL_APPEND),
+        None
+    );
+    assert!(bootmatrix::plan::kernel_append_problem("initrd=/boot/x quiet").is_some());
 }
 
 fn debian_with_package(version: &str) -> Vec<Firmware> {

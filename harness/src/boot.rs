@@ -15,8 +15,11 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::judge::BootEnd;
-use crate::observe::{strip_escapes, Console, ConsoleWatcher};
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::Serialize;
+
 use crate::plan::RunSpec;
 
 /// A console line longer than this is cut into pieces (a guest may print without newlines).
@@ -28,12 +31,73 @@ const STDERR_TAIL: usize = 4 * 1024;
 /// Console lines in flight between the readers and the watcher.
 const CHANNEL_LINES: usize = 1024;
 
+/// Which console a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Console {
+    /// The guest's serial port (QEMU's stdout): firmware ConOut, payloads, the kernel.
+    Serial,
+    /// The firmware debug console (I/O port 0x402), for `verbose-dynamic` builds.
+    Debug,
+}
+
+impl Console {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Console::Serial => "serial",
+            Console::Debug => "debug",
+        }
+    }
+}
+
+/// What a watcher tells the runner after each line or tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// The watcher has what it needs: kill the guest.
+    Stop,
+}
+
+/// Reads a boot's console lines as they come. The runner owns no judgement: whoever calls
+/// [`boot`] decides when the guest has shown enough.
+pub trait Watch {
+    /// A complete console line (escape codes stripped), `at` after QEMU started.
+    fn line(&mut self, console: Console, at: Duration, text: &str) -> Control;
+    /// The unfinished line a console has been showing since its last read: text a guest
+    /// leaves on screen without a newline (shim's error box waits for a key under it). It
+    /// comes again, longer, until its newline arrives as a [`Watch::line`].
+    fn partial(&mut self, console: Console, at: Duration, text: &str) -> Control;
+    /// Called at least every 50 ms, for decisions that rest on time passing.
+    fn tick(&mut self, at: Duration) -> Control;
+}
+
+/// How a boot ended, as far as the runner can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootEnd {
+    /// The watcher stopped it.
+    Stopped,
+    /// QEMU exited on its own (the probe powers the VM off, or QEMU failed).
+    Exited {
+        status: String,
+        /// The end of QEMU's stderr, or `(stderr empty)`.
+        stderr: String,
+    },
+    /// The deadline passed; the guest was killed.
+    Deadline {
+        after: Duration,
+        /// The last non-empty serial line, for the error message.
+        last_line: String,
+    },
+    /// The guest could not be started or its logs not written.
+    Failed(String),
+}
+
 /// How one boot went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootOutcome {
     pub end: BootEnd,
-    /// From QEMU start to the decisive line.
-    pub decided_after: Option<Duration>,
+    /// From QEMU start to the watcher's stop.
+    pub stopped_after: Option<Duration>,
     /// From QEMU start to QEMU reaped.
     pub elapsed: Duration,
     pub serial_lines: usize,
@@ -155,48 +219,51 @@ impl Drop for Guest {
 }
 
 enum Event {
-    Line(Console, String),
-    /// The unfinished line the console has been showing since its last read: text a guest
-    /// leaves on screen without a newline (shim's error box waits for a key under it).
-    Partial(Console, String),
+    /// A line and when it was read (from QEMU start).
+    Line(Console, String, Duration),
+    /// The unfinished line the console has been showing since its last read.
+    Partial(Console, String, Duration),
     SerialClosed,
+    /// Time passes (made by the watch loop, never by a reader).
+    Tick(Duration),
 }
 
-/// Boots one cell and watches its consoles until a decisive line, QEMU's exit or the deadline.
-/// Logs go to `spec.dir`: `serial.log`, `stderr.log` (and `debug.log`, written by QEMU).
-pub fn boot(spec: &RunSpec) -> BootOutcome {
+/// Boots one cell and hands every console line to `watcher` until it stops the guest, QEMU
+/// exits or the deadline passes. Logs go to `spec.dir`: `serial.log`, `stderr.log` (and
+/// `debug.log`, written by QEMU).
+pub fn boot(spec: &RunSpec, watcher: &mut dyn Watch) -> BootOutcome {
     let started = Instant::now();
-    let broken = |why: String| BootOutcome {
-        end: BootEnd::Broken(why),
-        decided_after: None,
+    let failed = |why: String| BootOutcome {
+        end: BootEnd::Failed(why),
+        stopped_after: None,
         elapsed: started.elapsed(),
         serial_lines: 0,
     };
     let mut serial_log = match File::create(spec.dir.join("serial.log")) {
         Ok(f) => LimitedLog::new(f),
-        Err(e) => return broken(format!("cannot create serial.log: {e}")),
+        Err(e) => return failed(format!("cannot create serial.log: {e}")),
     };
     let stderr_log = match File::create(spec.dir.join("stderr.log")) {
         Ok(f) => f,
-        Err(e) => return broken(format!("cannot create stderr.log: {e}")),
+        Err(e) => return failed(format!("cannot create stderr.log: {e}")),
     };
     if let Some(path) = &spec.debug_log {
         // Truncate now: the tail reads from byte 0, and a previous boot's lines must not count.
         if let Err(e) = File::create(path) {
-            return broken(format!("cannot create {}: {e}", path.display()));
+            return failed(format!("cannot create {}: {e}", path.display()));
         }
     }
     let mut guest = match Guest::spawn(&spec.argv, Stdio::piped(), Stdio::piped()) {
         Ok(g) => g,
         Err(e) => {
             let program = spec.argv.first().map_or("(empty argv)", String::as_str);
-            return broken(format!("cannot start {program}: {e}"));
+            return failed(format!("cannot start {program}: {e}"));
         }
     };
     // Bounded: a flooding guest blocks its reader instead of filling memory.
     let (tx, rx) = mpsc::sync_channel(CHANNEL_LINES);
     let stdout = guest.child.stdout.take().expect("stdout is piped");
-    let serial_reader = spawn_line_reader(stdout, Console::Serial, tx.clone());
+    let serial_reader = spawn_line_reader(stdout, Console::Serial, started, tx.clone());
     let stderr_tail = Arc::new(Mutex::new(Vec::new()));
     let stderr_reader = spawn_stderr_reader(
         guest.child.stderr.take().expect("stderr is piped"),
@@ -207,53 +274,50 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
     let debug_tail = spec
         .debug_log
         .as_ref()
-        .map(|path| spawn_file_tail(path.clone(), tx.clone(), stop_tail.clone()));
+        .map(|path| spawn_file_tail(path.clone(), started, tx.clone(), stop_tail.clone()));
     drop(tx);
 
-    let mut watcher = ConsoleWatcher::new(spec.check);
     let mut lines = 0usize;
     let mut last_line = String::new();
-    let mut on_line = |console: Console, raw: String, complete: bool| {
-        let line = strip_escapes(&raw);
-        if !complete {
+    // Every event goes through here: logged (serial), then shown to the watcher.
+    let mut on_event = |event: Event| -> Control {
+        match event {
+            Event::Line(console, raw, at) => {
+                let line = strip_escapes(&raw);
+                if console == Console::Serial {
+                    serial_log.write_line(&line);
+                    lines += 1;
+                }
+                if !line.trim().is_empty() {
+                    last_line = line.clone();
+                }
+                watcher.line(console, at, &line)
+            }
             // Not logged yet (the rest of the line may follow); only what it says counts.
-            return watcher.feed_partial(console, &line).is_some();
+            Event::Partial(console, raw, at) => watcher.partial(console, at, &strip_escapes(&raw)),
+            Event::Tick(at) => watcher.tick(at),
+            Event::SerialClosed => Control::Continue,
         }
-        if console == Console::Serial {
-            serial_log.write_line(&line);
-            lines += 1;
-        }
-        if !line.trim().is_empty() {
-            last_line = line.clone();
-        }
-        watcher.feed(console, &line).is_some()
     };
-    let mut watched = watch(&mut guest, &rx, spec.deadline, started, &mut on_line);
+    let mut watched = watch(&mut guest, &rx, spec.deadline, started, &mut on_event);
     if let Watched::Exited(_) = watched {
         // QEMU is gone, but the debug console file may hold lines the tail has not read yet:
-        // let it do its last read and hand everything over before judging.
+        // let it do its last read and hand everything over before the watcher concludes.
         stop_tail.store(true, Ordering::Relaxed);
         let drain_until = Instant::now() + Duration::from_secs(2);
         while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
             match rx.recv_timeout(left) {
-                Ok(Event::Line(console, line)) => {
-                    if on_line(console, line, true) {
-                        watched = Watched::Decided;
+                Ok(event) => {
+                    if on_event(event) == Control::Stop {
+                        watched = Watched::Stopped;
                         break;
                     }
                 }
-                Ok(Event::Partial(console, line)) => {
-                    if on_line(console, line, false) {
-                        watched = Watched::Decided;
-                        break;
-                    }
-                }
-                Ok(Event::SerialClosed) => {}
                 Err(_) => break,
             }
         }
     }
-    let decided_after = matches!(watched, Watched::Decided).then(|| started.elapsed());
+    let stopped_after = matches!(watched, Watched::Stopped).then(|| started.elapsed());
     guest.kill_and_reap();
     stop_tail.store(true, Ordering::Relaxed);
     // What the guest wrote up to its end still belongs in serial.log, unfinished last line
@@ -261,7 +325,7 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
     let drain_until = Instant::now() + Duration::from_secs(2);
     while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
-            Ok(Event::Line(Console::Serial, raw)) => {
+            Ok(Event::Line(Console::Serial, raw, _)) => {
                 let line = strip_escapes(&raw);
                 serial_log.write_line(&line);
                 lines += 1;
@@ -281,42 +345,35 @@ pub fn boot(spec: &RunSpec) -> BootOutcome {
         let _ = t.join();
     }
     serial_log.flush();
-    let tail = || {
-        let bytes = stderr_tail.lock().map(|t| t.clone()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        if text.is_empty() {
-            "(stderr empty)".to_string()
-        } else {
-            text
-        }
-    };
     let end = match watched {
-        Watched::Decided => BootEnd::Decided(
-            watcher
-                .decision()
-                .cloned()
-                .expect("decided implies a decision"),
-        ),
-        Watched::Exited(status) => BootEnd::Broken(format!(
-            "QEMU exited ({status}) before any decisive console line; stderr: {}",
-            tail()
-        )),
-        Watched::Deadline => BootEnd::Broken(format!(
-            "no decisive console line within {:.0} s (last line: {:?})",
-            spec.deadline.as_secs_f64(),
-            last_line
-        )),
+        Watched::Stopped => BootEnd::Stopped,
+        Watched::Exited(status) => {
+            let bytes = stderr_tail.lock().map(|t| t.clone()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).trim().to_string();
+            BootEnd::Exited {
+                status: status.to_string(),
+                stderr: if text.is_empty() {
+                    "(stderr empty)".to_string()
+                } else {
+                    text
+                },
+            }
+        }
+        Watched::Deadline => BootEnd::Deadline {
+            after: spec.deadline,
+            last_line,
+        },
     };
     BootOutcome {
         end,
-        decided_after,
+        stopped_after,
         elapsed: started.elapsed(),
         serial_lines: lines,
     }
 }
 
 enum Watched {
-    Decided,
+    Stopped,
     Exited(ExitStatus),
     Deadline,
 }
@@ -326,7 +383,7 @@ fn watch(
     rx: &Receiver<Event>,
     deadline: Duration,
     started: Instant,
-    on_line: &mut dyn FnMut(Console, String, bool) -> bool,
+    on_event: &mut dyn FnMut(Event) -> Control,
 ) -> Watched {
     let mut serial_open = true;
     let mut exited_at: Option<(ExitStatus, Instant)> = None;
@@ -341,19 +398,17 @@ fn watch(
             return Watched::Deadline;
         };
         match rx.recv_timeout(left.min(Duration::from_millis(50))) {
-            Ok(Event::Line(console, line)) => {
-                if on_line(console, line, true) {
-                    return Watched::Decided;
-                }
-            }
-            Ok(Event::Partial(console, line)) => {
-                if on_line(console, line, false) {
-                    return Watched::Decided;
-                }
-            }
             Ok(Event::SerialClosed) => serial_open = false,
+            Ok(event) => {
+                if on_event(event) == Control::Stop {
+                    return Watched::Stopped;
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => serial_open = false,
+        }
+        if on_event(Event::Tick(started.elapsed())) == Control::Stop {
+            return Watched::Stopped;
         }
         if exited_at.is_none() {
             if let Some(status) = guest.try_wait() {
@@ -371,6 +426,7 @@ fn watch(
 fn spawn_line_reader(
     mut source: impl Read + Send + 'static,
     console: Console,
+    started: Instant,
     tx: SyncSender<Event>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
@@ -382,12 +438,13 @@ fn spawn_line_reader(
                 Ok(n) => n,
             };
             pending.extend_from_slice(&buf[..n]);
-            if send_lines(&mut pending, console, &tx).is_err() {
+            let at = started.elapsed();
+            if send_lines(&mut pending, console, at, &tx).is_err() {
                 return;
             }
             if !pending.is_empty() {
                 let partial = String::from_utf8_lossy(&pending).into_owned();
-                if tx.send(Event::Partial(console, partial)).is_err() {
+                if tx.send(Event::Partial(console, partial, at)).is_err() {
                     return;
                 }
             }
@@ -396,6 +453,7 @@ fn spawn_line_reader(
             let _ = tx.send(Event::Line(
                 console,
                 String::from_utf8_lossy(&pending).into_owned(),
+                started.elapsed(),
             ));
         }
         if console == Console::Serial {
@@ -404,7 +462,12 @@ fn spawn_line_reader(
     })
 }
 
-fn send_lines(pending: &mut Vec<u8>, console: Console, tx: &SyncSender<Event>) -> Result<(), ()> {
+fn send_lines(
+    pending: &mut Vec<u8>,
+    console: Console,
+    at: Duration,
+    tx: &SyncSender<Event>,
+) -> Result<(), ()> {
     loop {
         let cut = match pending.iter().position(|b| *b == b'\n') {
             Some(i) => i + 1,
@@ -415,7 +478,7 @@ fn send_lines(pending: &mut Vec<u8>, console: Console, tx: &SyncSender<Event>) -
         let text = String::from_utf8_lossy(&line)
             .trim_end_matches(['\n', '\r'])
             .to_string();
-        tx.send(Event::Line(console, text)).map_err(|_| ())?;
+        tx.send(Event::Line(console, text, at)).map_err(|_| ())?;
     }
 }
 
@@ -447,6 +510,7 @@ fn spawn_stderr_reader(
 /// then reads what is left.
 fn spawn_file_tail(
     path: std::path::PathBuf,
+    started: Instant,
     tx: SyncSender<Event>,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
@@ -464,7 +528,8 @@ fn spawn_file_tail(
                     {
                         offset += n as u64;
                         pending.extend_from_slice(&chunk);
-                        if send_lines(&mut pending, Console::Debug, &tx).is_err() {
+                        let at = started.elapsed();
+                        if send_lines(&mut pending, Console::Debug, at, &tx).is_err() {
                             return;
                         }
                     }
@@ -473,13 +538,27 @@ fn spawn_file_tail(
             if stopping {
                 if !pending.is_empty() {
                     let text = String::from_utf8_lossy(&pending).into_owned();
-                    let _ = tx.send(Event::Line(Console::Debug, text));
+                    let _ = tx.send(Event::Line(Console::Debug, text, started.elapsed()));
                 }
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     })
+}
+
+/// Removes terminal escape sequences, carriage returns and other control characters from
+/// console output, so nothing a guest prints can drive the terminal bootmatrix writes to.
+pub fn strip_escapes(raw: &str) -> String {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        // CSI sequences, charset selection, and any other two-byte ESC sequence.
+        Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[@-_]").expect("valid regex")
+    });
+    re.replace_all(raw, "")
+        .chars()
+        .filter(|c| *c != '\r' && (!c.is_control() || *c == '\t'))
+        .collect()
 }
 
 /// A log file that stops growing at `MAX_LOG` and says so.

@@ -141,13 +141,27 @@ pub fn explain(
             let _ = writeln!(o, "  because {}", rule.because);
             let when = serde_json::to_string(&rule.when).unwrap_or_default();
             let _ = writeln!(o, "  matched by {when}");
-            let deviation = cell.executable_sha256.as_deref().and_then(|sha| {
-                scenarios.deviation_for(cell.check, &rule.id, sha, cell.variant.tweak)
-            });
-            if let Some(dev) = deviation {
+            let deviations = cell
+                .executable_sha256
+                .as_deref()
+                .map(|sha| {
+                    scenarios.deviations_for(
+                        cell.check,
+                        &rule.id,
+                        sha,
+                        cell.variant.tweak,
+                        cell.qemu_version,
+                    )
+                })
+                .unwrap_or_default();
+            for dev in deviations {
+                let sb = dev
+                    .secure_boot
+                    .map(|v| format!(" with SecureBoot={v}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     o,
-                    "  known deviation {} for this build ({}): observed {}: {} [{}]",
+                    "  known deviation {} for this build ({}): observed {}{sb}: {} [{}]",
                     dev.id,
                     or(&dev.package, "no package recorded"),
                     dev.observed,
@@ -208,8 +222,20 @@ pub fn explain(
             let observed = &r["observed"];
             if let Some(obj) = observed.as_object().filter(|m| !m.is_empty()) {
                 for (key, value) in obj {
-                    if !value.is_null() {
+                    if !value.is_null() && key != "evidence" {
                         let _ = writeln!(o, "  {key}: {}", plain(value));
+                    }
+                }
+                if let Some(lines) = observed["evidence"].as_array() {
+                    let _ = writeln!(o, "  evidence:");
+                    for e in lines {
+                        let _ = writeln!(
+                            o,
+                            "    [{} +{:.3} s] {}",
+                            plain(&e["stream"]),
+                            e["at_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+                            plain(&e["line"])
+                        );
                     }
                 }
             } else {

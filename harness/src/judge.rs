@@ -2,13 +2,16 @@
 //!
 //! A firmware that did the wrong thing is `fail`; a cell the harness or QEMU could not bring to
 //! a decision is `error` (never `fail`, never `pass`); a known, referenced deviation is
-//! `known-deviation`, and a recorded deviation that did not happen fails as stale.
+//! `known-deviation` when it matches the whole observation it was recorded for, and a recorded
+//! deviation that did not happen fails as stale. A value the rule asks for that the guest could
+//! not read is an error, and absence is read as a value only where UEFI defines it.
 
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::observe::{loaded_by_load_image, Decision, ProbeReport};
+use crate::observe::{Evidence, Observation, Reading, Undecided};
+use crate::qemu::Version;
 use crate::scenario::{Check, Expectation, KnownDeviation, Outcome, Rule, Scenarios, Tweak};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -47,221 +50,269 @@ impl fmt::Display for VerdictKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A cell's verdict. `pass`, `fail` and `known-deviation` can only be made by [`judge`] from an
+/// [`Observation`], which cannot exist without an evidence line; `skip` and `error` carry their
+/// reason (and an error whatever lines its boot did show).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    pub kind: VerdictKind,
-    pub reason: String,
-    /// The deviation entry that explains (or, when stale, no longer explains) this cell.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deviation: Option<KnownDeviation>,
-    /// What the firmware did, when the cell got that far; reports show it as it was judged.
-    #[serde(skip)]
-    pub observation: Option<Observation>,
+    kind: VerdictKind,
+    reason: String,
+    deviation: Option<KnownDeviation>,
+    observation: Option<Observation>,
+    /// The lines an undecided boot did show.
+    seen: Vec<Evidence>,
 }
 
 impl Verdict {
-    pub fn new(kind: VerdictKind, reason: impl Into<String>) -> Verdict {
+    /// A cell that does not run here, and why.
+    pub fn skip(reason: impl Into<String>) -> Verdict {
+        Verdict::unjudged(VerdictKind::Skip, reason, Vec::new(), None)
+    }
+
+    /// A cell the harness could not bring to a decision, and why.
+    pub fn error(reason: impl Into<String>) -> Verdict {
+        Verdict::unjudged(VerdictKind::Error, reason, Vec::new(), None)
+    }
+
+    fn unjudged(
+        kind: VerdictKind,
+        reason: impl Into<String>,
+        seen: Vec<Evidence>,
+        observation: Option<Observation>,
+    ) -> Verdict {
         Verdict {
             kind,
             reason: reason.into(),
             deviation: None,
-            observation: None,
+            observation,
+            seen,
+        }
+    }
+
+    fn judged(
+        kind: VerdictKind,
+        reason: String,
+        observation: Observation,
+        deviation: Option<&KnownDeviation>,
+    ) -> Verdict {
+        Verdict {
+            kind,
+            reason,
+            deviation: deviation.cloned(),
+            observation: Some(observation),
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn kind(&self) -> VerdictKind {
+        self.kind
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The deviation entry that explains (or, when stale, no longer explains) this cell.
+    pub fn deviation(&self) -> Option<&KnownDeviation> {
+        self.deviation.as_ref()
+    }
+
+    /// What the firmware did, when the consoles showed it; reports show it as it was judged.
+    pub fn observation(&self) -> Option<&Observation> {
+        self.observation.as_ref()
+    }
+
+    /// The console lines the verdict rests on (for an error: what its boot did show).
+    pub fn evidence(&self) -> &[Evidence] {
+        match &self.observation {
+            Some(o) => o.evidence.lines(),
+            None => &self.seen,
         }
     }
 }
 
-/// How a boot ended, as far as judgement cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BootEnd {
-    /// A decisive console line was seen.
-    Decided(Decision),
-    /// Something outside the firmware's control went wrong (QEMU died, deadline, I/O).
-    Broken(String),
+/// What the judge needs to know of a cell besides its rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Case<'a> {
+    pub check: Check,
+    pub tweak: Tweak,
+    pub qemu: Version,
+    /// Identifies the firmware build for known deviations.
+    pub executable_sha256: Option<&'a str>,
+    /// Whether the descriptor declares Secure Boot support.
+    pub secure_boot_support: bool,
+    /// The descriptor's name, for reasons.
+    pub build: &'a str,
 }
 
-/// What the firmware did, as the decisive console event tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observation {
-    pub outcome: Outcome,
-    /// What the guest reported for Secure Boot (probe variable or kernel line), if anything.
-    pub secure_boot: Option<u8>,
-    pub setup_mode: Option<u8>,
-    /// In words, for reasons: `ran (SecureBoot=1 SetupMode=0)`.
-    pub description: String,
-}
-
-/// Reads the outcome off the decisive event, or says why the event cannot decide this check
-/// (an error of the cell's set-up, never a verdict on the firmware).
-pub fn observe(check: Check, decision: &Decision) -> Result<Observation, String> {
-    let obs = |outcome, secure_boot, setup_mode, description: String| Observation {
-        outcome,
-        secure_boot,
-        setup_mode,
-        description,
-    };
-    match (check, decision) {
-        (Check::SecureBoot, Decision::ProbeRan { report }) => Ok(obs(
-            Outcome::Runs,
-            report.secure_boot,
-            report.setup_mode,
-            format!("ran ({})", summary(report)),
-        )),
-        (Check::SecureBoot, Decision::ProbeRefused { boot_option, line }) => {
-            let status = line.rsplit(": ").next().unwrap_or("refused");
-            Ok(obs(
-                Outcome::Refused,
-                None,
-                None,
-                format!("was refused ({boot_option}: {status})"),
-            ))
-        }
-        (Check::OptionRom, Decision::OptionRomDispatched { marker, report }) => Ok(obs(
-            if marker.is_some() {
-                Outcome::Executed
-            } else {
-                Outcome::NotExecuted
-            },
-            report.secure_boot,
-            report.setup_mode,
-            format!(
-                "{} by the time the probe reported ({})",
-                if marker.is_some() {
-                    "ran"
-                } else {
-                    "had not run"
-                },
-                summary(report)
-            ),
-        )),
-        (Check::OptionRom, Decision::ProbeRefused { line, .. }) => Err(format!(
-            "the probe signed with the test db key was refused ({line}), so whether the option \
-             ROM ran cannot be told: the cell's varstore does not trust the test key"
-        )),
-        (Check::KernelBoot, Decision::KernelRefused { line }) => Ok(obs(
-            Outcome::Refused,
-            None,
-            None,
-            format!("was not started ({line})"),
-        )),
-        (
-            Check::KernelBoot,
-            Decision::KernelStarted {
-                secure_boot,
-                legacy_warning,
-                command_line,
-                ..
-            },
-        ) => {
-            let sb = secure_boot.map(u8::from);
-            let sb_text = match secure_boot {
-                Some(true) => "Secure Boot enabled",
-                Some(false) => "Secure Boot disabled",
-                None => "no secureboot: line",
-            };
-            let Some(command_line) = command_line else {
-                return Err(
-                    "the kernel started but printed no `Command line:`, so how the firmware \
-                     loaded it cannot be told"
-                        .into(),
-                );
-            };
-            let (outcome, how) = match (
-                legacy_warning,
-                secure_boot,
-                loaded_by_load_image(command_line),
-            ) {
-                (Some(_), _, _) => (
-                    Outcome::LegacyWarned,
-                    "booted through the legacy loader, with OVMF's warning",
-                ),
-                (None, Some(true), true) => (
-                    Outcome::Verified,
-                    "booted through LoadImage, which verified its signature",
-                ),
-                (None, Some(true), false) => (
-                    Outcome::LegacySilent,
-                    "booted through the legacy loader (no initrd=initrd on its command line) \
-                     under Secure Boot, and the firmware said nothing",
-                ),
-                (None, _, _) => (Outcome::Booted, "booted"),
-            };
-            Ok(obs(outcome, sb, None, format!("{how} ({sb_text})")))
-        }
-        (_, Decision::NothingBootable { .. }) => Err(
-            "the firmware found nothing bootable and never tried the probe (is the ESP attached?)"
-                .into(),
-        ),
-        (check, other) => Err(format!(
-            "the console event {other:?} cannot decide a {check} cell (harness bug)"
-        )),
-    }
-}
-
-/// Judges one cell. `executable_sha256` identifies the firmware build for known deviations.
+/// Judges one cell: what the consoles showed (or why they showed nothing decisive) against
+/// its rule and the known deviations.
 pub fn judge(
-    check: Check,
-    tweak: Tweak,
+    case: &Case,
     rule: &Rule,
-    end: &BootEnd,
-    executable_sha256: Option<&str>,
+    observed: Result<Observation, Undecided>,
     scenarios: &Scenarios,
 ) -> Verdict {
-    let decision = match end {
-        BootEnd::Broken(why) => return Verdict::new(VerdictKind::Error, why.clone()),
-        BootEnd::Decided(d) => d,
-    };
-    let observation = match observe(check, decision) {
+    let observation = match observed {
         Ok(o) => o,
-        Err(why) => return Verdict::new(VerdictKind::Error, why),
+        Err(undecided) => {
+            return Verdict::unjudged(
+                VerdictKind::Error,
+                undecided.reason,
+                undecided.evidence,
+                None,
+            )
+        }
     };
-    let outcome = observation.outcome;
-    let mismatch = compare(check, &rule.expect, &observation);
-    let deviation =
-        executable_sha256.and_then(|sha| scenarios.deviation_for(check, &rule.id, sha, tweak));
-    let what = subject(check);
-    let verdict = match (mismatch, deviation) {
-        (None, None) => Verdict::new(
-            VerdictKind::Pass,
-            format!(
-                "{what} {} as expected: {}",
-                observation.description, rule.because
-            ),
-        ),
-        (Some(why), None) => Verdict::new(
-            VerdictKind::Fail,
-            format!("{why} (rule {}: {})", rule.id, rule.because),
-        ),
-        (Some(why), Some(dev)) if dev.observed == outcome => Verdict {
-            deviation: Some(dev.clone()),
-            ..Verdict::new(
-                VerdictKind::KnownDeviation,
-                format!("{why}: known deviation {}: {} [{}]", dev.id, dev.reason, dev.reference),
+    let what = subject(case.check);
+    if observation.outcome == Outcome::NothingBootable {
+        let reason = format!(
+            "{what} {}: it was never handed over, so this says nothing of the firmware's policy",
+            observation.description
+        );
+        return Verdict::unjudged(VerdictKind::Error, reason, Vec::new(), Some(observation));
+    }
+    if observation.outcome == Outcome::Started && rule.expect.payload.0.iter().any(|o| started(*o))
+    {
+        let reason = format!(
+            "{what} {}; rule {} expects it to end as {}, and which one cannot be told",
+            observation.description, rule.id, rule.expect.payload
+        );
+        return Verdict::unjudged(VerdictKind::Error, reason, Vec::new(), Some(observation));
+    }
+    let fields = compare_fields(case, rule, &observation);
+    let applicable = case
+        .executable_sha256
+        .map(|sha| scenarios.deviations_for(case.check, &rule.id, sha, case.tweak, case.qemu))
+        .unwrap_or_default();
+    let matching = applicable
+        .iter()
+        .copied()
+        .find(|d| deviation_matches(d, &observation));
+    let mut notes: Vec<String> = fields.notes.clone();
+    notes.extend(observation.contradiction.clone());
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" [note: {}]", notes.join("; "))
+    };
+    let rule_text = format!("rule {}: {}", rule.id, rule.because);
+    let unknown = fields.unknown.join("; ");
+    let problems = fields.problems.join("; ");
+
+    if rule.expect.payload.admits(observation.outcome) {
+        let (kind, reason, deviation) = if !fields.unknown.is_empty() {
+            return Verdict::unjudged(
+                VerdictKind::Error,
+                format!("{what} {}, but {unknown}", observation.description),
+                Vec::new(),
+                Some(observation),
+            );
+        } else if !fields.problems.is_empty() {
+            (
+                VerdictKind::Fail,
+                format!("{problems} ({rule_text}){notes}"),
+                None,
             )
-        },
-        (Some(why), Some(dev)) => Verdict {
-            deviation: Some(dev.clone()),
-            ..Verdict::new(
+        } else if let Some(dev) = applicable.first() {
+            (
                 VerdictKind::Fail,
                 format!(
-                    "{why}; known deviation {} expects {} instead",
-                    dev.id, dev.observed
-                ),
-            )
-        },
-        (None, Some(dev)) => Verdict {
-            deviation: Some(dev.clone()),
-            ..Verdict::new(
-                VerdictKind::Fail,
-                format!(
-                    "stale-deviation: {} is recorded for this build ({}) but the firmware now behaves as rule {} expects; remove the entry",
+                    "stale-deviation: {} is recorded for this build ({}) but the firmware now                      behaves as rule {} expects; remove the entry{notes}",
                     dev.id, dev.reference, rule.id
                 ),
+                Some(*dev),
+            )
+        } else {
+            (
+                VerdictKind::Pass,
+                format!(
+                    "{what} {} as expected: {}{notes}",
+                    observation.description, rule.because
+                ),
+                None,
+            )
+        };
+        return Verdict::judged(kind, reason, observation, deviation);
+    }
+
+    let why = outcome_mismatch(case.check, &rule.expect, &observation);
+    match matching {
+        Some(dev) if !fields.unknown.is_empty() => Verdict {
+            deviation: Some(dev.clone()),
+            ..Verdict::unjudged(
+                VerdictKind::Error,
+                format!(
+                    "{why}, as known deviation {} records, but {unknown}",
+                    dev.id
+                ),
+                Vec::new(),
+                Some(observation),
             )
         },
-    };
-    Verdict {
-        observation: Some(observation),
-        ..verdict
+        Some(dev) if !fields.problems.is_empty() => Verdict::judged(
+            VerdictKind::Fail,
+            format!(
+                "{why}, as known deviation {} records, but also {problems} ({rule_text}){notes}",
+                dev.id
+            ),
+            observation,
+            Some(dev),
+        ),
+        Some(dev) => Verdict::judged(
+            VerdictKind::KnownDeviation,
+            format!(
+                "{why}: known deviation {}: {} [{}]{notes}",
+                dev.id, dev.reason, dev.reference
+            ),
+            observation,
+            Some(dev),
+        ),
+        None => {
+            let recorded = applicable
+                .first()
+                .map(|d| {
+                    format!(
+                        "; known deviation {} expects {} instead",
+                        d.id,
+                        deviation_words(d)
+                    )
+                })
+                .unwrap_or_default();
+            let deviation = applicable.first().copied();
+            Verdict::judged(
+                VerdictKind::Fail,
+                format!("{why} ({rule_text}){recorded}{notes}"),
+                observation,
+                deviation,
+            )
+        }
+    }
+}
+
+/// Whether an outcome says the payload started (as opposed to refused, never tried).
+fn started(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Verified
+            | Outcome::LegacyWarned
+            | Outcome::LegacySilent
+            | Outcome::Booted
+            | Outcome::Started
+    )
+}
+
+/// A deviation excuses a cell only when it matches the whole observation it was recorded for:
+/// the outcome and the SecureBoot value (an entry without one matches only an observation
+/// without one).
+fn deviation_matches(d: &KnownDeviation, o: &Observation) -> bool {
+    d.observed == o.outcome && o.secure_boot.value() == d.secure_boot
+}
+
+fn deviation_words(d: &KnownDeviation) -> String {
+    match d.secure_boot {
+        Some(sb) => format!("{} with SecureBoot={sb}", d.observed),
+        None => d.observed.to_string(),
     }
 }
 
@@ -274,34 +325,65 @@ fn subject(check: Check) -> &'static str {
     }
 }
 
-/// Why the observation does not meet the expectation, or None when it does.
-fn compare(check: Check, expect: &Expectation, observation: &Observation) -> Option<String> {
-    if !expect.payload.admits(observation.outcome) {
-        let expected = match expect.payload.0.as_slice() {
-            [one] => expected_words(*one).to_string(),
-            _ => format!("to end as one of {}", expect.payload),
-        };
-        return Some(format!(
-            "expected {} {expected}, but it {} [{}]",
-            subject(check),
-            observation.description,
-            observation.outcome
-        ));
-    }
+fn outcome_mismatch(check: Check, expect: &Expectation, observation: &Observation) -> String {
+    let expected = match expect.payload.0.as_slice() {
+        [one] => expected_words(*one).to_string(),
+        _ => format!("to end as one of {}", expect.payload),
+    };
+    format!(
+        "expected {} {expected}, but it {} [{}]",
+        subject(check),
+        observation.description,
+        observation.outcome
+    )
+}
+
+/// The rule's field expectations against the guest's readings.
+#[derive(Debug, Default)]
+struct Fields {
+    /// Values that differ from the rule's.
+    problems: Vec<String>,
+    /// Values the rule asks for that could not be read.
+    unknown: Vec<String>,
+    /// How an absent value was read.
+    notes: Vec<String>,
+}
+
+fn compare_fields(case: &Case, rule: &Rule, observation: &Observation) -> Fields {
+    let mut fields = Fields::default();
     let checks = [
-        ("SecureBoot", expect.secure_boot, observation.secure_boot),
-        ("SetupMode", expect.setup_mode, observation.setup_mode),
+        (
+            "SecureBoot",
+            rule.expect.secure_boot,
+            &observation.secure_boot,
+        ),
+        ("SetupMode", rule.expect.setup_mode, &observation.setup_mode),
     ];
-    checks
-        .iter()
-        .filter_map(|(name, want, saw)| match (want, saw) {
-            (Some(w), Some(s)) if w != s => Some(format!("expected {name}={w}, the guest saw {s}")),
-            // UEFI: no SecureBoot variable means the platform has no Secure Boot, i.e. off.
-            (Some(0), None) if *name == "SecureBoot" => None,
-            (Some(w), None) => Some(format!("expected {name}={w}, the guest reported none")),
-            _ => None,
-        })
-        .reduce(|a, b| format!("{a}; {b}"))
+    for (name, want, reading) in checks {
+        let Some(want) = want else { continue };
+        match reading {
+            Reading::Value(saw) if *saw == want => {}
+            Reading::Value(saw) => fields
+                .problems
+                .push(format!("expected {name}={want}, the guest saw {saw}")),
+            // UEFI: a platform without Secure Boot support has no SecureBoot variable, which
+            // means Secure Boot is off. Nowhere else is absence a value.
+            Reading::Absent if name == "SecureBoot" && want == 0 && !case.secure_boot_support => {
+                fields.notes.push(format!(
+                    "SecureBoot does not exist; UEFI defines that as 0 on a platform without                      Secure Boot support, and {} declares none (rule {})",
+                    case.build, rule.id
+                ))
+            }
+            Reading::Absent => fields.problems.push(format!(
+                "expected {name}={want}, but the variable does not exist"
+            )),
+            Reading::Unknown(why) => fields.unknown.push(format!(
+                "rule {} asks for {name}={want}, which is unknown: {why}",
+                rule.id
+            )),
+        }
+    }
+    fields
 }
 
 fn expected_words(outcome: Outcome) -> &'static str {
@@ -314,62 +396,55 @@ fn expected_words(outcome: Outcome) -> &'static str {
         Outcome::LegacyWarned => "to boot through the legacy loader with a warning",
         Outcome::LegacySilent => "to boot through the silent legacy-loader fallback",
         Outcome::Booted => "to boot with Secure Boot off",
+        Outcome::Started => "to start",
+        Outcome::NothingBootable => "never to be tried",
     }
-}
-
-/// `SecureBoot=1 SetupMode=0` with `-` for absent variables.
-pub fn summary(report: &ProbeReport) -> String {
-    let v = |x: Option<u8>| x.map_or("-".to_string(), |v| v.to_string());
-    format!(
-        "SecureBoot={} SetupMode={}",
-        v(report.secure_boot),
-        v(report.setup_mode)
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Condition, KnownDeviation};
+    use crate::observe::script::*;
+    use crate::scenario::{Condition, Outcomes, QemuRange};
     use rstest::rstest;
 
-    fn rule(expect: Outcome, secure_boot: Option<u8>) -> Rule {
+    fn rule(expect: &[Outcome], secure_boot: Option<u8>, setup_mode: Option<u8>) -> Rule {
         Rule {
             id: "r1".into(),
             when: Condition::default(),
             expect: Expectation {
-                payload: crate::scenario::Outcomes::one(expect),
+                payload: Outcomes(expect.to_vec()),
                 secure_boot,
-                setup_mode: None,
+                setup_mode,
             },
             because: "because".into(),
         }
     }
 
-    fn ran(secure_boot: u8) -> BootEnd {
-        BootEnd::Decided(Decision::ProbeRan {
-            report: ProbeReport::sample(secure_boot),
-        })
+    fn case(check: Check) -> Case<'static> {
+        Case {
+            check,
+            tweak: Tweak::None,
+            qemu: Version::new(7, 2, 22),
+            executable_sha256: Some("abc"),
+            secure_boot_support: true,
+            build: "50-edk2-x86_64-secure.json",
+        }
     }
 
-    fn refused() -> BootEnd {
-        BootEnd::Decided(Decision::ProbeRefused {
-            boot_option: "Boot0001 \"UEFI QEMU HARDDISK QM00001\"".into(),
-            line: "BdsDxe: failed to load Boot0001 ...: Access Denied".into(),
-        })
-    }
-
-    fn deviation(observed: Outcome) -> Scenarios {
+    fn deviation(check: Check, observed: Outcome, secure_boot: Option<u8>) -> Scenarios {
         Scenarios {
-            rules: vec![(Check::SecureBoot, rule(Outcome::Refused, None))],
+            rules: vec![(check, rule(&[Outcome::Refused], None, None))],
             deviations: vec![KnownDeviation {
                 id: "dev1".into(),
-                check: Check::SecureBoot,
+                check,
                 rule: "r1".into(),
-                executable_sha256: "abc".into(),
+                executable_sha256: "ABC".into(),
                 package: String::new(),
                 tweak: None,
+                qemu: None,
                 observed,
+                secure_boot,
                 reason: "documented".into(),
                 reference: "CVE-0000-0000".into(),
             }],
@@ -378,289 +453,466 @@ mod tests {
         }
     }
 
-    fn verdict(r: &Rule, end: &BootEnd, sha: Option<&str>, s: &Scenarios) -> VerdictKind {
-        judge(Check::SecureBoot, Tweak::None, r, end, sha, s).kind
+    fn judged(c: &Case, r: &Rule, steps: &[Step], s: &Scenarios) -> Verdict {
+        judge(c, r, observe(c.check, steps), s)
     }
 
+    fn kind(c: &Case, r: &Rule, steps: &[Step], s: &Scenarios) -> VerdictKind {
+        judged(c, r, steps, s).kind()
+    }
+
+    const RAN: &[Step] = &[Serial(4100, PROBE)];
+    const REFUSED: &[Step] = &[Serial(4000, OWN_REFUSAL), Serial(4100, GAVE_UP)];
+    const NOTHING: &[Step] = &[Serial(4000, SHELL_REFUSAL), Serial(4100, GAVE_UP)];
+
     #[test]
-    fn signed_probe_running_with_secure_boot_passes() {
-        let r = rule(Outcome::Runs, Some(1));
-        assert_eq!(
-            verdict(&r, &ran(1), None, &Scenarios::default()),
-            VerdictKind::Pass
+    fn signed_probe_running_with_secure_boot_passes_with_its_evidence() {
+        let v = judged(
+            &case(Check::SecureBoot),
+            &rule(&[Outcome::Runs], Some(1), Some(0)),
+            RAN,
+            &Scenarios::default(),
         );
+        assert_eq!(v.kind(), VerdictKind::Pass, "{}", v.reason());
+        assert_eq!(v.evidence().len(), 1);
+        assert_eq!(v.evidence()[0].line, PROBE);
+        assert!(v.reason().contains("as expected"), "{}", v.reason());
+        assert!(v.observation().is_some());
     }
 
     #[test]
     fn probe_running_with_secure_boot_off_fails() {
-        let r = rule(Outcome::Runs, Some(1));
-        let v = judge(
-            Check::SecureBoot,
-            Tweak::None,
-            &r,
-            &ran(0),
-            None,
+        let v = judged(
+            &case(Check::SecureBoot),
+            &rule(&[Outcome::Runs], Some(1), None),
+            &[Serial(1, PROBE_SB0)],
             &Scenarios::default(),
         );
-        assert_eq!(v.kind, VerdictKind::Fail);
+        assert_eq!(v.kind(), VerdictKind::Fail);
         assert!(
-            v.reason.contains("expected SecureBoot=1, the guest saw 0"),
+            v.reason()
+                .contains("expected SecureBoot=1, the guest saw 0"),
             "{}",
-            v.reason
+            v.reason()
         );
     }
 
     #[test]
-    fn unsigned_probe_running_fails() {
-        let r = rule(Outcome::Refused, None);
+    fn unsigned_probe_running_fails_and_refusal_passes_when_expected() {
+        let c = case(Check::SecureBoot);
+        let refused = rule(&[Outcome::Refused], None, None);
+        let s = Scenarios::default();
+        assert_eq!(kind(&c, &refused, RAN, &s), VerdictKind::Fail);
+        let v = judged(&c, &refused, REFUSED, &s);
+        assert_eq!(v.kind(), VerdictKind::Pass);
+        assert_eq!(v.evidence().len(), 2, "refusal and the end of attempts");
+    }
+
+    // Finding 3: refusal then payload is the payload.
+    #[test]
+    fn a_refusal_the_firmware_went_back_on_fails_an_expected_refusal() {
+        let v = judged(
+            &case(Check::SecureBoot),
+            &rule(&[Outcome::Refused], None, None),
+            &[Serial(4000, OWN_REFUSAL), Serial(4150, PROBE)],
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Fail);
+        assert!(
+            v.reason().contains("and then the probe ran"),
+            "{}",
+            v.reason()
+        );
+    }
+
+    #[test]
+    fn undecided_boot_is_error_never_fail_and_keeps_what_it_saw() {
+        let c = case(Check::SecureBoot);
+        let r = rule(&[Outcome::Refused], None, None);
+        let v = judge(
+            &c,
+            &r,
+            Err(Undecided {
+                reason: "QEMU exited (exit status: 1) before any decisive console line".into(),
+                evidence: vec![],
+            }),
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Error);
+        assert!(v.observation().is_none());
+        // A refusal the boot ended on before the firmware gave up: error, with the line.
+        let v = judge(
+            &c,
+            &r,
+            run(
+                Check::SecureBoot,
+                &[Serial(4000, OWN_REFUSAL)],
+                crate::boot::BootEnd::Failed("killed".into()),
+            )
+            .0,
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Error);
+        assert_eq!(v.evidence()[0].line, OWN_REFUSAL);
+    }
+
+    // Finding 1: never handed over is an error, whatever the rule expects.
+    #[rstest]
+    #[case::secure_boot(Check::SecureBoot)]
+    #[case::kernel_boot(Check::KernelBoot)]
+    fn nothing_bootable_is_error_with_its_line(#[case] check: Check) {
+        let v = judged(
+            &case(check),
+            &rule(&[Outcome::Refused], None, None),
+            NOTHING,
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Error, "{}", v.reason());
+        assert!(v.reason().contains("never handed over"), "{}", v.reason());
+        assert_eq!(v.evidence()[0].line, GAVE_UP);
+    }
+
+    #[test]
+    fn recorded_deviation_is_known_deviation() {
+        let c = case(Check::SecureBoot);
+        let s = deviation(Check::SecureBoot, Outcome::Runs, Some(1));
+        let v = judged(&c, &s.rules[0].1, RAN, &s);
+        assert_eq!(v.kind(), VerdictKind::KnownDeviation, "{}", v.reason());
+        assert!(v.reason().contains("CVE-0000-0000"), "{}", v.reason());
+        assert_eq!(v.deviation().unwrap().id, "dev1");
+    }
+
+    #[test]
+    fn deviation_of_another_build_does_not_apply() {
+        let s = deviation(Check::SecureBoot, Outcome::Runs, Some(1));
+        let c = Case {
+            executable_sha256: Some("other"),
+            ..case(Check::SecureBoot)
+        };
+        let v = judged(&c, &s.rules[0].1, RAN, &s);
+        assert_eq!(v.kind(), VerdictKind::Fail);
+        assert!(v.deviation().is_none());
+        let unknown_build = Case {
+            executable_sha256: None,
+            ..case(Check::SecureBoot)
+        };
         assert_eq!(
-            verdict(&r, &ran(1), None, &Scenarios::default()),
+            kind(&unknown_build, &s.rules[0].1, RAN, &s),
             VerdictKind::Fail
         );
     }
 
     #[test]
-    fn refusal_passes_when_expected() {
-        let r = rule(Outcome::Refused, None);
+    fn deviation_that_no_longer_happens_is_stale() {
+        let s = deviation(Check::SecureBoot, Outcome::Runs, Some(1));
+        let v = judged(&case(Check::SecureBoot), &s.rules[0].1, REFUSED, &s);
+        assert_eq!(v.kind(), VerdictKind::Fail);
+        assert!(v.reason().starts_with("stale-deviation"), "{}", v.reason());
+        assert_eq!(v.deviation().unwrap().id, "dev1");
+    }
+
+    // Finding 4: a deviation matches the whole observation.
+    #[test]
+    fn deviation_with_another_secure_boot_value_does_not_excuse() {
+        let c = case(Check::OptionRom);
+        let s = deviation(Check::OptionRom, Outcome::Executed, Some(1));
+        let r = rule(&[Outcome::NotExecuted], Some(1), None);
+        let ran_sb1: &[Step] = &[
+            Serial(3000, OPROM),
+            Serial(4000, PCI_ROM_RAN),
+            Serial(4100, PROBE),
+        ];
+        let ran_sb0: &[Step] = &[
+            Serial(3000, OPROM),
+            Serial(4000, PCI_ROM_RAN),
+            Serial(4100, PROBE_SB0),
+        ];
+        assert_eq!(kind(&c, &r, ran_sb1, &s), VerdictKind::KnownDeviation);
+        let v = judged(&c, &r, ran_sb0, &s);
+        assert_eq!(v.kind(), VerdictKind::Fail, "{}", v.reason());
+        assert!(
+            v.reason()
+                .contains("expects executed with SecureBoot=1 instead"),
+            "{}",
+            v.reason()
+        );
+    }
+
+    #[test]
+    fn deviation_without_a_secure_boot_value_matches_only_observations_without_one() {
+        let c = case(Check::SecureBoot);
+        let s = deviation(Check::SecureBoot, Outcome::Runs, None);
+        assert_eq!(kind(&c, &s.rules[0].1, RAN, &s), VerdictKind::Fail);
+    }
+
+    #[test]
+    fn deviation_keeps_judging_the_rest_of_the_rule() {
+        // The outcome is excused; the SetupMode the rule asks for is still judged.
+        let c = case(Check::SecureBoot);
+        let mut s = deviation(Check::SecureBoot, Outcome::Runs, Some(0));
+        s.rules[0].1 = rule(&[Outcome::Refused], None, Some(0));
+        let v = judged(&c, &s.rules[0].1, &[Serial(1, PROBE_SB0)], &s);
+        assert_eq!(v.kind(), VerdictKind::Fail, "{}", v.reason());
+        assert!(
+            v.reason().contains("expected SetupMode=0, the guest saw 1"),
+            "{}",
+            v.reason()
+        );
+        assert_eq!(v.deviation().unwrap().id, "dev1");
+    }
+
+    #[rstest]
+    #[case::inside(Version::new(7, 2, 22), VerdictKind::KnownDeviation)]
+    #[case::before(Version::new(6, 2, 0), VerdictKind::Fail)]
+    #[case::at_the_end(Version::new(10, 0, 0), VerdictKind::Fail)]
+    fn deviation_scoped_to_qemu_versions(#[case] qemu: Version, #[case] expected: VerdictKind) {
+        let mut s = deviation(Check::SecureBoot, Outcome::Runs, Some(1));
+        s.deviations[0].qemu = Some(QemuRange {
+            from: Some(Version::new(7, 0, 0)),
+            before: Some(Version::new(10, 0, 0)),
+        });
+        let c = Case {
+            qemu,
+            ..case(Check::SecureBoot)
+        };
+        assert_eq!(kind(&c, &s.rules[0].1, RAN, &s), expected);
+    }
+
+    #[test]
+    fn deviation_scoped_to_a_tweak_leaves_the_other_tweaks_alone() {
+        let mut s = deviation(Check::KernelBoot, Outcome::LegacyWarned, Some(1));
+        s.deviations[0].tweak = Some(Tweak::None);
+        let r = s.rules[0].1.clone();
+        let warned: &[Step] = &[
+            Serial(3000, LEGACY_WARNING),
+            Serial(5000, LINUX),
+            Serial(5001, CMDLINE_LEGACY),
+            Serial(5100, SB_ON),
+        ];
+        let refused: &[Step] = &[Serial(3000, NO_FALLBACK), Serial(3100, GAVE_UP)];
+        let with = |tweak| Case {
+            tweak,
+            ..case(Check::KernelBoot)
+        };
         assert_eq!(
-            verdict(&r, &refused(), None, &Scenarios::default()),
+            kind(&with(Tweak::None), &r, warned, &s),
+            VerdictKind::KnownDeviation
+        );
+        // The switch works on this build: its cell passes, and the entry is not stale for it.
+        assert_eq!(
+            kind(&with(Tweak::NoLegacyLoader), &r, refused, &s),
+            VerdictKind::Pass
+        );
+        assert_eq!(kind(&with(Tweak::None), &r, refused, &s), VerdictKind::Fail);
+    }
+
+    #[test]
+    fn kernel_deviation_another_misbehaviour_is_a_plain_failure() {
+        let s = deviation(Check::KernelBoot, Outcome::LegacySilent, Some(1));
+        let r = s.rules[0].1.clone();
+        let c = case(Check::KernelBoot);
+        let silent: &[Step] = &[
+            Serial(5000, LINUX),
+            Serial(5001, CMDLINE_LEGACY),
+            Serial(5100, SB_ON),
+        ];
+        let warned: &[Step] = &[
+            Serial(3000, LEGACY_WARNING),
+            Serial(5000, LINUX),
+            Serial(5001, CMDLINE_LEGACY),
+            Serial(5100, SB_ON),
+        ];
+        assert_eq!(kind(&c, &r, silent, &s), VerdictKind::KnownDeviation);
+        let v = judged(&c, &r, warned, &s);
+        assert_eq!(v.kind(), VerdictKind::Fail);
+        assert!(
+            v.reason()
+                .contains("expects legacy-silent with SecureBoot=1 instead"),
+            "{}",
+            v.reason()
+        );
+    }
+
+    // Finding 6: missing values are not 0.
+    #[test]
+    fn absent_setup_mode_does_not_satisfy_zero() {
+        let probe = PROBE.replace("setupmode=0", "setupmode=absent");
+        let v = judged(
+            &case(Check::SecureBoot),
+            &rule(&[Outcome::Runs], Some(1), Some(0)),
+            &[Serial(1, &probe)],
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Fail);
+        assert!(
+            v.reason()
+                .contains("SetupMode=0, but the variable does not exist"),
+            "{}",
+            v.reason()
+        );
+    }
+
+    #[test]
+    fn unreadable_field_the_rule_asks_for_is_an_error() {
+        let probe = PROBE.replace("secureboot=1", "secureboot=-");
+        let c = case(Check::SecureBoot);
+        let v = judged(
+            &c,
+            &rule(&[Outcome::Runs], Some(1), None),
+            &[Serial(1, &probe)],
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Error);
+        assert!(
+            v.reason().contains("SecureBoot=1, which is unknown"),
+            "{}",
+            v.reason()
+        );
+        assert!(
+            v.observation().is_some(),
+            "the probe's line travels with the error"
+        );
+        // A rule that does not ask for the field is judged as usual.
+        assert_eq!(
+            kind(
+                &c,
+                &rule(&[Outcome::Runs], None, None),
+                &[Serial(1, &probe)],
+                &Scenarios::default()
+            ),
             VerdictKind::Pass
         );
     }
 
     #[test]
-    fn broken_boot_is_error_never_fail() {
-        let r = rule(Outcome::Refused, None);
-        let end = BootEnd::Broken("QEMU exited with status 1: could not open".into());
-        assert_eq!(
-            verdict(&r, &end, None, &Scenarios::default()),
-            VerdictKind::Error
-        );
-    }
-
-    #[test]
-    fn nothing_bootable_is_error() {
-        let r = rule(Outcome::Refused, None);
-        let end = BootEnd::Decided(Decision::NothingBootable {
-            line: "BdsDxe: No bootable option or device was found.".into(),
-        });
-        assert_eq!(
-            verdict(&r, &end, None, &Scenarios::default()),
-            VerdictKind::Error
-        );
-    }
-
-    #[test]
-    fn recorded_deviation_is_known_deviation() {
-        let s = deviation(Outcome::Runs);
-        let r = s.rules[0].1.clone();
-        let v = judge(Check::SecureBoot, Tweak::None, &r, &ran(1), Some("ABC"), &s);
-        assert_eq!(v.kind, VerdictKind::KnownDeviation);
-        assert!(v.reason.contains("CVE-0000-0000"), "{}", v.reason);
-    }
-
-    #[test]
-    fn deviation_of_another_build_does_not_apply() {
-        let s = deviation(Outcome::Runs);
-        let r = s.rules[0].1.clone();
-        assert_eq!(verdict(&r, &ran(1), Some("other"), &s), VerdictKind::Fail);
-    }
-
-    #[test]
-    fn deviation_that_no_longer_happens_is_stale() {
-        let s = deviation(Outcome::Runs);
-        let r = s.rules[0].1.clone();
-        let v = judge(
-            Check::SecureBoot,
-            Tweak::None,
-            &r,
-            &refused(),
-            Some("abc"),
-            &s,
-        );
-        assert_eq!(v.kind, VerdictKind::Fail);
-        assert!(v.reason.starts_with("stale-deviation"), "{}", v.reason);
-    }
-
-    fn oprom(marker: bool) -> BootEnd {
-        BootEnd::Decided(Decision::OptionRomDispatched {
-            marker: marker.then(|| "BOOTMATRIX-OPROM v=1 loaded".to_string()),
-            report: ProbeReport::sample(1),
-        })
-    }
-
-    #[rstest]
-    #[case::rom_ran_as_expected(true, Outcome::Executed, VerdictKind::Pass)]
-    #[case::rom_rejected_as_expected(false, Outcome::NotExecuted, VerdictKind::Pass)]
-    #[case::unsigned_rom_ran(true, Outcome::NotExecuted, VerdictKind::Fail)]
-    #[case::signed_rom_did_not_run(false, Outcome::Executed, VerdictKind::Fail)]
-    fn option_rom_verdicts(
-        #[case] marker: bool,
-        #[case] expect: Outcome,
-        #[case] kind: VerdictKind,
-    ) {
-        let r = rule(expect, Some(1));
-        let v = judge(
-            Check::OptionRom,
-            Tweak::None,
-            &r,
-            &oprom(marker),
-            None,
-            &Scenarios::default(),
-        );
-        assert_eq!(v.kind, kind, "{}", v.reason);
-    }
-
-    #[test]
-    fn option_rom_cell_whose_probe_was_refused_is_an_error() {
-        let r = rule(Outcome::NotExecuted, None);
-        let v = judge(
-            Check::OptionRom,
-            Tweak::None,
-            &r,
-            &refused(),
-            None,
-            &Scenarios::default(),
-        );
-        assert_eq!(v.kind, VerdictKind::Error);
-        assert!(
-            v.reason.contains("does not trust the test key"),
-            "{}",
-            v.reason
-        );
-    }
-
-    const LOAD_IMAGE: &str = "initrd=initrd console=ttyS0 panic=-1";
-    const LEGACY: &str = "console=ttyS0 panic=-1";
-
-    fn started_with(secure_boot: Option<bool>, warned: bool, command_line: &str) -> Decision {
-        Decision::KernelStarted {
-            linux_version: "Linux version 6.1.0-28-amd64".into(),
-            secure_boot,
-            legacy_warning: warned.then(|| {
-                "OVMF: Using legacy linux kernel loader (insecure and deprecated).".into()
-            }),
-            command_line: Some(command_line.into()),
-            line: "secureboot: Secure boot enabled".into(),
-        }
-    }
-
-    /// Booted by the legacy loader (no `initrd=initrd`), warned or not.
-    fn started(secure_boot: Option<bool>, warned: bool) -> Decision {
-        started_with(secure_boot, warned, LEGACY)
-    }
-
-    #[rstest]
-    #[case::load_image_under_secure_boot(
-        started_with(Some(true), false, LOAD_IMAGE),
-        Outcome::Verified
-    )]
-    #[case::legacy_loader_silently(started(Some(true), false), Outcome::LegacySilent)]
-    #[case::legacy_loader_warned(started(Some(true), true), Outcome::LegacyWarned)]
-    #[case::no_secure_boot(started(Some(false), false), Outcome::Booted)]
-    #[case::no_secure_boot_load_image(
-        started_with(Some(false), false, LOAD_IMAGE),
-        Outcome::Booted
-    )]
-    #[case::no_secureboot_line(started(None, false), Outcome::Booted)]
-    #[case::refused(Decision::KernelRefused { line: "OVMF: Fallback to insecure legacy linux kernel loader is disabled.".into() }, Outcome::Refused)]
-    fn kernel_outcomes(#[case] decision: Decision, #[case] outcome: Outcome) {
-        let o = observe(Check::KernelBoot, &decision).unwrap();
-        assert_eq!(o.outcome, outcome, "{}", o.description);
-    }
-
-    #[test]
-    fn kernel_without_a_command_line_is_undecidable() {
-        let decision = Decision::KernelStarted {
-            linux_version: "Linux version 6.1".into(),
-            secure_boot: Some(true),
-            legacy_warning: None,
-            command_line: None,
-            line: "secureboot: Secure boot enabled".into(),
-        };
-        let err = observe(Check::KernelBoot, &decision).unwrap_err();
-        assert!(err.contains("Command line"), "{err}");
-    }
-
-    #[test]
-    fn absent_secure_boot_variable_reads_as_off() {
-        let mut report = ProbeReport::sample(0);
-        report.secure_boot = None;
-        let end = BootEnd::Decided(Decision::ProbeRan { report });
-        let r0 = rule(Outcome::Runs, Some(0));
-        let r1 = rule(Outcome::Runs, Some(1));
+    fn absent_secure_boot_reads_as_off_only_without_secure_boot_support() {
+        let probe = PROBE_SB0.replace("secureboot=0", "secureboot=absent");
+        let steps: &[Step] = &[Serial(1, &probe)];
+        let r0 = rule(&[Outcome::Runs], Some(0), None);
+        let r1 = rule(&[Outcome::Runs], Some(1), None);
         let s = Scenarios::default();
-        assert_eq!(verdict(&r0, &end, None, &s), VerdictKind::Pass);
-        assert_eq!(verdict(&r1, &end, None, &s), VerdictKind::Fail);
+        let plain = Case {
+            secure_boot_support: false,
+            build: "60-edk2-x86_64.json",
+            ..case(Check::SecureBoot)
+        };
+        let v = judged(&plain, &r0, steps, &s);
+        assert_eq!(v.kind(), VerdictKind::Pass);
+        assert!(
+            v.reason()
+                .contains("60-edk2-x86_64.json declares none (rule r1)"),
+            "{}",
+            v.reason()
+        );
+        assert_eq!(kind(&plain, &r1, steps, &s), VerdictKind::Fail);
+        // A build that claims Secure Boot must have the variable.
+        assert_eq!(
+            kind(&case(Check::SecureBoot), &r0, steps, &s),
+            VerdictKind::Fail
+        );
     }
 
-    #[test]
-    fn silent_fallback_under_strict_is_a_failure_naming_the_outcome() {
-        let r = rule(Outcome::Refused, None);
-        let end = BootEnd::Decided(started(Some(true), false));
-        let v = judge(
-            Check::KernelBoot,
-            Tweak::None,
-            &r,
-            &end,
-            None,
+    #[rstest]
+    #[case::could_not_be_determined(SB_UNKNOWN)]
+    #[case::panic_first(PANIC)]
+    fn kernel_without_a_secure_boot_state(#[case] line: &str) {
+        let c = case(Check::KernelBoot);
+        let steps: &[Step] = &[
+            Serial(5000, LINUX),
+            Serial(5001, CMDLINE_LEGACY),
+            Serial(5100, line),
+        ];
+        let s = Scenarios::default();
+        // It started: a rule that expects a refusal fails on that alone.
+        assert_eq!(
+            kind(&c, &rule(&[Outcome::Refused], None, None), steps, &s),
+            VerdictKind::Fail
+        );
+        // A rule about how it booted cannot be answered, and `secure_boot: 0` is not met.
+        let v = judged(&c, &rule(&[Outcome::Booted], Some(0), None), steps, &s);
+        assert_eq!(v.kind(), VerdictKind::Error, "{}", v.reason());
+        assert!(v.reason().contains("cannot be told"), "{}", v.reason());
+    }
+
+    #[rstest]
+    #[case::rom_ran_as_expected(&[Serial(3000, OPROM), Serial(4000, PCI_ROM_RAN), Serial(4100, PROBE)], Outcome::Executed, VerdictKind::Pass)]
+    #[case::rom_rejected_as_expected(&[Serial(4000, PCI_ROM_IDLE), Serial(4100, PROBE)], Outcome::NotExecuted, VerdictKind::Pass)]
+    #[case::unsigned_rom_ran(&[Serial(3000, OPROM), Serial(4000, PCI_ROM_RAN), Serial(4100, PROBE)], Outcome::NotExecuted, VerdictKind::Fail)]
+    #[case::signed_rom_did_not_run(&[Serial(4000, PCI_ROM_IDLE), Serial(4100, PROBE)], Outcome::Executed, VerdictKind::Fail)]
+    #[case::rom_not_presented(&[Serial(4000, PCI_NO_ROM), Serial(4100, PROBE)], Outcome::NotExecuted, VerdictKind::Error)]
+    fn option_rom_verdicts(
+        #[case] steps: &[Step],
+        #[case] expect: Outcome,
+        #[case] expected: VerdictKind,
+    ) {
+        let v = judged(
+            &case(Check::OptionRom),
+            &rule(&[expect], Some(1), None),
+            steps,
             &Scenarios::default(),
         );
-        assert_eq!(v.kind, VerdictKind::Fail);
-        assert!(v.reason.contains("[legacy-silent]"), "{}", v.reason);
-        assert!(
-            v.reason.contains("expected the kernel to be refused"),
-            "{}",
-            v.reason
+        assert_eq!(v.kind(), expected, "{}", v.reason());
+        assert!(!v.evidence().is_empty());
+    }
+
+    #[rstest]
+    #[case::verified(CMDLINE_LOAD_IMAGE, SB_ON, &[Outcome::Verified], VerdictKind::Pass)]
+    #[case::silent_fallback_under_strict(CMDLINE_LEGACY, SB_ON, &[Outcome::Refused], VerdictKind::Fail)]
+    #[case::signed_any_path(CMDLINE_LEGACY, SB_ON, &[Outcome::Verified, Outcome::LegacyWarned, Outcome::LegacySilent], VerdictKind::Pass)]
+    #[case::no_secure_boot(CMDLINE_LOAD_IMAGE, SB_OFF, &[Outcome::Booted], VerdictKind::Pass)]
+    fn kernel_verdicts(
+        #[case] cmdline: &str,
+        #[case] sb: &str,
+        #[case] expect: &[Outcome],
+        #[case] expected: VerdictKind,
+    ) {
+        let steps: &[Step] = &[Serial(5000, LINUX), Serial(5001, cmdline), Serial(5100, sb)];
+        let v = judged(
+            &case(Check::KernelBoot),
+            &rule(expect, None, None),
+            steps,
+            &Scenarios::default(),
         );
+        assert_eq!(v.kind(), expected, "{}", v.reason());
+        assert_eq!(v.evidence().len(), 3);
     }
 
     #[test]
-    fn kernel_deviation_is_known_and_goes_stale_when_fixed() {
-        let mut s = deviation(Outcome::LegacySilent);
-        s.rules[0].0 = Check::KernelBoot;
-        s.deviations[0].check = Check::KernelBoot;
-        let r = s.rules[0].1.clone();
-        let booted = BootEnd::Decided(started(Some(true), false));
-        let refused = BootEnd::Decided(Decision::KernelRefused {
-            line: "BdsDxe: No bootable option or device was found.".into(),
-        });
-        let warned = BootEnd::Decided(started(Some(true), true));
-        let kind = |end: &BootEnd| judge(Check::KernelBoot, Tweak::None, &r, end, Some("abc"), &s);
-        assert_eq!(kind(&booted).kind, VerdictKind::KnownDeviation);
-        let stale = kind(&refused);
-        assert_eq!(stale.kind, VerdictKind::Fail);
-        assert!(
-            stale.reason.starts_with("stale-deviation"),
-            "{}",
-            stale.reason
+    fn silent_fallback_failure_names_the_outcome() {
+        let steps: &[Step] = &[
+            Serial(5000, LINUX),
+            Serial(5001, CMDLINE_LEGACY),
+            Serial(5100, SB_ON),
+        ];
+        let v = judged(
+            &case(Check::KernelBoot),
+            &rule(&[Outcome::Refused], None, None),
+            steps,
+            &Scenarios::default(),
         );
-        // A different misbehaviour than the one recorded is a plain failure.
-        let other = kind(&warned);
-        assert_eq!(other.kind, VerdictKind::Fail);
+        assert!(v.reason().contains("[legacy-silent]"), "{}", v.reason());
         assert!(
-            other.reason.contains("expects legacy-silent instead"),
+            v.reason().contains("expected the kernel to be refused"),
             "{}",
-            other.reason
+            v.reason()
         );
+        assert!(v.reason().contains("(rule r1: because)"), "{}", v.reason());
     }
 
     #[test]
-    fn deviation_scoped_to_a_tweak_leaves_the_other_tweaks_alone() {
-        let mut s = deviation(Outcome::LegacyWarned);
-        s.rules[0].0 = Check::KernelBoot;
-        s.deviations[0].check = Check::KernelBoot;
-        s.deviations[0].tweak = Some(Tweak::None);
-        let r = s.rules[0].1.clone();
-        let warned = BootEnd::Decided(started(Some(true), true));
-        let refused = BootEnd::Decided(Decision::KernelRefused {
-            line: "OVMF: Fallback to insecure legacy linux kernel loader is disabled.".into(),
-        });
-        let kind =
-            |tweak, end: &BootEnd| judge(Check::KernelBoot, tweak, &r, end, Some("abc"), &s).kind;
-        assert_eq!(kind(Tweak::None, &warned), VerdictKind::KnownDeviation);
-        // The switch works on this build: its cell passes, and the entry is not stale for it.
-        assert_eq!(kind(Tweak::NoLegacyLoader, &refused), VerdictKind::Pass);
-        assert_eq!(kind(Tweak::None, &refused), VerdictKind::Fail);
+    fn verdicts_that_do_not_judge_carry_no_observation() {
+        let skip = Verdict::skip("host has no AMD SEV");
+        assert_eq!(skip.kind(), VerdictKind::Skip);
+        assert_eq!(skip.reason(), "host has no AMD SEV");
+        assert!(skip.observation().is_none() && skip.evidence().is_empty());
+        let error = Verdict::error("no expectation");
+        assert_eq!(error.kind(), VerdictKind::Error);
+        assert!(error.deviation().is_none());
+    }
+
+    #[test]
+    fn verdict_kinds_have_their_names() {
+        let names: Vec<String> = VerdictKind::ALL.iter().map(|k| k.to_string()).collect();
+        assert_eq!(names, ["pass", "fail", "known-deviation", "skip", "error"]);
     }
 }

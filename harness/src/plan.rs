@@ -107,10 +107,41 @@ impl Artifact {
     }
 }
 
+/// PCI slot of the ESP's virtio-blk device: the probe's boot option is `PciRoot(0x0)/Pci(0x5,0x0)`.
+pub const ESP_PCI_SLOT: u8 = 0x5;
+/// PCI slot of the NIC that carries the option ROM under test.
+pub const ROM_NIC_PCI_SLOT: u8 = 0x6;
+
+/// What the observer must recognise as this cell's own, fixed by the planner: a console line
+/// about any other boot option or device cannot decide the cell.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Targets {
+    /// Device path of the boot option that holds the probe (`PciRoot(0x0)/Pci(0x5,0x0)`);
+    /// the boot manager names it when it refuses the probe.
+    pub boot_device: Option<String>,
+    /// PCI location (`0000:00:06.0`) of the device whose option ROM is under test, as the
+    /// probe reports it.
+    pub rom_device: Option<String>,
+}
+
+impl Targets {
+    fn esp() -> Targets {
+        Targets {
+            boot_device: Some(format!("PciRoot(0x0)/Pci({ESP_PCI_SLOT:#x},0x0)")),
+            rom_device: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
     /// What the console watcher looks for.
     pub check: Check,
+    /// The boot option and device that are this cell's own.
+    pub targets: Targets,
+    /// How long a refusal stands without the boot manager's end-of-attempts line before it
+    /// counts (shim's error box waits for a key and prints nothing more).
+    pub grace: Duration,
     pub argv: Vec<String>,
     pub dir: PathBuf,
     /// Files copied into the cell folder before boot: (source, private copy).
@@ -141,7 +172,7 @@ pub struct Cell {
     pub executable: PathBuf,
     pub executable_sha256: Option<String>,
     pub package: Option<String>,
-    pub qemu_version: String,
+    pub qemu_version: crate::qemu::Version,
     pub machine: String,
     pub accel: Accel,
     pub accel_reason: String,
@@ -154,6 +185,9 @@ pub struct Cell {
     pub edk2: Option<Edk2Release>,
     /// The scenario rule that gives this cell's expectation.
     pub rule: Option<Rule>,
+    /// Whether the descriptor declares Secure Boot support (`secure-boot` or `enrolled-keys`);
+    /// only without it does UEFI read a missing SecureBoot variable as 0.
+    pub secure_boot_support: bool,
     pub action: Action,
 }
 
@@ -184,6 +218,8 @@ pub struct PlanOptions {
     pub kernel: Result<PathBuf, String>,
     /// shim for `-shim` kernel-boot cells (QEMU >= 10.0).
     pub shim: Option<PathBuf>,
+    /// The kernel command line (`-append`) of kernel-boot cells.
+    pub kernel_append: String,
 }
 
 impl PlanOptions {
@@ -197,9 +233,34 @@ impl PlanOptions {
             profile: Profile::Strict,
             kernel: Err("no kernel given (--kernel PATH)".into()),
             shim: None,
+            kernel_append: DEFAULT_KERNEL_APPEND.into(),
         }
     }
 }
+
+/// The initrd is empty: the kernel stops at mounting root, long after its decisive lines.
+pub const DEFAULT_KERNEL_APPEND: &str = "console=ttyS0 panic=-1";
+
+/// Why a kernel command line cannot be used, or None. OVMF's LoadImage path adds
+/// `initrd=initrd` to the command line and the legacy loader does not: observe tells the two
+/// apart by that token, so bootmatrix's own `-append` must never carry an `initrd=`.
+pub fn kernel_append_problem(append: &str) -> Option<String> {
+    append
+        .split_whitespace()
+        .find(|w| w.starts_with("initrd="))
+        .map(|w| {
+            format!(
+                "the kernel command line {append:?} contains {w:?}: the firmware adds \
+                 initrd=initrd only when it loads the kernel through LoadImage, and that is how \
+                 bootmatrix tells LoadImage from the legacy loader, so it must not come from -append"
+            )
+        })
+}
+
+/// How long a refusal waits for the boot manager's end-of-attempts line before it counts
+/// anyway (KVM; TCG gets [`TCG_FACTOR`]). OVMF prints that line 0.1-0.2 s after refusing the
+/// last option; only shim's error box, which waits for a key, needs the window.
+const GRACE_KVM: Duration = Duration::from_secs(2);
 
 /// How long a cell may take before it is an error. Measured under TCG on a 2-core machine:
 /// the probe reports after 3.3-4.3 s; a kernel's `secureboot:` line comes after ~9 s. KVM is
@@ -425,6 +486,11 @@ fn plan_cell(
         _ if check == Check::KernelBoot && options.kernel.is_err() => {
             Action::Skip(options.kernel.clone().unwrap_err())
         }
+        _ if check == Check::KernelBoot
+            && kernel_append_problem(&options.kernel_append).is_some() =>
+        {
+            Action::Error(kernel_append_problem(&options.kernel_append).unwrap_or_default())
+        }
         _ if variant.tweak == Tweak::Shim && !qemu.binary.has_shim() => Action::Skip(format!(
             "-shim needs QEMU >= 10.0; this is {}",
             qemu.binary.label()
@@ -466,7 +532,7 @@ fn plan_cell(
         executable: crate::discover::executable_of(d).to_path_buf(),
         executable_sha256: firmware.executable_sha256.clone().ok(),
         package: firmware.package.clone(),
-        qemu_version: qemu.binary.version.to_string(),
+        qemu_version: qemu.binary.version,
         machine: machine.unwrap_or_default(),
         accel,
         accel_reason,
@@ -476,6 +542,7 @@ fn plan_cell(
         profile: options.profile,
         edk2,
         rule,
+        secure_boot_support: d.has(&Feature::SecureBoot) || d.has(&Feature::EnrolledKeys),
         action,
     }
 }
@@ -595,8 +662,12 @@ fn run_spec(
         ]);
     }
     argv.extend(console_args(debug_log.as_deref()));
+    let mut targets = Targets::default();
     let esp = |payload: Payload, needs: &mut Vec<Artifact>| -> Vec<String> {
         needs.push(Artifact::Probe(payload));
+        // At a fixed slot, so the boot manager's lines about it can be told from others; first
+        // in the boot order (bootindex), so no other option is tried before it.
+        let device = format!("addr={ESP_PCI_SLOT:#x},bootindex=1");
         vec![
             // A read-only FAT view of a prepared folder: the probe as \EFI\BOOT\BOOTX64.EFI.
             "-drive".into(),
@@ -609,15 +680,22 @@ fn run_spec(
             // buffering) IOMMU path, which only modern virtio offers. `romfile=` (none): only
             // the ROM under test may run.
             if sev.is_some() {
-                "virtio-blk-pci,drive=esp,romfile=,disable-legacy=on,iommu_platform=on".into()
+                format!("virtio-blk-pci,drive=esp,romfile=,{device},disable-legacy=on,iommu_platform=on")
             } else {
-                "virtio-blk-pci,drive=esp,romfile=".into()
+                format!("virtio-blk-pci,drive=esp,romfile=,{device}")
             },
         ]
     };
     match check {
-        Check::SecureBoot => argv.extend(esp(variant.payload, &mut needs)),
+        Check::SecureBoot => {
+            targets = Targets::esp();
+            argv.extend(esp(variant.payload, &mut needs));
+        }
         Check::OptionRom => {
+            targets = Targets {
+                rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
+                ..Targets::esp()
+            };
             // The probe, signed with the test db key, decides the cell when it reports; the
             // ROM under test sits on a NIC that OVMF has no driver of its own for.
             argv.extend(esp(Payload::Signed, &mut needs));
@@ -627,7 +705,7 @@ fn run_spec(
                 "user,id=net0,restrict=on".into(),
                 "-device".into(),
                 format!(
-                    "e1000,netdev=net0,romfile={}",
+                    "e1000,netdev=net0,romfile={},addr={ROM_NIC_PCI_SLOT:#x}",
                     layout.option_rom(variant.payload).display()
                 ),
             ]);
@@ -648,9 +726,7 @@ fn run_spec(
                 "-initrd".into(),
                 layout.initrd().display().to_string(),
                 "-append".into(),
-                // The initrd is empty: the kernel stops at mounting root, long after its
-                // decisive lines.
-                "console=ttyS0 panic=-1".into(),
+                options.kernel_append.clone(),
                 "-no-reboot".into(),
             ]);
             match variant.tweak {
@@ -672,11 +748,14 @@ fn run_spec(
     };
     let factor = if accel == Accel::Tcg { TCG_FACTOR } else { 1 };
     let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));
+    let grace = (GRACE_KVM * factor).mul_f64(options.timeout_scale.max(0.01));
     if needs.iter().any(Artifact::needs_test_keys) {
         needs.insert(0, Artifact::TestKeys);
     }
     Ok(RunSpec {
         check,
+        targets,
+        grace,
         argv,
         dir,
         copies,

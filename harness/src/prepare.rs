@@ -366,6 +366,8 @@ mod tests {
         let cell_dir = dir.path().join("cells/x");
         let spec = RunSpec {
             check: crate::scenario::Check::SecureBoot,
+            targets: Default::default(),
+            grace: std::time::Duration::from_secs(1),
             argv: vec!["qemu".into()],
             dir: cell_dir.clone(),
             copies: vec![(template.clone(), cell_dir.join("vars.fd"))],

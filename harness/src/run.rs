@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::boot;
-use crate::judge::{self, BootEnd, Verdict, VerdictKind};
-use crate::observe::Decision;
+use crate::judge::{self, Case, Verdict};
+use crate::observe::Watcher;
 use crate::plan::{Action, Cell, Plan};
 use crate::prepare::{self, Prepared};
 use crate::report;
@@ -16,10 +16,9 @@ use crate::scenario::Scenarios;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellResult {
     pub cell: Cell,
+    /// The verdict, with the observation (and its evidence) it was judged on.
     pub verdict: Verdict,
-    /// The decisive console event, when there was one.
-    pub observed: Option<Decision>,
-    /// From QEMU start to the decisive line.
+    /// From QEMU start to the last console line the verdict rests on.
     pub decided: Option<Duration>,
     /// From QEMU start to QEMU reaped.
     pub elapsed: Option<Duration>,
@@ -30,7 +29,6 @@ fn not_booted(cell: &Cell, verdict: Verdict) -> CellResult {
     CellResult {
         cell: cell.clone(),
         verdict,
-        observed: None,
         decided: None,
         elapsed: None,
     }
@@ -39,42 +37,39 @@ fn not_booted(cell: &Cell, verdict: Verdict) -> CellResult {
 /// Runs one cell from its plan to its verdict.
 pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> CellResult {
     let spec = match &cell.action {
-        Action::Skip(why) | Action::Refused(why) => {
-            return not_booted(cell, Verdict::new(VerdictKind::Skip, why))
-        }
-        Action::Error(why) => return not_booted(cell, Verdict::new(VerdictKind::Error, why)),
+        Action::Skip(why) | Action::Refused(why) => return not_booted(cell, Verdict::skip(why)),
+        Action::Error(why) => return not_booted(cell, Verdict::error(why)),
         Action::Run(spec) => spec,
     };
     let Some(rule) = &cell.rule else {
-        return not_booted(
-            cell,
-            Verdict::new(VerdictKind::Error, "no expectation for this cell"),
-        );
+        return not_booted(cell, Verdict::error("no expectation for this cell"));
     };
     if let Some(why) = prepared.blocker(spec) {
-        return not_booted(cell, Verdict::new(VerdictKind::Error, why));
+        return not_booted(cell, Verdict::error(why));
     }
     if let Err(why) = prepare::cell(spec) {
-        return not_booted(cell, Verdict::new(VerdictKind::Error, why));
+        return not_booted(cell, Verdict::error(why));
     }
-    let outcome = boot::boot(spec);
-    let verdict = judge::judge(
-        cell.check,
-        cell.variant.tweak,
-        rule,
-        &outcome.end,
-        cell.executable_sha256.as_deref(),
-        scenarios,
-    );
-    let observed = match &outcome.end {
-        BootEnd::Decided(d) => Some(d.clone()),
-        BootEnd::Broken(_) => None,
+    let mut watcher = Watcher::for_spec(spec);
+    let outcome = boot::boot(spec, &mut watcher);
+    let case = Case {
+        check: cell.check,
+        tweak: cell.variant.tweak,
+        qemu: cell.qemu_version,
+        executable_sha256: cell.executable_sha256.as_deref(),
+        secure_boot_support: cell.secure_boot_support,
+        build: &cell.descriptor,
     };
+    let verdict = judge::judge(&case, rule, watcher.finish(&outcome.end), scenarios);
     CellResult {
         cell: cell.clone(),
+        // When the last line the verdict rests on was read.
+        decided: verdict
+            .evidence()
+            .last()
+            .map(|e| e.at)
+            .or(outcome.stopped_after),
         verdict,
-        observed,
-        decided: outcome.decided_after,
         elapsed: Some(outcome.elapsed),
     }
 }

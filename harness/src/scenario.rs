@@ -264,6 +264,13 @@ pub enum Outcome {
     LegacySilent,
     /// kernel-boot: booted with Secure Boot off in the guest (nothing to verify against).
     Booted,
+    /// kernel-boot: the kernel started, but how the firmware loaded it or the Secure Boot state
+    /// it saw could not be told (it said `could not be determined`, or panicked first). No
+    /// rule may expect it: it fails a rule that expects a refusal, and is an error otherwise.
+    Started,
+    /// The boot manager gave up without ever refusing or starting the payload: it was never
+    /// handed over. No rule may expect it; it is always an error.
+    NothingBootable,
 }
 
 impl Outcome {
@@ -277,6 +284,8 @@ impl Outcome {
             Outcome::LegacyWarned => "legacy-warned",
             Outcome::LegacySilent => "legacy-silent",
             Outcome::Booted => "booted",
+            Outcome::Started => "started",
+            Outcome::NothingBootable => "nothing-bootable",
         }
     }
 }
@@ -588,8 +597,16 @@ pub struct KnownDeviation {
     /// Only cells with this tweak deviate (kernel-boot); absent: every cell of the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tweak: Option<Tweak>,
+    /// Only cells on these QEMU versions deviate; absent: every version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu: Option<QemuRange>,
     /// What the build does instead.
     pub observed: Outcome,
+    /// The SecureBoot value the guest reported when the deviation was recorded. The entry
+    /// matches only an observation with this value; absent: only an observation that has no
+    /// value (a refusal, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<u8>,
     pub reason: String,
     /// A public reference: edk2 commit, CVE or bug.
     pub reference: String,
@@ -793,20 +810,26 @@ impl Scenarios {
             .find(|m| m.executable_sha256.eq_ignore_ascii_case(executable_sha256))
     }
 
-    /// Deviations recorded for this firmware build and rule.
-    pub fn deviation_for(
+    /// The deviations recorded for this firmware build, rule, tweak and QEMU version: each one
+    /// still has to match the observation (outcome and SecureBoot value) to excuse a cell.
+    pub fn deviations_for(
         &self,
         check: Check,
         rule: &str,
         executable_sha256: &str,
         tweak: Tweak,
-    ) -> Option<&KnownDeviation> {
-        self.deviations.iter().find(|d| {
-            d.check == check
-                && d.rule == rule
-                && d.executable_sha256.eq_ignore_ascii_case(executable_sha256)
-                && d.tweak.is_none_or(|t| t == tweak)
-        })
+        qemu: Version,
+    ) -> Vec<&KnownDeviation> {
+        self.deviations
+            .iter()
+            .filter(|d| {
+                d.check == check
+                    && d.rule == rule
+                    && d.executable_sha256.eq_ignore_ascii_case(executable_sha256)
+                    && d.tweak.is_none_or(|t| t == tweak)
+                    && d.qemu.as_ref().is_none_or(|r| r.contains(qemu))
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,312 @@
+//! Truth test on real firmware: a firmware that refuses what its rule says must run comes out
+//! `fail`. The signed probe's Authenticode SHA-256 goes into dbx of a copy of Debian's snakeoil
+//! varstore, while the `db-added` variant makes db trust the probe's signer: OVMF must refuse
+//! the probe, and bootmatrix must report the cell as a failure of rule db-added-signed.
+//! Run with `cargo test --features qemu --test truth_boot`.
+#![cfg(feature = "qemu")]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+/// Debian 12's OVMF: snakeoil PK/KEK/db enrolled, Secure Boot on.
+const SNAKEOIL_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+/// The enrolled-keys descriptor the test's own descriptor is copied from.
+const ENROLLED_DESCRIPTOR: &str = "/usr/share/qemu/firmware/40-edk2-x86_64-secure-enrolled.json";
+/// The descriptor naming the varstore with the probe in dbx, and its control: the same
+/// descriptor naming the unmodified snakeoil template.
+const DBX_PROBE: &str = "40-edk2-x86_64-dbx-probe";
+const CONTROL: &str = "40-edk2-x86_64-snakeoil";
+
+/// `EFI_IMAGE_SECURITY_DATABASE_GUID`, the vendor GUID of db and dbx.
+const IMAGE_SECURITY_DATABASE: &str = "d719b2cb-3d3a-4596-a3bc-dad00e67656f";
+/// `EFI_CERT_SHA256_GUID` c1c41626-504c-4092-aca9-41f936934328, as stored (mixed-endian).
+const CERT_SHA256_GUID: [u8; 16] = [
+    0x26, 0x16, 0xc4, 0xc1, 0x4c, 0x50, 0x92, 0x40, 0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28,
+];
+/// Owner of the dbx entry: b0075a7e-0b1e-4c3e-8e57-000000000b07 (bootmatrix's owner GUID).
+const OWNER_GUID: [u8; 16] = [
+    0x7e, 0x5a, 0x07, 0xb0, 0x1e, 0x0b, 0x3e, 0x4c, 0x8e, 0x57, 0x00, 0x00, 0x00, 0x00, 0x0b, 0x07,
+];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256(path: &Path) -> String {
+    bootmatrix::discover::sha256_file(path).unwrap()
+}
+
+/// Runs virt-fw-vars with `args`; its stderr (INFO lines) on failure.
+fn virt_fw_vars(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new("virt-fw-vars")
+        .args(args)
+        .output()
+        .expect("virt-fw-vars runs (./ci/setup installs it)");
+    assert!(
+        out.status.success(),
+        "virt-fw-vars {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One `EFI_SIGNATURE_LIST` holding one `EFI_CERT_SHA256` entry.
+fn sha256_signature_list(digest: &[u8; 32]) -> Vec<u8> {
+    let entry_size = 16 + 32u32; // SignatureOwner + SignatureData
+    let mut list = CERT_SHA256_GUID.to_vec();
+    list.extend_from_slice(&(28 + entry_size).to_le_bytes()); // SignatureListSize
+    list.extend_from_slice(&0u32.to_le_bytes()); // SignatureHeaderSize
+    list.extend_from_slice(&entry_size.to_le_bytes()); // SignatureSize
+    list.extend_from_slice(&OWNER_GUID);
+    list.extend_from_slice(digest);
+    list
+}
+
+/// `out`: a copy of `template` whose dbx holds its own lists plus one with `digest`.
+fn varstore_with_dbx_hash(template: &Path, digest: &[u8; 32], dir: &Path, out: &Path) {
+    let dump = dir.join("template-vars.json");
+    virt_fw_vars(&[
+        "-i".as_ref(),
+        template.as_os_str(),
+        "--output-json".as_ref(),
+        dump.as_os_str(),
+    ]);
+    let vars: Value = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    let mut dbx = vars["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "dbx" && v["guid"] == IMAGE_SECURITY_DATABASE)
+        .cloned()
+        .unwrap_or_else(|| {
+            // NV, BS, RT, time-based authenticated write access.
+            json!({"name": "dbx", "guid": IMAGE_SECURITY_DATABASE, "attr": 0x27, "data": ""})
+        });
+    let data = dbx["data"].as_str().unwrap().to_string() + &hex(&sha256_signature_list(digest));
+    dbx["data"] = data.into();
+    let update = dir.join("dbx.json");
+    std::fs::write(
+        &update,
+        serde_json::to_string_pretty(&json!({"version": 2, "variables": [dbx]})).unwrap(),
+    )
+    .unwrap();
+    virt_fw_vars(&[
+        "-i".as_ref(),
+        template.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--set-json".as_ref(),
+        update.as_os_str(),
+    ]);
+}
+
+/// The hex SHA-256 entries of dbx in `varstore`, read back by virt-fw-vars.
+fn dbx_hashes(varstore: &Path) -> Vec<String> {
+    let text = virt_fw_vars(&[
+        "-i".as_ref(),
+        varstore.as_os_str(),
+        "--output-json".as_ref(),
+        "-".as_ref(),
+    ]);
+    let vars: Value = serde_json::from_str(&text).unwrap();
+    let dbx = vars["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "dbx")
+        .expect("a dbx variable");
+    let data = dbx["data"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..data.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&data[i..i + 2], 16).unwrap())
+        .collect();
+    // Walk the EFI_SIGNATURE_LISTs; keep the SHA-256 entries.
+    let mut hashes = Vec::new();
+    let mut at = 0;
+    while at + 28 <= bytes.len() {
+        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+        let (list_size, header_size, entry_size) =
+            (u32_at(at + 16), u32_at(at + 20), u32_at(at + 24));
+        assert!(list_size >= 28 && at + list_size <= bytes.len(), "{data}");
+        if bytes[at..at + 16] == CERT_SHA256_GUID && entry_size == 48 {
+            let mut entry = at + 28 + header_size;
+            while entry + entry_size <= at + list_size {
+                hashes.push(hex(&bytes[entry + 16..entry + 48]));
+                entry += entry_size;
+            }
+        }
+        at += list_size;
+    }
+    hashes
+}
+
+struct Run {
+    status: i32,
+    report: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// The one cell whose id starts with `descriptor` and ends with `suffix`.
+    fn cell(&self, descriptor: &str, suffix: &str) -> &Value {
+        let cells = self.report["cells"].as_array().expect("cells array");
+        let matching: Vec<&Value> = cells
+            .iter()
+            .filter(|c| {
+                let id = c["id"].as_str().unwrap();
+                id.starts_with(descriptor) && id.ends_with(suffix)
+            })
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "cells matching {descriptor}..{suffix}: {cells:#?}"
+        );
+        matching[0]
+    }
+}
+
+fn bootmatrix(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let report = dir.path().join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_bootmatrix"))
+        .arg("run")
+        .arg("--out")
+        .arg(&out)
+        .arg("--report-json")
+        .arg(&report)
+        .args(args)
+        .output()
+        .expect("bootmatrix runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    println!("{stdout}");
+    Run {
+        status: output.status.code().unwrap_or(-1),
+        report: serde_json::from_str(&text).unwrap(),
+        _dir: dir,
+    }
+}
+
+/// The cell's serial console as text.
+fn serial_log(cell: &Value) -> String {
+    let path = Path::new(cell["log_dir"].as_str().unwrap()).join("serial.log");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    String::from_utf8_lossy(&bytes).replace('\r', "")
+}
+
+/// Prints the lines around the first that contains `needle`.
+fn print_around(log: &str, needle: &str) {
+    let lines: Vec<&str> = log.lines().collect();
+    if let Some(i) = lines.iter().position(|l| l.contains(needle)) {
+        println!("--- serial.log around {needle:?} ---");
+        for line in &lines[i.saturating_sub(3)..lines.len().min(i + 8)] {
+            println!("{line}");
+        }
+        println!("---");
+    }
+}
+
+#[test]
+fn signed_probe_in_dbx_is_refused_and_fails() {
+    let template = Path::new(SNAKEOIL_VARS);
+    assert!(
+        template.exists() && Path::new(ENROLLED_DESCRIPTOR).exists(),
+        "{SNAKEOIL_VARS} or {ENROLLED_DESCRIPTOR} is missing: ./ci/setup installs ovmf"
+    );
+    let digest = bootmatrix::pe::authenticode_sha256(bootmatrix::prepare::PROBE_EFI).unwrap();
+    println!("probe Authenticode SHA-256: {}", hex(&digest));
+
+    // The varstore template and the descriptor that names it.
+    let dir = tempfile::tempdir().unwrap();
+    let varstore = dir.path().join("OVMF_VARS_4M.snakeoil.dbx-probe.fd");
+    varstore_with_dbx_hash(template, &digest, dir.path(), &varstore);
+    let hashes = dbx_hashes(&varstore);
+    assert!(hashes.contains(&hex(&digest)), "dbx holds {hashes:?}");
+    // What the snakeoil template had in dbx stays.
+    for old in dbx_hashes(template) {
+        assert!(hashes.contains(&old), "{old} lost from dbx: {hashes:?}");
+    }
+    let descriptors = dir.path().join("firmware");
+    std::fs::create_dir(&descriptors).unwrap();
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(ENROLLED_DESCRIPTOR).unwrap()).unwrap();
+    let features = original["features"].as_array().unwrap();
+    for feature in [
+        "secure-boot",
+        "enrolled-keys",
+        "requires-smm",
+        "verbose-dynamic",
+    ] {
+        assert!(features.contains(&feature.into()), "{original:#}");
+    }
+    for (name, vars, description) in [
+        (
+            DBX_PROBE,
+            varstore.as_path(),
+            "Debian's snakeoil-enrolled varstore with the bootmatrix probe's hash in dbx",
+        ),
+        (CONTROL, template, "Debian's snakeoil-enrolled varstore"),
+    ] {
+        let mut descriptor = original.clone();
+        descriptor["description"] = description.into();
+        descriptor["mapping"]["nvram-template"]["filename"] = vars.to_str().unwrap().into();
+        std::fs::write(
+            descriptors.join(format!("{name}.json")),
+            serde_json::to_string_pretty(&descriptor).unwrap(),
+        )
+        .unwrap();
+    }
+    let before = [sha256(&varstore), sha256(template)];
+
+    let run = bootmatrix(&[
+        "--descriptors",
+        descriptors.to_str().unwrap(),
+        "--filter",
+        &format!(
+            "^({DBX_PROBE}/[^/]*/sev-off/secure-boot/db-added-vars-(un)?signed\
+             |{CONTROL}/[^/]*/sev-off/secure-boot/db-added-vars-signed)$"
+        ),
+    ]);
+
+    // db trusts the signer, dbx names the image: the firmware refuses it, against the rule.
+    let signed = run.cell(DBX_PROBE, "/sev-off/secure-boot/db-added-vars-signed");
+    println!(
+        "{}: {} in {} ms",
+        signed["id"], signed["verdict"], signed["decided_ms"]
+    );
+    let log = serial_log(signed);
+    print_around(&log, "Access Denied");
+    assert_eq!(signed["verdict"], "fail", "{signed:#}");
+    assert_eq!(signed["observed"]["payload"], "refused", "{signed:#}");
+    let reason = signed["reason"].as_str().unwrap();
+    assert!(reason.contains("db-added-signed"), "{signed:#}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("BdsDxe: failed to load Boot0001") && l.contains("Access Denied")),
+        "{log}"
+    );
+    assert!(!log.contains("BOOTMATRIX-PROBE"), "{log}");
+
+    // The unsigned probe is refused as always: the dbx entry does not upset the other cell.
+    let unsigned = run.cell(DBX_PROBE, "/sev-off/secure-boot/db-added-vars-unsigned");
+    assert_eq!(unsigned["verdict"], "pass", "{unsigned:#}");
+    assert_eq!(unsigned["observed"]["payload"], "refused", "{unsigned:#}");
+
+    // Control: without the dbx entry the same firmware, keys and probe run, as the rule says.
+    let control = run.cell(CONTROL, "/sev-off/secure-boot/db-added-vars-signed");
+    assert_eq!(control["verdict"], "pass", "{control:#}");
+    assert_eq!(control["observed"]["payload"], "runs", "{control:#}");
+
+    assert_eq!(run.status, 1, "a fail makes the run exit with 1");
+    assert_eq!(
+        [sha256(&varstore), sha256(template)],
+        before,
+        "a varstore template was modified"
+    );
+}
