@@ -310,3 +310,142 @@ fn signed_probe_in_dbx_is_refused_and_fails() {
         "a varstore template was modified"
     );
 }
+
+/// One planned, prepared cell of this machine's descriptors, for truth tests that break the
+/// cell's set-up on purpose (the library's own stages, as `bootmatrix run` strings them).
+struct OneCell {
+    cell: bootmatrix::plan::Cell,
+    prepared: bootmatrix::prepare::Prepared,
+    scenarios: bootmatrix::scenario::Scenarios,
+    _dir: tempfile::TempDir,
+}
+
+impl OneCell {
+    fn new(filter: &str) -> OneCell {
+        use bootmatrix::discover::{discover, DiscoverOptions};
+        use bootmatrix::plan::{plan, Layout, PlanOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let scenarios = bootmatrix::scenario::Scenarios::builtin();
+        let inventory = discover(&DiscoverOptions {
+            scratch: dir.path().join("scratch"),
+            ..DiscoverOptions::default()
+        });
+        let mut options = PlanOptions::new(Layout::new(dir.path().join("run")));
+        options.filter = Some(regex::Regex::new(filter).unwrap());
+        options.kernel = bootmatrix::discover::find_kernel(None);
+        let planned = plan(&inventory, &scenarios, &options);
+        assert_eq!(planned.cells.len(), 1, "{filter}: {:#?}", planned.cells);
+        let prepared = bootmatrix::prepare::prepare(&planned.artifacts, &options.layout);
+        OneCell {
+            cell: planned.cells[0].clone(),
+            prepared,
+            scenarios,
+            _dir: dir,
+        }
+    }
+
+    fn argv_mut(&mut self) -> &mut Vec<String> {
+        match &mut self.cell.action {
+            bootmatrix::plan::Action::Run(spec) => &mut spec.argv,
+            other => panic!("{}: not runnable: {other:?}", self.cell.id),
+        }
+    }
+
+    fn run(&self) -> bootmatrix::run::CellResult {
+        let result = bootmatrix::run::run_cell(&self.cell, &self.prepared, &self.scenarios);
+        println!(
+            "{}: {} ({})",
+            self.cell.id,
+            result.verdict.kind(),
+            result.verdict.reason()
+        );
+        for e in result.verdict.evidence() {
+            println!("  {e}");
+        }
+        result
+    }
+}
+
+#[test]
+fn option_rom_that_is_not_attached_is_an_error_not_a_pass() {
+    // The unsigned-ROM cell expects the ROM not to run. Take the ROM off its NIC: nothing runs,
+    // and a judge that read "no marker" as "not executed" would pass the cell.
+    let mut c = OneCell::new(
+        "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/option-rom/own-keys-vars-unsigned$",
+    );
+    let nic = c
+        .argv_mut()
+        .iter_mut()
+        .find(|a| a.starts_with("e1000,"))
+        .expect("the ROM's NIC");
+    let rom = nic
+        .split(',')
+        .find(|p| p.starts_with("romfile="))
+        .unwrap()
+        .to_string();
+    *nic = nic.replace(&rom, "romfile=");
+    let result = c.run();
+    assert_eq!(
+        result.verdict.kind(),
+        bootmatrix::judge::VerdictKind::Error,
+        "{}",
+        result.verdict.reason()
+    );
+    assert!(
+        result.verdict.reason().contains("ROM not presented"),
+        "{}",
+        result.verdict.reason()
+    );
+    // The probe's report of the NIC is the evidence: no ROM on it.
+    assert!(result
+        .verdict
+        .evidence()
+        .iter()
+        .any(|e| e.line.contains("loc=0000:00:06.0") && e.line.contains("romsize=0")));
+}
+
+#[rstest::rstest]
+#[case::no_kernel_at_all(false)]
+#[case::empty_kernel_file(true)]
+fn kernel_never_handed_over_is_an_error_not_a_refusal(#[case] empty_file: bool) {
+    // The switch-off cell expects the unsigned kernel to be refused. Hand the firmware no
+    // kernel: a judge that read "nothing booted" as "refused" would pass it.
+    let mut c = OneCell::new(
+        "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/kernel-boot/own-keys-vars-unsigned-no-legacy-loader$",
+    );
+    let empty = c._dir.path().join("empty-kernel");
+    std::fs::write(&empty, b"").unwrap();
+    let argv = c.argv_mut();
+    let at = argv.iter().position(|a| a == "-kernel").unwrap();
+    if empty_file {
+        argv[at + 1] = empty.display().to_string();
+    } else {
+        // -kernel, -initrd and -append with their values.
+        for flag in ["-kernel", "-initrd", "-append"] {
+            let at = argv.iter().position(|a| a == flag).unwrap();
+            argv.drain(at..at + 2);
+        }
+    }
+    let result = c.run();
+    assert_eq!(
+        result.verdict.kind(),
+        bootmatrix::judge::VerdictKind::Error,
+        "{}",
+        result.verdict.reason()
+    );
+    let observed = result.verdict.observation().map(|o| o.outcome);
+    assert_ne!(observed, Some(bootmatrix::scenario::Outcome::Refused));
+    if !empty_file {
+        assert_eq!(observed, Some(bootmatrix::scenario::Outcome::NothingBootable));
+        assert!(
+            result.verdict.reason().contains("never handed over"),
+            "{}",
+            result.verdict.reason()
+        );
+        assert!(result
+            .verdict
+            .evidence()
+            .iter()
+            .any(|e| e.line.contains("BdsDxe: No bootable option")));
+    }
+}

@@ -682,7 +682,8 @@ impl Watcher {
                 "ran: its driver wrote its marker to the serial port".into(),
                 EvidenceLines::new(marker[0].clone())
                     .with(marker[1..].iter().cloned())
-                    .with(rom.as_ref().map(|(e, _)| e.clone())),
+                    .with(rom.as_ref().map(|(e, _)| e.clone()))
+                    .with(probe_line.clone()),
             );
             if let Some(p) = &probe_line {
                 if marker[0].at > p.at {
@@ -1344,7 +1345,10 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(lines(&o), ["BOOTMATRIX-OP", "ROM v=1 loaded", PCI_ROM_RAN]);
+        assert_eq!(
+            lines(&o),
+            ["BOOTMATRIX-OP", "ROM v=1 loaded", PCI_ROM_RAN, PROBE]
+        );
         assert_eq!(o.rom_marker.as_deref(), Some(OPROM));
     }
 
