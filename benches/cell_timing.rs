@@ -1,5 +1,7 @@
-//! Prints how long real cells take to decide: min / median / max of `decided_ms` and of the
-//! whole boot (QEMU start to reaped), per cell, over several rounds.
+//! Prints how long real cells take to decide: min / median / max of `decided_ms`, of the whole
+//! boot (QEMU start to reaped), and, for refused cells, of what confirming the refusal costs
+//! (from the refusal line to the line that confirms it, or to the stop after the grace
+//! window), per cell, over several rounds.
 //!
 //!     cargo bench --features qemu --bench cell_timing -- [ROUNDS] [FILTER]
 //!
@@ -50,19 +52,32 @@ fn main() {
         cells.len()
     );
     println!(
-        "{:<104} {:>6} {:>22} {:>22}",
-        "cell", "accel", "decided ms min/med/max", "boot ms min/med/max"
+        "{:<104} {:>6} {:>22} {:>22} {:>22}",
+        "cell", "accel", "decided ms min/med/max", "boot ms min/med/max", "confirm ms min/med/max"
     );
     let mut total = Duration::ZERO;
     for cell in cells {
         let mut decided = Vec::new();
         let mut elapsed = Vec::new();
+        let mut confirm = Vec::new();
         for _ in 0..rounds {
             // Each round needs a fresh cell folder: the private varstore copy is rewritten.
             if let Action::Run(spec) = &cell.action {
                 let _ = std::fs::remove_dir_all(&spec.dir);
             }
             let result = run_cell(cell, &prepared, &scenarios);
+            if let Some(o) = result.verdict.observation() {
+                if o.outcome == bootmatrix::scenario::Outcome::Refused {
+                    let lines = o.evidence.lines();
+                    let refused_at = lines[0].at;
+                    // Confirmed by a later line, or by the grace window (the boot's end).
+                    let confirmed_at = match lines.last() {
+                        Some(last) if lines.len() > 1 => last.at,
+                        _ => result.elapsed.unwrap_or(refused_at),
+                    };
+                    confirm.push(confirmed_at.saturating_sub(refused_at).as_millis());
+                }
+            }
             if let Some(d) = result.decided {
                 decided.push(d.as_millis());
             }
@@ -72,11 +87,12 @@ fn main() {
             }
         }
         println!(
-            "{:<104} {:>6} {:>22} {:>22}",
+            "{:<104} {:>6} {:>22} {:>22} {:>22}",
             cell.id,
             cell.accel.to_string(),
             stats(&mut decided),
-            stats(&mut elapsed)
+            stats(&mut elapsed),
+            stats(&mut confirm)
         );
     }
     println!("\ntotal boot time: {:.1} s", total.as_secs_f64());

@@ -865,15 +865,22 @@ fn explain_names_rule_source_firmware_and_what_was_recorded() {
     let recorded = serde_json::json!({
         "profile": "upstream",
         "verdict": "known-deviation",
-        "reason": "expected the kernel to be refused ...",
+        "reason": "expected the kernel to be refused ...\u{1b}[2J\u{1b}]0;owned\u{7}",
         "decided_ms": 6572,
-        "observed": {"payload": "legacy-silent", "secure_boot": 1, "legacy_warning": null},
+        "observed": {
+            "payload": "legacy-silent", "secure_boot": 1, "legacy_warning": null,
+            "evidence": [
+                {"stream": "serial", "at_ms": 6500, "line": "[    0.000000] Linux version 6.1.0-28-amd64"},
+                {"stream": "serial", "at_ms": 6572, "line": "[    0.010712] secureboot: Secure boot enabled"}
+            ]
+        },
         "firmware": {"vendor": "EDK II", "revision": "0x00010000"},
     });
     let text = bootmatrix::explain::explain(cell, fw, &scenarios, run_dir, Some(&recorded));
     for needle in [
         "note: that run used profile upstream, this explanation profile strict",
         "payload: legacy-silent",
+        "evidence:\n    [serial +6.500 s] [    0.000000] Linux version 6.1.0-28-amd64\n    [serial +6.572 s] [    0.010712] secureboot: Secure boot enabled",
         "decided after 6572 ms",
         "reported by the guest: EDK II revision 0x00010000",
         "verdict: known-deviation",
@@ -883,6 +890,10 @@ fn explain_names_rule_source_firmware_and_what_was_recorded() {
     assert!(
         !text.contains("legacy_warning"),
         "null fields are left out:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "escape sequences from the run folder reach the terminal:\n{text:?}"
     );
 
     let refused = bootmatrix::explain::find_cell(

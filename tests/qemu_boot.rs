@@ -350,7 +350,7 @@ fn known_deviation_and_stale_deviation_on_real_firmware() {
         "deviations": [
             {
                 "id": "test-unsigned-runs", "check": "secure-boot", "rule": "no-secure-boot-unsigned",
-                "executable_sha256": sha, "observed": "runs",
+                "executable_sha256": sha, "observed": "runs", "secure_boot": 0,
                 "reason": "test entry", "reference": "bootmatrix test"
             },
             {
@@ -374,6 +374,9 @@ fn known_deviation_and_stale_deviation_on_real_firmware() {
     let unsigned = run.cell("60-", "secure-boot/shipped-vars-unsigned");
     assert_eq!(unsigned["verdict"], "known-deviation", "{unsigned:#}");
     assert_eq!(unsigned["deviation"]["id"], "test-unsigned-runs");
+    // The entry covers what was observed, SecureBoot=0 included; recorded with another value,
+    // it would not excuse the cell (judge's unit tests).
+    assert_eq!(unsigned["observed"]["secure_boot"], 0, "{unsigned:#}");
     let signed = run.cell("60-", "secure-boot/shipped-vars-signed");
     assert_eq!(signed["verdict"], "fail", "{signed:#}");
     assert!(

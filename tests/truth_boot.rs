@@ -436,7 +436,10 @@ fn kernel_never_handed_over_is_an_error_not_a_refusal(#[case] empty_file: bool) 
     let observed = result.verdict.observation().map(|o| o.outcome);
     assert_ne!(observed, Some(bootmatrix::scenario::Outcome::Refused));
     if !empty_file {
-        assert_eq!(observed, Some(bootmatrix::scenario::Outcome::NothingBootable));
+        assert_eq!(
+            observed,
+            Some(bootmatrix::scenario::Outcome::NothingBootable)
+        );
         assert!(
             result.verdict.reason().contains("never handed over"),
             "{}",

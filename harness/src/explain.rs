@@ -267,9 +267,11 @@ fn or<'a>(text: &'a str, fallback: &'a str) -> &'a str {
     }
 }
 
+/// A value from the run folder as text, with escape sequences and control characters removed:
+/// the file may have been edited, and nothing in it may drive the terminal.
 fn plain(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => crate::boot::strip_escapes(s),
+        other => crate::boot::strip_escapes(&other.to_string()),
     }
 }

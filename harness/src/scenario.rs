@@ -882,6 +882,53 @@ mod tests {
         )
     }
 
+    /// The scenarios a `--scenarios` copy is read from and the ones compiled in go through the
+    /// same loader and hold the same data: a flip test on a copy is a flip of the built-in.
+    #[test]
+    fn builtin_scenarios_are_the_repository_files_read_the_same_way() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let from_dir = Scenarios::load_dir(&dir).unwrap();
+        let builtin = Scenarios::builtin();
+        for check in Check::ALL {
+            let of = |s: &Scenarios| -> Vec<Rule> {
+                s.rules
+                    .iter()
+                    .filter(|(c, _)| c == check)
+                    .map(|(_, r)| r.clone())
+                    .collect()
+            };
+            assert!(!of(&builtin).is_empty(), "{check}");
+            assert_eq!(of(&builtin), of(&from_dir), "{check}");
+        }
+        assert_eq!(builtin.deviations, from_dir.deviations);
+        assert_eq!(builtin.measured, from_dir.measured);
+        let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        let embedded: std::collections::BTreeSet<String> =
+            BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(on_disk, embedded, "every scenario file is compiled in");
+    }
+
+    #[test]
+    fn no_rule_may_expect_what_cannot_be_judged() {
+        for outcome in [Outcome::Started, Outcome::NothingBootable] {
+            for check in Check::ALL {
+                assert!(!check.outcomes().contains(&outcome), "{check}: {outcome}");
+            }
+            let rule = format!(
+                r#"{{"check": "kernel-boot", "rules": [{{"id": "x", "when": {{}}, "expect": {{"payload": "{outcome}"}}, "because": "b"}}]}}"#
+            );
+            let err = Scenarios::from_files("test", [(PathBuf::from("k.json"), rule)]).unwrap_err();
+            assert!(
+                err.message.contains("not an outcome of kernel-boot"),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn builtin_scenarios_cover_every_check() {
         let s = Scenarios::builtin();
