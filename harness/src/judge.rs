@@ -753,6 +753,24 @@ mod tests {
     }
 
     #[test]
+    fn deviation_does_not_excuse_an_unreadable_field() {
+        // The outcome is the recorded deviation, but the rule's SetupMode cannot be read.
+        let c = case(Check::SecureBoot);
+        let mut s = deviation(Check::SecureBoot, Outcome::Runs, Some(1));
+        s.rules[0].1 = rule(&[Outcome::Refused], None, Some(0));
+        let probe = PROBE.replace("setupmode=0", "setupmode=-");
+        let v = judged(&c, &s.rules[0].1, &[Serial(1, &probe)], &s);
+        assert_eq!(v.kind(), VerdictKind::Error, "{}", v.reason());
+        assert!(
+            v.reason().contains("as known deviation dev1 records"),
+            "{}",
+            v.reason()
+        );
+        assert_eq!(v.deviation().unwrap().id, "dev1");
+        assert!(v.observation().is_some());
+    }
+
+    #[test]
     fn unreadable_field_the_rule_asks_for_is_an_error() {
         let probe = PROBE.replace("secureboot=1", "secureboot=-");
         let c = case(Check::SecureBoot);

@@ -541,11 +541,6 @@ impl Watcher {
         }
     }
 
-    /// Whether a payload line has come (after which a refusal no longer waits for anything).
-    fn payload_seen(&self) -> bool {
-        self.probe.is_some() || self.linux_version.is_some() || self.marker.is_some()
-    }
-
     /// Concludes from what the consoles showed; `end` is how the boot ended.
     pub fn finish(self, end: &BootEnd) -> Result<Observation, Undecided> {
         match self.check {
@@ -560,8 +555,9 @@ impl Watcher {
     fn confirmed_refusal(&self, end: &BootEnd) -> Option<Result<Observation, Undecided>> {
         let refusal = self.refusal.as_ref()?;
         let evidence = EvidenceLines::new(refusal.evidence.clone());
+        // The end of attempts can only follow the refusal: the watcher stops at the end.
         let mut observation = match &self.end_of_attempts {
-            Some(gave_up) if gave_up.at >= refusal.evidence.at => Observation::new(
+            Some(gave_up) => Observation::new(
                 Outcome::Refused,
                 format!(
                     "was refused ({}), and the boot manager gave up after it",
@@ -924,9 +920,10 @@ impl Watch for Watcher {
 
     fn tick(&mut self, at: Duration) -> Control {
         self.now = self.now.max(at);
+        // A payload line after the refusal wins in `finish` whatever the window says (and
+        // `control` keeps a started kernel running to its secureboot: line).
         if let Some(r) = &self.refusal {
-            if !self.payload_seen()
-                && self.end_of_attempts.is_none()
+            if self.end_of_attempts.is_none()
                 && self.now.saturating_sub(r.evidence.at) >= self.grace
             {
                 self.grace_expired = true;
@@ -1113,6 +1110,7 @@ mod tests {
         assert_eq!(unknown.rom_size, None);
         assert_eq!(unknown.rom_image, None);
         assert_eq!(unknown.images, None);
+        assert_eq!(parse_pci_line(PCI_NO_ROM).unwrap().rom_image, Some(false));
     }
 
     #[test]
@@ -1135,6 +1133,22 @@ mod tests {
         assert_eq!(o.evidence.lines()[0].at, Duration::from_millis(4100));
         assert_eq!(o.evidence.lines()[0].stream, Console::Serial);
         assert_eq!(o.contradiction, None);
+        assert_eq!(o.description, "ran (SecureBoot=1 SetupMode=0)");
+    }
+
+    #[test]
+    fn readings_read_as_words() {
+        let shown: Vec<String> = [
+            Reading::Value(1),
+            Reading::Absent,
+            Reading::Unknown("x".into()),
+        ]
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+        assert_eq!(shown, ["1", "absent", "unknown"]);
+        let report = parse_probe_line(&PROBE.replace("setupmode=0", "setupmode=-")).unwrap();
+        assert_eq!(summary(&report), "SecureBoot=1 SetupMode=unknown");
     }
 
     // Finding 2: only the probe's own boot option decides; other options' refusals do not.
@@ -1375,7 +1389,52 @@ mod tests {
             .any(|n| n.contains("after the probe")));
     }
 
+    #[test]
+    fn option_rom_notes_say_only_what_happened() {
+        // Marker and probe from the same read: the marker came first, no note.
+        let o = observe(
+            Check::OptionRom,
+            &[
+                Serial(4100, OPROM),
+                Serial(4100, PCI_ROM_RAN),
+                Serial(4100, PROBE),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o.notes, Vec::<String>::new());
+        // A marker while the probe found no image from the ROM is worth a note.
+        let o = observe(
+            Check::OptionRom,
+            &[
+                Serial(3000, OPROM),
+                Serial(4000, PCI_ROM_IDLE),
+                Serial(4100, PROBE),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o.outcome, Outcome::Executed);
+        assert_eq!(o.notes.len(), 1, "{:?}", o.notes);
+        assert!(o.notes[0].contains("no image started"), "{:?}", o.notes);
+    }
+
+    #[test]
+    fn option_rom_cell_keeps_the_first_probe_line() {
+        let o = observe(
+            Check::OptionRom,
+            &[
+                Serial(4000, PCI_ROM_IDLE),
+                Serial(4100, PROBE),
+                Serial(4200, PROBE_SB0),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o.secure_boot, Reading::Value(1));
+        assert_eq!(o.evidence.lines().last().unwrap().line, PROBE);
+    }
+
     #[rstest]
+    #[case::rom_image_missing(&[Serial(4000, "BOOTMATRIX-PCI v=1 loc=0000:00:06.0 id=8086:100e class=020000 romsize=2560 romimage=0 images=0"), Serial(4100, PROBE)], "romsize=2560, romimage=0")]
+    #[case::rom_size_zero_with_image(&[Serial(4000, "BOOTMATRIX-PCI v=1 loc=0000:00:06.0 id=8086:100e class=020000 romsize=0 romimage=1 images=0"), Serial(4100, PROBE)], "romsize=0, romimage=1")]
     #[case::no_device_at_the_planned_slot(&[Serial(4000, "BOOTMATRIX-PCI v=1 loc=0000:00:07.0 id=8086:100e class=020000 romsize=65536 romimage=1 images=0"), Serial(4100, PROBE)], "no PCI device at 0000:00:06.0")]
     #[case::no_pci_line_at_all(&[Serial(4100, PROBE)], "no PCI device at 0000:00:06.0")]
     #[case::rom_size_zero(&[Serial(4000, PCI_NO_ROM), Serial(4100, PROBE)], "romsize=0")]
@@ -1456,6 +1515,8 @@ mod tests {
         assert_eq!(o.outcome, expected);
         assert_eq!(o.secure_boot, reading);
         assert_eq!(lines(&o), [LINUX, cmdline, sb]);
+        assert_eq!(o.notes, Vec::<String>::new());
+        assert_eq!(o.contradiction, None);
         let k = o.kernel.unwrap();
         assert_eq!(k.linux_version, LINUX);
         assert_eq!(k.legacy_warning, None);
@@ -1531,6 +1592,16 @@ mod tests {
             Some(LoadPath::LegacyLoader)
         );
         assert!(o.notes[0].contains("initrd=initrd"), "{:?}", o.notes);
+        // The warning and a command line without the token agree: nothing to note.
+        let o = kernel(&[
+            Serial(3001, LEGACY_WARNING),
+            Serial(5000, LINUX),
+            Serial(5001, CMDLINE_LEGACY),
+            Serial(5100, SB_ON),
+        ])
+        .unwrap();
+        assert_eq!(o.outcome, Outcome::LegacyWarned);
+        assert_eq!(o.notes, Vec::<String>::new());
     }
 
     // Finding 1: the boot manager finding nothing is not a refusal of the kernel.
