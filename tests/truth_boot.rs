@@ -10,6 +10,9 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+mod common;
+use common::run::bootmatrix;
+
 /// Debian 12's OVMF: snakeoil PK/KEK/db enrolled, Secure Boot on.
 const SNAKEOIL_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
 /// The enrolled-keys descriptor the test's own descriptor is copied from.
@@ -140,57 +143,6 @@ fn dbx_hashes(varstore: &Path) -> Vec<String> {
         at += list_size;
     }
     hashes
-}
-
-struct Run {
-    status: i32,
-    report: Value,
-    _dir: tempfile::TempDir,
-}
-
-impl Run {
-    /// The one cell whose id starts with `descriptor` and ends with `suffix`.
-    fn cell(&self, descriptor: &str, suffix: &str) -> &Value {
-        let cells = self.report["cells"].as_array().expect("cells array");
-        let matching: Vec<&Value> = cells
-            .iter()
-            .filter(|c| {
-                let id = c["id"].as_str().unwrap();
-                id.starts_with(descriptor) && id.ends_with(suffix)
-            })
-            .collect();
-        assert_eq!(
-            matching.len(),
-            1,
-            "cells matching {descriptor}..{suffix}: {cells:#?}"
-        );
-        matching[0]
-    }
-}
-
-fn bootmatrix(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let report = dir.path().join("report.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_bootmatrix"))
-        .arg("run")
-        .arg("--out")
-        .arg(&out)
-        .arg("--report-json")
-        .arg(&report)
-        .args(args)
-        .output()
-        .expect("bootmatrix runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no report ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
-    println!("{stdout}");
-    Run {
-        status: output.status.code().unwrap_or(-1),
-        report: serde_json::from_str(&text).unwrap(),
-        _dir: dir,
-    }
 }
 
 /// The cell's serial console as text.
@@ -366,6 +318,13 @@ impl OneCell {
     }
 }
 
+/// The cell is an `error` whose reason says `why`.
+fn assert_error(result: &bootmatrix::run::CellResult, why: &str) {
+    let (kind, reason) = (result.verdict.kind(), result.verdict.reason());
+    assert_eq!(kind, bootmatrix::judge::VerdictKind::Error, "{reason}");
+    assert!(reason.contains(why), "{reason}");
+}
+
 #[test]
 fn option_rom_that_is_not_attached_is_an_error_not_a_pass() {
     // The unsigned-ROM cell expects the ROM not to run. Take the ROM off its NIC: nothing runs,
@@ -385,17 +344,7 @@ fn option_rom_that_is_not_attached_is_an_error_not_a_pass() {
         .to_string();
     *nic = nic.replace(&rom, "romfile=");
     let result = c.run();
-    assert_eq!(
-        result.verdict.kind(),
-        bootmatrix::judge::VerdictKind::Error,
-        "{}",
-        result.verdict.reason()
-    );
-    assert!(
-        result.verdict.reason().contains("ROM not presented"),
-        "{}",
-        result.verdict.reason()
-    );
+    assert_error(&result, "ROM not presented");
     // The probe's report of the NIC is the evidence: no ROM on it.
     assert!(result
         .verdict
@@ -427,12 +376,7 @@ fn kernel_never_handed_over_is_an_error_not_a_refusal(#[case] empty_file: bool) 
         }
     }
     let result = c.run();
-    assert_eq!(
-        result.verdict.kind(),
-        bootmatrix::judge::VerdictKind::Error,
-        "{}",
-        result.verdict.reason()
-    );
+    assert_error(&result, "");
     let observed = result.verdict.observation().map(|o| o.outcome);
     assert_ne!(observed, Some(bootmatrix::scenario::Outcome::Refused));
     if !empty_file {
@@ -440,11 +384,7 @@ fn kernel_never_handed_over_is_an_error_not_a_refusal(#[case] empty_file: bool) 
             observed,
             Some(bootmatrix::scenario::Outcome::NothingBootable)
         );
-        assert!(
-            result.verdict.reason().contains("never handed over"),
-            "{}",
-            result.verdict.reason()
-        );
+        assert_error(&result, "never handed over");
         assert!(result
             .verdict
             .evidence()

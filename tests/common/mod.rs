@@ -2,6 +2,8 @@
 //! pids it records, and proving that none of them outlived the harness.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod run;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
