@@ -551,3 +551,66 @@ fn option_rom_that_runs_against_its_rule_fails() {
         .contains("BOOTMATRIX-OPROM"));
     assert_eq!(run.status, 1);
 }
+
+#[test]
+fn flipped_expectation_of_a_probe_that_runs_turns_the_cell_into_fail() {
+    // The other direction: with our keys enrolled, the signed probe runs. Claim it is refused.
+    let scenarios = scenarios_with("secure-boot.json", |s| {
+        rule_mut(s, "own-keys-signed")["expect"] = serde_json::json!({"payload": "refused"});
+    });
+    let run = bootmatrix(&[
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--filter",
+        "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/secure-boot/own-keys-vars-signed$",
+    ]);
+    let cell = run.cell("50-", "own-keys-vars-signed");
+    assert_eq!(cell["verdict"], "fail", "{cell:#}");
+    assert_eq!(cell["observed"]["payload"], "runs", "{cell:#}");
+    let evidence = cell["observed"]["evidence"].as_array().unwrap();
+    assert!(
+        evidence[0]["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("BOOTMATRIX-PROBE v=2 secureboot=1"),
+        "{cell:#}"
+    );
+    assert_eq!(run.status, 1);
+}
+
+#[test]
+fn flipped_expectation_of_a_refused_kernel_turns_the_cell_into_fail() {
+    // trixie's OVMF refuses the unsigned kernel when the legacy loader is switched off (a pass
+    // under rule unsigned-refused). Claim it boots: the refusal, stood by, must fail the cell.
+    let descriptors = trixie_descriptors();
+    let scenarios = scenarios_with("kernel-boot.json", |s| {
+        rule_mut(s, "unsigned-refused")["expect"] = serde_json::json!({"payload": "legacy-warned"});
+    });
+    let run = bootmatrix(&[
+        "--descriptors",
+        &descriptors,
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--filter",
+        "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/kernel-boot/own-keys-vars-unsigned-no-legacy-loader$",
+    ]);
+    let cell = run.cell("50-", "kernel-boot/own-keys-vars-unsigned-no-legacy-loader");
+    assert_eq!(cell["verdict"], "fail", "{cell:#}");
+    assert_eq!(cell["observed"]["payload"], "refused", "{cell:#}");
+    let lines: Vec<&str> = cell["observed"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{cell:#}");
+    assert!(
+        lines[0].contains("Fallback to insecure legacy linux kernel loader is disabled"),
+        "{cell:#}"
+    );
+    assert!(
+        lines[1].starts_with("BdsDxe: No bootable option"),
+        "{cell:#}"
+    );
+    assert_eq!(run.status, 1);
+}

@@ -306,8 +306,12 @@ pub fn junit_xml(results: &[CellResult]) -> String {
             VerdictKind::Pass => {}
             VerdictKind::Fail => {
                 out.push_str(&format!("    <failure message=\"{reason}\"/>\n"));
+                out.push_str(&evidence_out(r));
             }
-            VerdictKind::Error => out.push_str(&format!("    <error message=\"{reason}\"/>\n")),
+            VerdictKind::Error => {
+                out.push_str(&format!("    <error message=\"{reason}\"/>\n"));
+                out.push_str(&evidence_out(r));
+            }
             VerdictKind::Skip => out.push_str(&format!("    <skipped message=\"{reason}\"/>\n")),
             VerdictKind::KnownDeviation => out.push_str(&format!(
                 "    <system-out>known-deviation: {reason}</system-out>\n"
@@ -317,6 +321,20 @@ pub fn junit_xml(results: &[CellResult]) -> String {
     }
     out.push_str("</testsuite>\n");
     out
+}
+
+/// The lines a failed or errored cell was decided on, for the CI's test page.
+fn evidence_out(r: &CellResult) -> String {
+    let lines: Vec<String> = r
+        .verdict
+        .evidence()
+        .iter()
+        .map(|e| xml_escape(&e.to_string()))
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("    <system-out>{}</system-out>\n", lines.join("\n"))
 }
 
 fn xml_escape(text: &str) -> String {
@@ -528,6 +546,14 @@ mod tests {
             "{xml}"
         );
         assert_eq!(xml.matches("<testcase ").count(), 4);
+        // The failure carries the line it was decided on.
+        assert!(
+            xml.contains(&format!(
+                "<system-out>[serial +3.421 s] {}</system-out>",
+                xml_escape(PROBE)
+            )),
+            "{xml}"
+        );
     }
 
     #[test]
