@@ -258,8 +258,9 @@ pub fn kernel_append_problem(append: &str) -> Option<String> {
 }
 
 /// How long a refusal waits for the boot manager's end-of-attempts line before it counts
-/// anyway (KVM; TCG gets [`TCG_FACTOR`]). OVMF prints that line 0.1-0.2 s after refusing the
-/// last option; only shim's error box, which waits for a key, needs the window.
+/// anyway (KVM; TCG gets [`TCG_FACTOR`]). OVMF prints that line 0.45-0.5 s after refusing the
+/// probe under TCG (it tries the shell first); only shim's error box, which waits for a key,
+/// needs the window.
 const GRACE_KVM: Duration = Duration::from_secs(2);
 
 /// How long a cell may take before it is an error. Measured under TCG on a 2-core machine:
