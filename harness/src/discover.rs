@@ -189,22 +189,16 @@ pub fn changelog_version(changelog: &str) -> Option<String> {
 /// `ovmf 2022.11-6+deb12u2` for files dpkg knows; None elsewhere (or without dpkg).
 fn owning_package(path: &Path) -> Option<String> {
     let real = std::fs::canonicalize(path).ok()?;
-    let out = std::process::Command::new("dpkg-query")
-        .arg("-S")
-        .arg(&real)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Bounded like every other external process: a wedged dpkg database must not hang discovery.
+    let limit = std::time::Duration::from_secs(10);
+    let mut search = std::process::Command::new("dpkg-query");
+    search.arg("-S").arg(&real);
+    let text = crate::tools::run_bounded(&mut search, limit, "dpkg-query -S").ok()?;
     let package = text.split(':').next()?.trim().to_string();
-    let version = std::process::Command::new("dpkg-query")
-        .args(["-W", "-f=${Version}", &package])
-        .output()
-        .ok()?;
-    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
-    Some(format!("{package} {version}"))
+    let mut show = std::process::Command::new("dpkg-query");
+    show.args(["-W", "-f=${Version}", &package]);
+    let version = crate::tools::run_bounded(&mut show, limit, "dpkg-query -W").ok()?;
+    Some(format!("{package} {}", version.trim()))
 }
 
 /// Where `ci/setup` puts a Debian kernel for kernel-boot cells:

@@ -285,6 +285,12 @@ fn run_all(
     });
     let started = std::time::Instant::now();
     let results = run::execute(plan, &prepared, scenarios, jobs, &|result, done, total| {
+        // Each booted cell's verdict.json as soon as it is judged, beside its logs.
+        if let plan::Action::Run(spec) = &result.cell.action {
+            if let Err(e) = report::write_cell_verdict(&spec.dir, result) {
+                eprintln!("bootmatrix: {e}");
+            }
+        }
         println!("{}", report::progress_line(result, done, total));
     });
     println!(

@@ -45,6 +45,17 @@ impl Version {
     }
 }
 
+/// Deserializes a value written as a string, with `parse`; the error quotes the text and says
+/// what was `expected`.
+pub(crate) fn deserialize_text<'de, D: serde::Deserializer<'de>, T>(
+    d: D,
+    parse: fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<T, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    parse(&text).ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not {expected}")))
+}
+
 impl serde::Serialize for Version {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -53,7 +64,7 @@ impl serde::Serialize for Version {
 
 impl<'de> serde::Deserialize<'de> for Version {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::scenario::deserialize_text(
+        deserialize_text(
             d,
             Version::parse,
             "a QEMU version (expected e.g. 10.0 or 7.2.22)",

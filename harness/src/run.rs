@@ -10,7 +10,6 @@ use crate::judge::{self, Case, Verdict};
 use crate::observe::Watcher;
 use crate::plan::{Action, Cell, Plan};
 use crate::prepare::{self, Prepared};
-use crate::report;
 use crate::scenario::Scenarios;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +73,8 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
     }
 }
 
-/// Runs every cell; `on_done` sees each result as it finishes (for progress lines).
+/// Runs every cell; `on_done` sees each result as it finishes (progress lines, the cell's own
+/// verdict file), from the worker that ran it.
 pub fn execute(
     plan: &Plan,
     prepared: &Prepared,
@@ -97,11 +97,6 @@ pub fn execute(
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = order.get(n) else { break };
                 let result = run_cell(&plan.cells[i], prepared, scenarios);
-                if let Action::Run(spec) = &result.cell.action {
-                    if let Err(e) = report::write_cell_verdict(&spec.dir, &result) {
-                        eprintln!("bootmatrix: {e}");
-                    }
-                }
                 let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
                 on_done(&result, done, total);
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);

@@ -352,23 +352,12 @@ impl Serialize for Edk2Release {
 
 impl<'de> Deserialize<'de> for Edk2Release {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        deserialize_text(
+        crate::qemu::deserialize_text(
             d,
             Edk2Release::parse,
             "an edk2 release (expected YYYY.MM, e.g. 2025.02)",
         )
     }
-}
-
-/// Deserializes a value written as a string, with `parse`; the error quotes the text and says
-/// what was `expected`.
-pub(crate) fn deserialize_text<'de, D: serde::Deserializer<'de>, T>(
-    d: D,
-    parse: fn(&str) -> Option<T>,
-    expected: &str,
-) -> Result<T, D::Error> {
-    let text = String::deserialize(d)?;
-    parse(&text).ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not {expected}")))
 }
 
 /// Versions `from` (inclusive) up to `before` (exclusive); either end may be open.
