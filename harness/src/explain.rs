@@ -229,13 +229,12 @@ pub fn explain(
                 if let Some(lines) = observed["evidence"].as_array() {
                     let _ = writeln!(o, "  evidence:");
                     for e in lines {
-                        let _ = writeln!(
-                            o,
-                            "    [{} +{:.3} s] {}",
-                            plain(&e["stream"]),
-                            e["at_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
-                            plain(&e["line"])
+                        let text = crate::observe::evidence_text(
+                            &plain(&e["stream"]),
+                            e["at_ms"].as_u64().unwrap_or(0),
+                            &plain(&e["line"]),
                         );
+                        let _ = writeln!(o, "    {text}");
                     }
                 }
             } else {

@@ -189,7 +189,7 @@ pub fn judge(
         .iter()
         .copied()
         .find(|d| deviation_matches(d, &observation));
-    let mut notes: Vec<String> = fields.notes.clone();
+    let mut notes = fields.notes;
     notes.extend(observation.contradiction.clone());
     let notes = if notes.is_empty() {
         String::new()

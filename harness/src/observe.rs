@@ -41,10 +41,6 @@ const KERNEL_REFUSALS: &[&str] = &[
     "OVMF: Running in confidential VM",
 ];
 
-/// What the option-ROM driver writes to the serial port when it runs (`loaded`, or `panic`
-/// from its panic handler: code from the ROM ran either way).
-const OPROM_MARKER: &str = r"BOOTMATRIX-OPROM v=1 (?:loaded|panic)";
-
 /// How long an option-rom cell keeps reading after the probe's line for a late ROM marker. The
 /// probe powers the VM off at once; this only bounds a probe whose power-off fails.
 const LATE_MARKER_WINDOW: Duration = Duration::from_secs(1);
@@ -65,14 +61,15 @@ fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "[{} +{:.3} s] {}",
-            self.stream.as_str(),
-            self.at.as_secs_f64(),
-            self.line
-        )
+        let at_ms = u64::try_from(self.at.as_millis()).unwrap_or(u64::MAX);
+        f.write_str(&evidence_text(self.stream.as_str(), at_ms, &self.line))
     }
+}
+
+/// An evidence line as people read it: `[serial +4.061 s] BdsDxe: failed to load ...`. Also
+/// what `explain` prints of a recorded run.
+pub fn evidence_text(stream: &str, at_ms: u64, line: &str) -> String {
+    format!("[{stream} +{}.{:03} s] {line}", at_ms / 1000, at_ms % 1000)
 }
 
 /// The evidence of an observation, in console order: never empty.
@@ -456,7 +453,12 @@ impl Watcher {
 
     fn option_rom_line(&mut self, ev: &Evidence) {
         static RE: OnceLock<Regex> = OnceLock::new();
-        let re = RE.get_or_init(|| Regex::new(OPROM_MARKER).expect("valid regex"));
+        // What the driver writes when it runs: `loaded`, or `panic` from its panic handler
+        // (code from the ROM ran either way).
+        let re = RE.get_or_init(|| {
+            let marker = regex::escape(crate::optionrom::MARKER);
+            Regex::new(&format!("{marker} v=1 (?:loaded|panic)")).expect("valid regex")
+        });
         if self.marker.is_some() {
             return;
         }

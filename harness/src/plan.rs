@@ -663,7 +663,14 @@ fn run_spec(
         ]);
     }
     argv.extend(console_args(debug_log.as_deref()));
-    let mut targets = Targets::default();
+    let targets = match check {
+        Check::SecureBoot => Targets::esp(),
+        Check::OptionRom => Targets {
+            rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
+            ..Targets::esp()
+        },
+        Check::KernelBoot => Targets::default(),
+    };
     let esp = |payload: Payload, needs: &mut Vec<Artifact>| -> Vec<String> {
         needs.push(Artifact::Probe(payload));
         // At a fixed slot, so the boot manager's lines about it can be told from others; first
@@ -688,15 +695,8 @@ fn run_spec(
         ]
     };
     match check {
-        Check::SecureBoot => {
-            targets = Targets::esp();
-            argv.extend(esp(variant.payload, &mut needs));
-        }
+        Check::SecureBoot => argv.extend(esp(variant.payload, &mut needs)),
         Check::OptionRom => {
-            targets = Targets {
-                rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
-                ..Targets::esp()
-            };
             // The probe, signed with the test db key, decides the cell when it reports; the
             // ROM under test sits on a NIC that OVMF has no driver of its own for.
             argv.extend(esp(Payload::Signed, &mut needs));
