@@ -67,7 +67,7 @@ fn main() {
             }
             let result = run_cell(cell, &prepared, &scenarios);
             if let Some(o) = result.verdict.observation() {
-                if o.outcome == bootmatrix::scenario::Outcome::Refused {
+                if o.outcome == bootmatrix::matrix::Outcome::Refused {
                     let lines = o.evidence.lines();
                     let refused_at = lines[0].at;
                     // Confirmed by a later line, or by the grace window (the boot's end).

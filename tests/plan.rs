@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use bootmatrix::descriptor;
+use bootmatrix::discover::descriptor;
+use bootmatrix::discover::host::{Accel, KvmProbe, SevParams};
+use bootmatrix::discover::qemu::{Machines, QemuBinary, Version};
 use bootmatrix::discover::{Firmware, Inventory, QemuTarget};
-use bootmatrix::host::{Accel, KvmProbe, SevParams};
+use bootmatrix::matrix::{Check, Vars};
 use bootmatrix::plan::{plan, Action, Artifact, Layout, Plan, PlanOptions};
-use bootmatrix::qemu::{Machines, QemuBinary, Version};
-use bootmatrix::scenario::{Check, Scenarios, Vars};
+use bootmatrix::scenario::Scenarios;
 use rstest::rstest;
 
 fn data(name: &str) -> PathBuf {
@@ -644,7 +645,7 @@ fn shim_cells_need_qemu_10_and_a_shim() {
     assert!(!with
         .cells
         .iter()
-        .any(|c| c.variant.tweak == bootmatrix::scenario::Tweak::Shim
+        .any(|c| c.variant.tweak == bootmatrix::matrix::Tweak::Shim
             && !c.descriptor.starts_with("40-")));
 }
 
@@ -675,9 +676,9 @@ fn option_rom_cells_attach_only_the_rom_under_test() {
     let Action::Run(spec) = &c.action else {
         unreachable!()
     };
-    assert!(spec.needs.contains(&Artifact::OptionRom(
-        bootmatrix::scenario::Payload::Unsigned
-    )));
+    assert!(spec
+        .needs
+        .contains(&Artifact::OptionRom(bootmatrix::matrix::Payload::Unsigned)));
     assert!(spec.needs.contains(&Artifact::TestKeys));
     // What observe must recognise as this cell's own: the ESP's boot option and the NIC.
     assert_eq!(
@@ -778,7 +779,7 @@ fn upstream_profile_without_a_known_release_is_an_error_naming_it() {
     let plan = plan_on_7_2(
         debian(),
         PlanOptions {
-            profile: bootmatrix::scenario::Profile::Upstream,
+            profile: bootmatrix::matrix::Profile::Upstream,
             ..options()
         },
     );
@@ -841,13 +842,13 @@ fn explain_names_rule_source_firmware_and_what_was_recorded() {
     }
     let plan = plan(&inv, &scenarios, &options());
     let id = "50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-unsigned";
-    let cell = bootmatrix::explain::find_cell(&plan, id).unwrap();
+    let cell = bootmatrix::report::explain::find_cell(&plan, id).unwrap();
     let fw = firmware
         .iter()
         .find(|f| f.descriptor.name == cell.descriptor);
     let run_dir = Path::new("/runs/x");
 
-    let text = bootmatrix::explain::explain(cell, fw, &scenarios, run_dir, None);
+    let text = bootmatrix::report::explain::explain(cell, fw, &scenarios, run_dir, None);
     for needle in [
         "cell 50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-unsigned",
         "features: acpi-s3, amd-sev, requires-smm, secure-boot, verbose-dynamic",
@@ -876,7 +877,7 @@ fn explain_names_rule_source_firmware_and_what_was_recorded() {
         },
         "firmware": {"vendor": "EDK II", "revision": "0x00010000"},
     });
-    let text = bootmatrix::explain::explain(cell, fw, &scenarios, run_dir, Some(&recorded));
+    let text = bootmatrix::report::explain::explain(cell, fw, &scenarios, run_dir, Some(&recorded));
     for needle in [
         "note: that run used profile upstream, this explanation profile strict",
         "payload: legacy-silent",
@@ -896,12 +897,12 @@ fn explain_names_rule_source_firmware_and_what_was_recorded() {
         "escape sequences from the run folder reach the terminal:\n{text:?}"
     );
 
-    let refused = bootmatrix::explain::find_cell(
+    let refused = bootmatrix::report::explain::find_cell(
         &plan,
         "50-edk2-x86_64-secure/qemu-7.2.0/sev-on/kernel-boot/own-keys-vars-unsigned",
     )
     .unwrap();
-    let text = bootmatrix::explain::explain(refused, fw, &scenarios, run_dir, None);
+    let text = bootmatrix::report::explain::explain(refused, fw, &scenarios, run_dir, None);
     assert!(
         text.contains("refused by the planner: refused by policy"),
         "{text}"
@@ -914,14 +915,14 @@ fn explain_finds_a_cell_by_a_unique_part_of_its_id() {
         debian(),
         vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
     ));
-    let found = bootmatrix::explain::find_cell(
+    let found = bootmatrix::report::explain::find_cell(
         &plan,
         "60-edk2-x86_64/qemu-7.2.0/sev-off/option-rom/shipped-vars-signed",
     )
     .unwrap();
     assert!(found.id.ends_with("option-rom/shipped-vars-signed"));
-    let many = bootmatrix::explain::find_cell(&plan, "option-rom").unwrap_err();
+    let many = bootmatrix::report::explain::find_cell(&plan, "option-rom").unwrap_err();
     assert!(many.contains("matches 12 cells"), "{many}");
-    let none = bootmatrix::explain::find_cell(&plan, "no-such-cell").unwrap_err();
+    let none = bootmatrix::report::explain::find_cell(&plan, "no-such-cell").unwrap_err();
     assert!(none.contains("no cell \"no-such-cell\""), "{none}");
 }

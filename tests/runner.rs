@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bootmatrix::boot::{BootEnd, BootOutcome, Console, Control, Watch};
+use bootmatrix::matrix::{Check, Outcome};
 use bootmatrix::observe::{end_reason, Observation, Reading, Undecided, Watcher};
 use bootmatrix::plan::{RunSpec, Targets};
-use bootmatrix::scenario::{Check, Outcome};
 use rstest::rstest;
 use tempfile::TempDir;
 

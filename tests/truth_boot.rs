@@ -171,7 +171,8 @@ fn signed_probe_in_dbx_is_refused_and_fails() {
         template.exists() && Path::new(ENROLLED_DESCRIPTOR).exists(),
         "{SNAKEOIL_VARS} or {ENROLLED_DESCRIPTOR} is missing: ./ci/setup installs ovmf"
     );
-    let digest = bootmatrix::pe::authenticode_sha256(bootmatrix::prepare::PROBE_EFI).unwrap();
+    let digest =
+        bootmatrix::prepare::pe::authenticode_sha256(bootmatrix::prepare::PROBE_EFI).unwrap();
     println!("probe Authenticode SHA-256: {}", hex(&digest));
 
     // The varstore template and the descriptor that names it.
@@ -378,12 +379,9 @@ fn kernel_never_handed_over_is_an_error_not_a_refusal(#[case] empty_file: bool) 
     let result = c.run();
     assert_error(&result, "");
     let observed = result.verdict.observation().map(|o| o.outcome);
-    assert_ne!(observed, Some(bootmatrix::scenario::Outcome::Refused));
+    assert_ne!(observed, Some(bootmatrix::matrix::Outcome::Refused));
     if !empty_file {
-        assert_eq!(
-            observed,
-            Some(bootmatrix::scenario::Outcome::NothingBootable)
-        );
+        assert_eq!(observed, Some(bootmatrix::matrix::Outcome::NothingBootable));
         assert_error(&result, "never handed over");
         assert!(result
             .verdict

@@ -5,13 +5,16 @@ use std::process::ExitCode;
 
 use regex::Regex;
 
-use bootmatrix::descriptor::{Descriptor, Feature, Mapping};
+use bootmatrix::discover::descriptor::{Descriptor, Feature, Mapping};
+use bootmatrix::discover::host::Accel;
+use bootmatrix::discover::qemu;
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
-use bootmatrix::host::Accel;
+use bootmatrix::matrix::Profile;
 use bootmatrix::plan::{self, Action, Layout, PlanOptions};
 use bootmatrix::prepare::{default_run_dir, shell_line};
-use bootmatrix::scenario::{Profile, Scenarios};
-use bootmatrix::{boot, explain, prepare, qemu, report, run};
+use bootmatrix::report::explain;
+use bootmatrix::scenario::Scenarios;
+use bootmatrix::{boot, prepare, report, run};
 
 const USAGE: &str = "\
 bootmatrix: boot QEMU/OVMF guests for every firmware descriptor and check that the firmware

@@ -1,5 +1,7 @@
 //! Report: progress lines, the summary table, per-cell `verdict.json` and the run's JSON report.
 
+pub mod explain;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -40,7 +42,7 @@ pub fn observed_json(result: &CellResult) -> Value {
     if let Some(rom) = &o.rom {
         v["rom"] = json!(rom);
     }
-    if result.cell.check == crate::scenario::Check::OptionRom {
+    if result.cell.check == crate::matrix::Check::OptionRom {
         v["rom_marker"] = json!(o.rom_marker);
     }
     if let Some(k) = &o.kernel {
@@ -354,14 +356,13 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Accel;
+    use crate::discover::host::Accel;
+    use crate::discover::qemu::Version;
     use crate::judge::{self, Case, Verdict};
+    use crate::matrix::{Check, Outcome, Payload, Variant, Vars};
     use crate::observe::script::{self, Serial, Step, CMDLINE_LEGACY, LINUX, PROBE, SB_ON};
     use crate::plan::Cell;
-    use crate::qemu::Version;
-    use crate::scenario::{
-        Check, Condition, Expectation, Outcome, Outcomes, Payload, Rule, Scenarios, Variant, Vars,
-    };
+    use crate::scenario::{Condition, Expectation, Outcomes, Rule, Scenarios};
     use std::time::Duration;
 
     fn cell(id: &str, check: Check) -> Cell {
@@ -378,8 +379,8 @@ mod tests {
             sev: false,
             check,
             variant: Variant::new(Vars::OwnKeys, Payload::Signed),
-            profile: crate::scenario::Profile::Strict,
-            edk2: crate::scenario::Edk2Release::parse("2022.11"),
+            profile: crate::matrix::Profile::Strict,
+            edk2: crate::discover::release::Edk2Release::parse("2022.11"),
             rule: None,
             secure_boot_support: true,
             action: Action::Skip("not booted in this test".into()),

@@ -1,13 +1,18 @@
 //! Discovery: descriptors, QEMU binaries and what the host can do, gathered once per run.
 
+pub mod descriptor;
+pub mod host;
+pub mod qemu;
+pub mod release;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::descriptor::{self, Descriptor, DescriptorError, Mapping};
-use crate::host::{self, KvmProbe, SevParams};
-use crate::qemu::{self, QemuBinary, QemuError};
+use self::descriptor::{Descriptor, DescriptorError, Mapping};
+use self::host::{KvmProbe, SevParams};
+use self::qemu::{QemuBinary, QemuError};
 
 /// A descriptor with the identity of the build it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +288,7 @@ mod tests {
             "{package}"
         );
         assert_eq!(
-            crate::scenario::Edk2Release::from_package_version(&package)
+            crate::discover::release::Edk2Release::from_package_version(&package)
                 .map(|r| r.to_string())
                 .as_deref(),
             Some("2025.02")

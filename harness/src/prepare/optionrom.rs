@@ -88,7 +88,7 @@ const CODE_TYPE_EFI: u8 = 0x03;
 const INDICATOR_LAST_IMAGE: u8 = 0x80;
 const PAD: u8 = 0xFF;
 
-use crate::pe::{
+use crate::prepare::pe::{
     MACHINE_X64, PE32_PLUS_MAGIC, SUBSYSTEM_EFI_APPLICATION, SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER,
     SUBSYSTEM_EFI_RUNTIME_DRIVER,
 };
@@ -154,7 +154,7 @@ pub fn expansion_rom(pe: &[u8], vendor: u16, device: u16) -> Result<Vec<u8>, Str
 
 /// Checks that `pe` is an x86-64 PE32+ EFI driver; returns its subsystem.
 fn check_pe(pe: &[u8]) -> Result<u16, String> {
-    let h = crate::pe::headers(pe)?;
+    let h = crate::prepare::pe::headers(pe)?;
     if h.machine != MACHINE_X64 {
         return Err(format!(
             "PE machine type {:#06x} is not x86-64 ({MACHINE_X64:#06x})",
@@ -187,11 +187,11 @@ fn check_pe(pe: &[u8]) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pe::u32_at as read_u32;
+    use crate::prepare::pe::u32_at as read_u32;
     use rstest::rstest;
 
     fn u16_at(rom: &[u8], at: usize) -> u16 {
-        crate::pe::u16_at(rom, at).expect("in bounds")
+        crate::prepare::pe::u16_at(rom, at).expect("in bounds")
     }
 
     /// Offset of the PE optional header's Subsystem field in `pe`.

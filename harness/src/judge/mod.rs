@@ -10,9 +10,10 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::discover::qemu::Version;
+use crate::matrix::{Check, Outcome, Tweak};
 use crate::observe::{Evidence, Observation, Reading, Undecided};
-use crate::qemu::Version;
-use crate::scenario::{Check, Expectation, KnownDeviation, Outcome, Rule, Scenarios, Tweak};
+use crate::scenario::{Expectation, KnownDeviation, Rule, Scenarios};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]

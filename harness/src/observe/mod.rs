@@ -25,8 +25,8 @@ use regex::Regex;
 use serde::{Serialize, Serializer};
 
 use crate::boot::{BootEnd, Console, Control, Watch};
+use crate::matrix::{Check, Outcome};
 use crate::plan::{RunSpec, Targets};
-use crate::scenario::{Check, Outcome};
 
 /// What OVMF prints when it boots a `-kernel` through the legacy loader (edk2 >= stable202502).
 pub const LEGACY_LOADER_WARNING: &str = "OVMF: Using legacy linux kernel loader";
@@ -456,7 +456,7 @@ impl Watcher {
         // What the driver writes when it runs: `loaded`, or `panic` from its panic handler
         // (code from the ROM ran either way).
         let re = RE.get_or_init(|| {
-            let marker = regex::escape(crate::optionrom::MARKER);
+            let marker = regex::escape(crate::prepare::optionrom::MARKER);
             Regex::new(&format!("{marker} v=1 (?:loaded|panic)")).expect("valid regex")
         });
         if self.marker.is_some() {

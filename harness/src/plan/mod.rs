@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::descriptor::{
+use crate::discover::descriptor::{
     Architecture, Descriptor, Feature, FlashMode, ImageFormat, Interface, Mapping,
 };
+use crate::discover::host::{choose_accel, Accel, SevParams};
+use crate::discover::qemu::QemuBinary;
+use crate::discover::release::Edk2Release;
 use crate::discover::{Firmware, Inventory, QemuTarget};
-use crate::host::{choose_accel, Accel, SevParams};
-use crate::qemu::QemuBinary;
-use crate::scenario::{
-    Check, Edk2Release, Payload, Profile, Rule, Scenarios, Subject, Tweak, Variant, Vars,
-};
+use crate::matrix::{Check, Payload, Profile, Tweak, Variant, Vars};
+use crate::scenario::{Rule, Scenarios, Subject};
 
 /// Folder layout of one run. Everything a run writes lives under `root`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +172,7 @@ pub struct Cell {
     pub executable: PathBuf,
     pub executable_sha256: Option<String>,
     pub package: Option<String>,
-    pub qemu_version: crate::qemu::Version,
+    pub qemu_version: crate::discover::qemu::Version,
     pub machine: String,
     pub accel: Accel,
     pub accel_reason: String,

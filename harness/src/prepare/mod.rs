@@ -4,14 +4,16 @@
 //! Everything is written under the run folder; descriptor templates and the given kernel are
 //! only ever read.
 
+pub mod optionrom;
+pub mod pe;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::optionrom::{self, OPROM_EFI};
-use crate::pe;
+use self::optionrom::OPROM_EFI;
+use crate::matrix::{Payload, Vars};
 use crate::plan::{Artifact, Layout, RunSpec};
-use crate::scenario::{Payload, Vars};
 use crate::tools::{OPENSSL, SBSIGN, VIRT_FW_VARS};
 
 /// The probe EFI application, built from `images/probe` by the build script.
@@ -365,7 +367,7 @@ mod tests {
         std::fs::set_permissions(&template, std::fs::Permissions::from_mode(0o444)).unwrap();
         let cell_dir = dir.path().join("cells/x");
         let spec = RunSpec {
-            check: crate::scenario::Check::SecureBoot,
+            check: crate::matrix::Check::SecureBoot,
             targets: Default::default(),
             grace: std::time::Duration::from_secs(1),
             argv: vec!["qemu".into()],
