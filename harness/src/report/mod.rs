@@ -1,5 +1,6 @@
 //! Report: progress lines, the summary table, per-cell `verdict.json` and the run's JSON report.
 
+pub mod expect;
 pub mod explain;
 
 use std::collections::BTreeMap;
