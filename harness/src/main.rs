@@ -1,156 +1,36 @@
-//! The `bootmatrix` command line: list, plan, run, explain.
+//! The `bootmatrix` command line: list, plan, run, explain (and the completions and man pages
+//! of that command line). What it accepts is defined in `cli::args`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use regex::Regex;
+use clap::Parser;
 
 use bootmatrix::discover::descriptor::{Descriptor, Feature, Mapping};
-use bootmatrix::discover::host::Accel;
-use bootmatrix::discover::qemu;
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
-use bootmatrix::matrix::Profile;
 use bootmatrix::plan::{self, Action, Layout, PlanOptions};
 use bootmatrix::prepare::{default_run_dir, shell_line};
 use bootmatrix::report::explain;
 use bootmatrix::scenario::Scenarios;
 use bootmatrix::{boot, prepare, report, run};
 
-const USAGE: &str = "\
-bootmatrix: boot QEMU/OVMF guests for every firmware descriptor and check that the firmware
-keeps the security promises its descriptor makes: Secure Boot enforcement (secure-boot),
-option-ROM rejection (option-rom) and direct-kernel-boot policy (kernel-boot).
+mod cli;
 
-USAGE:
-    bootmatrix list [OPTIONS]          what was found, and why anything was left out
-    bootmatrix plan [OPTIONS]          every cell with its exact argv or its skip reason
-    bootmatrix run  [OPTIONS]          boot every cell, judge it, print a summary
-    bootmatrix explain CELL [OPTIONS]  a cell's expectation, where it comes from, what was
-                                       observed (from the run folder) and the verdict
-
-OPTIONS:
-    --descriptors DIR      search DIR for descriptors instead of the default folders
-                           (repeatable, general to specific)
-    --qemu PATH[=DATADIR]  also use this QEMU binary (repeatable); DATADIR is passed as -L
-    --no-path-qemu         do not use qemu-system-x86_64 from PATH
-    --accel kvm|tcg        force the accelerator (default: KVM where it really works)
-    --filter REGEX         only cells whose id matches
-    --scenarios DIR        expectations from DIR instead of the built-in scenarios/
-    --profile P            strict (default: no unsigned code under enforcing Secure Boot)
-                           or upstream (what edk2 documents for the firmware's release)
-    --kernel FILE          Linux bzImage for kernel-boot cells (default: the one ./ci/setup
-                           fetched into ~/.cache/bootmatrix, else the newest /boot/vmlinuz-*)
-    --shim FILE            shim for the -shim kernel-boot cells (QEMU >= 10.0)
-    --out DIR              run folder (default: ./bootmatrix-runs/<UTC time>; for explain,
-                           the newest run there)
-    --jobs N               cells booted at once (default: number of CPUs)
-    --timeout-scale F      multiply every cell deadline by F
-    --report-json FILE     also write the JSON report to FILE (run)
-    --junit FILE           also write a JUnit XML report to FILE (run)
-    -h, --help             this text
-
-Exit status of `run`: 0 when no cell failed or errored, 1 otherwise, 2 on bad usage.";
-
-#[derive(Debug, Default)]
-struct Args {
-    command: String,
-    descriptor_dirs: Vec<PathBuf>,
-    qemus: Vec<(PathBuf, Option<PathBuf>)>,
-    no_path_qemu: bool,
-    accel: Option<Accel>,
-    filter: Option<Regex>,
-    scenarios: Option<PathBuf>,
-    profile: Profile,
-    kernel: Option<PathBuf>,
-    shim: Option<PathBuf>,
-    /// explain: the cell id.
-    cell: Option<String>,
-    out: Option<PathBuf>,
-    jobs: Option<usize>,
-    timeout_scale: f64,
-    report_json: Option<PathBuf>,
-    junit: Option<PathBuf>,
-}
-
-fn parse_args(raw: Vec<String>) -> Result<Args, String> {
-    let mut args = Args {
-        timeout_scale: 1.0,
-        ..Args::default()
-    };
-    let mut it = raw.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => args.command = "help".into(),
-            "--descriptors" => args.descriptor_dirs.push(value(&flag)?.into()),
-            "--qemu" => args.qemus.push(qemu::parse_qemu_arg(&value(&flag)?)),
-            "--no-path-qemu" => args.no_path_qemu = true,
-            "--accel" => args.accel = Some(value(&flag)?.parse()?),
-            "--filter" => {
-                let re = value(&flag)?;
-                args.filter = Some(Regex::new(&re).map_err(|e| format!("--filter {re:?}: {e}"))?);
-            }
-            "--scenarios" => args.scenarios = Some(value(&flag)?.into()),
-            "--profile" => args.profile = value(&flag)?.parse()?,
-            "--kernel" => args.kernel = Some(value(&flag)?.into()),
-            "--shim" => args.shim = Some(value(&flag)?.into()),
-            "--out" => args.out = Some(value(&flag)?.into()),
-            "--report-json" => args.report_json = Some(value(&flag)?.into()),
-            "--junit" => args.junit = Some(value(&flag)?.into()),
-            "--jobs" => {
-                let v = value(&flag)?;
-                args.jobs = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or(format!("--jobs {v:?}: expected a positive number"))?,
-                );
-            }
-            "--timeout-scale" => {
-                let v = value(&flag)?;
-                args.timeout_scale = v
-                    .parse()
-                    .ok()
-                    .filter(|f: &f64| *f > 0.0)
-                    .ok_or(format!("--timeout-scale {v:?}: expected a positive number"))?;
-            }
-            "list" | "plan" | "run" | "explain" if args.command.is_empty() => args.command = flag,
-            cell if args.command == "explain" && args.cell.is_none() && !cell.starts_with('-') => {
-                args.cell = Some(cell.to_string())
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if args.command.is_empty() {
-        return Err("missing command: list, plan, run or explain".into());
-    }
-    if args.command == "explain" && args.cell.is_none() {
-        return Err("explain needs a cell id (see `bootmatrix plan`)".into());
-    }
-    Ok(args)
-}
+use cli::args::{Cli, Command, Options, Verb};
+use cli::pages;
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("bootmatrix: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
+    // Usage errors exit with 2 (clap's own status), --help and --version with 0.
+    let args = match Cli::parse().command {
+        Command::Completions { shell } => {
+            pages::completions(shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
         }
+        Command::Man { out } => return man(out.as_deref()),
+        command => command
+            .into_options()
+            .expect("every other command discovers and plans"),
     };
-    if args.command == "help" {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
     boot::install_signal_handlers();
     match execute(&args) {
         Ok(code) => ExitCode::from(code),
@@ -161,21 +41,42 @@ fn main() -> ExitCode {
     }
 }
 
-fn execute(args: &Args) -> Result<u8, String> {
-    let scenarios = match &args.scenarios {
+/// `bootmatrix man [--out DIR]`.
+fn man(out: Option<&Path>) -> ExitCode {
+    let written = match out {
+        None => pages::man_page(&mut std::io::stdout()).map(|()| Vec::new()),
+        Some(dir) => pages::man_pages(dir),
+    };
+    match written {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let place = out.map_or("stdout".into(), |d| d.display().to_string());
+            eprintln!("bootmatrix: cannot write the man pages to {place}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(args: &Options) -> Result<u8, String> {
+    let scenarios = match &args.cells.scenarios {
         Some(dir) => Scenarios::load_dir(dir).map_err(|e| e.to_string())?,
         None => Scenarios::builtin(),
     };
     // list and plan write nothing that outlives them; run keeps everything in its folder.
     let scratch = tempfile::tempdir().map_err(|e| format!("cannot make a temp folder: {e}"))?;
-    let run_dir = match (&args.out, args.command.as_str()) {
+    let run_dir = match (&args.out, args.verb) {
         (Some(dir), _) => dir.clone(),
         // explain reads what the newest run recorded.
-        (None, "explain") => explain::latest_run(Path::new("bootmatrix-runs"))
+        (None, Verb::Explain) => explain::latest_run(Path::new("bootmatrix-runs"))
             .unwrap_or_else(|| PathBuf::from("bootmatrix-runs")),
         (None, _) => default_run_dir(),
     };
-    let host_scratch = if args.command == "run" {
+    let host_scratch = if args.verb == Verb::Run {
         let dir = run_dir.join("host");
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -183,31 +84,31 @@ fn execute(args: &Args) -> Result<u8, String> {
     } else {
         scratch.path().to_path_buf()
     };
-    if let (Some(shim), true) = (&args.shim, args.command == "run") {
+    if let (Some(shim), Verb::Run) = (&args.cells.shim, args.verb) {
         std::fs::File::open(shim).map_err(|e| format!("--shim {}: {e}", shim.display()))?;
     }
-    let kernel = bootmatrix::discover::find_kernel(args.kernel.as_deref());
-    if let (Some(_), Err(why)) = (&args.kernel, &kernel) {
+    let kernel = bootmatrix::discover::find_kernel(args.found.kernel.as_deref());
+    if let (Some(_), Err(why)) = (&args.found.kernel, &kernel) {
         return Err(why.clone());
     }
     let inventory = discover(&DiscoverOptions {
-        descriptor_dirs: args.descriptor_dirs.clone(),
-        qemus: args.qemus.clone(),
-        no_path_qemu: args.no_path_qemu,
+        descriptor_dirs: args.found.descriptor_dirs.clone(),
+        qemus: args.found.qemus.clone(),
+        no_path_qemu: args.found.no_path_qemu,
         scratch: host_scratch,
     });
     // Absolute, so the argv printed by `plan` and stored in argv.txt works from anywhere.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
     let mut options = PlanOptions::new(Layout::new(&run_dir));
-    options.forced_accel = args.accel;
+    options.forced_accel = args.cells.accel;
     options.filter = args.filter.clone();
     options.timeout_scale = args.timeout_scale;
-    options.profile = args.profile;
+    options.profile = args.cells.profile;
     options.kernel = kernel;
-    options.shim = args.shim.clone();
+    options.shim = args.cells.shim.clone();
     let plan = plan::plan(&inventory, &scenarios, &options);
-    match args.command.as_str() {
-        "list" => {
+    match args.verb {
+        Verb::List => {
             print_inventory(&inventory, &plan);
             match &options.kernel {
                 Ok(k) => println!("kernel for kernel-boot cells: {}", k.display()),
@@ -215,7 +116,7 @@ fn execute(args: &Args) -> Result<u8, String> {
             }
             Ok(0)
         }
-        "explain" => {
+        Verb::Explain => {
             let id = args.cell.as_deref().unwrap_or_default();
             let cell = explain::find_cell(&plan, id)?;
             let firmware = inventory
@@ -229,16 +130,16 @@ fn execute(args: &Args) -> Result<u8, String> {
             );
             Ok(0)
         }
-        "plan" => {
+        Verb::Plan => {
             print_plan(&plan);
             Ok(0)
         }
-        _ => run_all(args, &run_dir, &inventory, &plan, &scenarios),
+        Verb::Run => run_all(args, &run_dir, &inventory, &plan, &scenarios),
     }
 }
 
 fn run_all(
-    args: &Args,
+    args: &Options,
     run_dir: &std::path::Path,
     inventory: &Inventory,
     plan: &plan::Plan,

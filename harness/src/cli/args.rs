@@ -1,0 +1,391 @@
+//! What `bootmatrix` accepts: one clap definition that parses the command line and also
+//! generates the help texts, the shell completions and the man pages.
+//!
+//! Each subcommand takes only the options that change what it does: the option groups
+//! ([`Found`], [`Cells`]) are flattened into the subcommands that use them, and every value is
+//! checked by its parser, so a bad value is a usage error (exit status 2) naming its option.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueHint};
+use regex::Regex;
+
+use bootmatrix::discover::host::Accel;
+use bootmatrix::discover::qemu;
+use bootmatrix::matrix::Profile;
+
+/// Boot QEMU/OVMF guests and check the promises of firmware descriptors
+///
+/// bootmatrix boots QEMU/OVMF guests for every firmware descriptor and checks that the
+/// firmware keeps the security promises its descriptor makes: Secure Boot enforcement
+/// (secure-boot), option-ROM rejection (option-rom) and direct-kernel-boot policy
+/// (kernel-boot).
+#[derive(Debug, Parser)]
+#[command(
+    name = "bootmatrix",
+    version,
+    arg_required_else_help = true,
+    after_help = "Exit status of `run`: 0 when no cell failed or errored, 1 otherwise, 2 on bad usage."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// What was found, and why anything was left out
+    ///
+    /// The firmware descriptors (usable, broken, masked), each QEMU binary with what KVM and
+    /// SEV can do there, the kernel for the kernel-boot cells, and why anything was left out.
+    /// Nothing is booted but the small KVM and SEV probes.
+    List(ListArgs),
+    /// Every cell with its exact argv or its skip reason
+    ///
+    /// The cells `run` would boot with the same options, each with the exact QEMU argv (paths
+    /// under the run folder) or the reason it is skipped or refused. Nothing is booted but the
+    /// small KVM and SEV probes.
+    Plan(PlanArgs),
+    /// Boot every cell, judge it, print a summary
+    ///
+    /// Prepares keys, signed payloads, option ROMs and varstores in the run folder, boots every
+    /// cell, judges it against the scenarios and prints one progress line per cell, then a
+    /// summary; report.json and each cell's logs stay in the run folder.
+    #[command(
+        after_help = "Exit status: 0 when no cell failed or errored, 1 otherwise, 2 on bad usage."
+    )]
+    Run(RunArgs),
+    /// A cell's expectation, where it comes from, what was observed and the verdict
+    ///
+    /// For one cell: the expectation and where it came from (profile, rule and its condition,
+    /// descriptor features, firmware identity, any known deviation for the build), the exact
+    /// argv or the skip/refusal reason, and what the run folder recorded, with the verdict.
+    Explain(ExplainArgs),
+    /// Print a shell completion script
+    ///
+    /// For example: `bootmatrix completions bash > ~/.local/share/bash-completion/completions/bootmatrix`
+    /// or `bootmatrix completions zsh > ~/.zfunc/_bootmatrix`.
+    Completions {
+        /// The shell the script is for
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per subcommand
+    ///
+    /// Without --out, the roff source of bootmatrix(1) goes to stdout (`bootmatrix man | man
+    /// -l -`). With --out DIR, bootmatrix.1 and one bootmatrix-COMMAND.1 per subcommand are
+    /// written into DIR (made if missing), and their paths printed.
+    Man {
+        /// Write bootmatrix.1 and one page per subcommand into DIR
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Where firmware, QEMU and the kernel are looked for: what `list` shows, and what every
+/// command that plans starts from.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Firmware, QEMU and kernel")]
+pub struct Found {
+    /// Search DIR for descriptors instead of the default folders (repeatable, general to
+    /// specific)
+    #[arg(long = "descriptors", value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub descriptor_dirs: Vec<PathBuf>,
+    /// Also use this QEMU binary (repeatable); DATADIR is passed as -L
+    #[arg(
+        long = "qemu",
+        value_name = "PATH[=DATADIR]",
+        value_parser = parse_qemu,
+        value_hint = ValueHint::ExecutablePath
+    )]
+    pub qemus: Vec<(PathBuf, Option<PathBuf>)>,
+    /// Do not use qemu-system-x86_64 from PATH
+    #[arg(long)]
+    pub no_path_qemu: bool,
+    /// Linux bzImage for kernel-boot cells (default: the one ./ci/setup fetched into
+    /// ~/.cache/bootmatrix, else the newest /boot/vmlinuz-*)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub kernel: Option<PathBuf>,
+}
+
+/// What shapes each cell: its accelerator, its expectation and its payloads.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Cells")]
+pub struct Cells {
+    /// Force the accelerator (default: KVM where it really works)
+    #[arg(long, value_name = "ACCEL", value_parser = accel_parser())]
+    pub accel: Option<Accel>,
+    /// Expectations from DIR instead of the built-in scenarios/
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub scenarios: Option<PathBuf>,
+    /// The policy the firmware is held to
+    #[arg(long, value_name = "PROFILE", value_parser = profile_parser(), default_value = "strict")]
+    pub profile: Profile,
+    /// shim for the -shim kernel-boot cells (QEMU >= 10.0)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub shim: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub found: Found,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Only cells whose id matches
+    #[arg(long, value_name = "REGEX", value_parser = parse_filter)]
+    pub filter: Option<Regex>,
+    /// Run folder the printed argv use (default: ./bootmatrix-runs/<UTC time>)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub out: Option<PathBuf>,
+    /// Accepted so that a `run` command line works with `plan`; plans the same cells
+    #[arg(long, value_name = "N", value_parser = parse_jobs, hide = true)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub found: Found,
+    #[command(flatten)]
+    pub cells: Cells,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Only cells whose id matches
+    #[arg(long, value_name = "REGEX", value_parser = parse_filter)]
+    pub filter: Option<Regex>,
+    /// Run folder (default: ./bootmatrix-runs/<UTC time>)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub out: Option<PathBuf>,
+    /// Cells booted at once (default: number of CPUs)
+    #[arg(long, value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Multiply every cell deadline by F (slow hosts)
+    #[arg(long, value_name = "F", value_parser = parse_timeout_scale, default_value = "1")]
+    pub timeout_scale: f64,
+    /// Also write the JSON report to FILE
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub report_json: Option<PathBuf>,
+    /// Also write a JUnit XML report to FILE (fail = failure, error = error, skip = skipped,
+    /// known-deviation passes with its reason in system-out)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub found: Found,
+    #[command(flatten)]
+    pub cells: Cells,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A cell id, or a part of one that names a single cell (see `bootmatrix plan`)
+    #[arg(value_name = "CELL")]
+    pub cell: String,
+    /// Run folder to read the observation from (default: the newest run under
+    /// ./bootmatrix-runs)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub out: Option<PathBuf>,
+    /// Multiply the cell's deadline by F, as `run --timeout-scale F` did
+    #[arg(long, value_name = "F", value_parser = parse_timeout_scale, default_value = "1")]
+    pub timeout_scale: f64,
+    #[command(flatten)]
+    pub found: Found,
+    #[command(flatten)]
+    pub cells: Cells,
+}
+
+/// The four commands that discover and plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    List,
+    Plan,
+    Run,
+    Explain,
+}
+
+/// A `list`, `plan`, `run` or `explain` command line, every option at its value or default.
+#[derive(Debug)]
+pub struct Options {
+    pub verb: Verb,
+    /// explain: the cell id.
+    pub cell: Option<String>,
+    pub found: Found,
+    pub cells: Cells,
+    pub filter: Option<Regex>,
+    pub out: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub timeout_scale: f64,
+    pub report_json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+}
+
+impl Options {
+    fn new(verb: Verb, found: Found, cells: Cells) -> Options {
+        Options {
+            verb,
+            cell: None,
+            found,
+            cells,
+            filter: None,
+            out: None,
+            jobs: None,
+            timeout_scale: 1.0,
+            report_json: None,
+            junit: None,
+        }
+    }
+}
+
+impl Command {
+    /// The options of `list`, `plan`, `run` or `explain`; None for the commands that only
+    /// print what this definition generates.
+    pub fn into_options(self) -> Option<Options> {
+        Some(match self {
+            Command::List(a) => Options::new(Verb::List, a.found, Cells::default()),
+            Command::Plan(a) => Options {
+                filter: a.filter,
+                out: a.out,
+                jobs: a.jobs,
+                ..Options::new(Verb::Plan, a.found, a.cells)
+            },
+            Command::Run(a) => Options {
+                filter: a.filter,
+                out: a.out,
+                jobs: a.jobs,
+                timeout_scale: a.timeout_scale,
+                report_json: a.report_json,
+                junit: a.junit,
+                ..Options::new(Verb::Run, a.found, a.cells)
+            },
+            Command::Explain(a) => Options {
+                cell: Some(a.cell),
+                out: a.out,
+                timeout_scale: a.timeout_scale,
+                ..Options::new(Verb::Explain, a.found, a.cells)
+            },
+            Command::Completions { .. } | Command::Man { .. } => return None,
+        })
+    }
+}
+
+fn accel_parser() -> impl TypedValueParser<Value = Accel> {
+    PossibleValuesParser::new([
+        PossibleValue::new("kvm").help("hardware virtualization (needs a usable /dev/kvm)"),
+        PossibleValue::new("tcg").help("QEMU's emulation: slower, deadlines x4"),
+    ])
+    .try_map(|s| s.parse::<Accel>())
+}
+
+fn profile_parser() -> impl TypedValueParser<Value = Profile> {
+    PossibleValuesParser::new([
+        PossibleValue::new("strict").help("no unsigned code runs under enforcing Secure Boot"),
+        PossibleValue::new("upstream").help("what edk2 documents for the firmware's release"),
+    ])
+    .try_map(|s| s.parse::<Profile>())
+}
+
+fn parse_qemu(arg: &str) -> Result<(PathBuf, Option<PathBuf>), String> {
+    match qemu::parse_qemu_arg(arg) {
+        (path, _) if path.as_os_str().is_empty() => Err("expected PATH or PATH=DATADIR".into()),
+        parsed => Ok(parsed),
+    }
+}
+
+fn parse_filter(re: &str) -> Result<Regex, regex::Error> {
+    Regex::new(re)
+}
+
+fn parse_jobs(n: &str) -> Result<usize, String> {
+    n.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "expected a positive number".into())
+}
+
+fn parse_timeout_scale(f: &str) -> Result<f64, String> {
+    f.parse()
+        .ok()
+        .filter(|f: &f64| f.is_finite() && *f > 0.0)
+        .ok_or_else(|| "expected a positive, finite number".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn values_are_checked_by_their_parsers() {
+        assert_eq!(parse_jobs("3"), Ok(3));
+        assert!(parse_jobs("0").is_err());
+        assert!(parse_jobs("-1").is_err());
+        assert_eq!(parse_timeout_scale("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "inf", "NaN", "x"] {
+            assert!(parse_timeout_scale(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_qemu("/q=/d"),
+            Ok((PathBuf::from("/q"), Some(PathBuf::from("/d"))))
+        );
+        assert_eq!(parse_qemu("/q"), Ok((PathBuf::from("/q"), None)));
+        assert!(parse_qemu("=/d").is_err());
+        assert!(parse_filter("(").is_err());
+    }
+
+    #[test]
+    fn each_command_keeps_only_its_own_options() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("bootmatrix").chain(args.iter().copied()))
+                .map(|cli| cli.command.into_options())
+        };
+        let run = parse(&[
+            "run",
+            "--filter=^a",
+            "--jobs",
+            "2",
+            "--timeout-scale=3",
+            "--profile",
+            "upstream",
+            "--accel=tcg",
+            "--qemu",
+            "/q=/d",
+            "--qemu=/r",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(run.verb, Verb::Run);
+        assert_eq!(run.filter.unwrap().as_str(), "^a");
+        assert_eq!(run.jobs, Some(2));
+        assert_eq!(run.timeout_scale, 3.0);
+        assert_eq!(run.cells.profile, Profile::Upstream);
+        assert_eq!(run.cells.accel, Some(Accel::Tcg));
+        assert_eq!(run.found.qemus.len(), 2);
+
+        let explain = parse(&["explain", "--profile", "upstream", "some/cell"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(explain.cell.as_deref(), Some("some/cell"));
+        assert_eq!(explain.cells.profile, Profile::Upstream);
+
+        let list = parse(&["list"]).unwrap().unwrap();
+        assert_eq!(list.cells.profile, Profile::Strict);
+        assert_eq!(list.timeout_scale, 1.0);
+
+        for wrong in [
+            &["list", "--filter", "x"][..],
+            &["plan", "--junit", "j.xml"],
+            &["explain", "c", "--report-json", "r.json"],
+            &["explain"],
+            &["run", "extra"],
+        ] {
+            assert!(parse(wrong).is_err(), "{wrong:?} should be refused");
+        }
+        assert!(parse(&["completions", "bash"]).unwrap().is_none());
+    }
+}

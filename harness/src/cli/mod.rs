@@ -1,0 +1,5 @@
+//! The command line of the `bootmatrix` binary (not part of the library): the clap
+//! definition and what is generated from it.
+
+pub mod args;
+pub mod pages;
