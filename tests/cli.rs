@@ -1,0 +1,389 @@
+//! The `bootmatrix` command line itself: help, version, usage errors and their exit status,
+//! the generated completions and man pages, and the invocations the other tests, the CI
+//! scripts and the README use. Nothing here boots a guest: where a command discovers, it sees
+//! only the fake QEMU (`tests/fixtures/fake-qemu`) and an empty descriptor folder.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::fake_qemu;
+use rstest::rstest;
+
+fn bootmatrix(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bootmatrix"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("bootmatrix starts")
+}
+
+struct Ran {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ran(args: &[&str]) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bootmatrix(args, dir.path());
+    Ran {
+        status: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The option names (`--jobs`) a help text lists.
+fn options_in(help: &str) -> Vec<&str> {
+    help.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect()
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let r = ran(&["--version"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("bootmatrix {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Every subcommand the README's command line section names has a help that exits 0, and
+/// the top-level help lists it.
+#[test]
+fn each_documented_subcommand_has_help() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let top = ran(&["--help"]);
+    assert_eq!(top.status, 0, "{}", top.stderr);
+    for sub in ["list", "plan", "run", "explain", "completions", "man"] {
+        assert!(
+            readme.contains(&format!("bootmatrix {sub} ")),
+            "the README does not name `bootmatrix {sub}`"
+        );
+        assert!(
+            top.stdout.lines().any(|l| l.trim_start().starts_with(sub)),
+            "`bootmatrix --help` does not list {sub}:\n{}",
+            top.stdout
+        );
+        for help in [&[sub, "--help"][..], &[sub, "-h"], &["help", sub]] {
+            let r = ran(help);
+            assert_eq!(r.status, 0, "{help:?}: {}", r.stderr);
+            assert!(
+                r.stdout.contains(&format!("Usage: bootmatrix {sub}")),
+                "{help:?}:\n{}",
+                r.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn each_subcommand_offers_only_its_own_options() {
+    let help = |sub: &str| {
+        let r = ran(&[sub, "--help"]);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        r.stdout
+    };
+    let run = help("run");
+    let run_options = options_in(&run);
+    for option in [
+        "--descriptors",
+        "--qemu",
+        "--no-path-qemu",
+        "--accel",
+        "--filter",
+        "--scenarios",
+        "--profile",
+        "--kernel",
+        "--shim",
+        "--out",
+        "--jobs",
+        "--timeout-scale",
+        "--report-json",
+        "--junit",
+    ] {
+        assert!(run_options.contains(&option), "run lacks {option}:\n{run}");
+    }
+    assert!(
+        !run.contains("<CELL>"),
+        "run shows explain's argument:\n{run}"
+    );
+    assert!(
+        run.contains("Exit status: 0 when no cell failed or errored, 1 otherwise, 2 on bad usage"),
+        "{run}"
+    );
+
+    let explain = help("explain");
+    assert!(explain.contains("<CELL>"), "{explain}");
+    let list = help("list");
+    let plan = help("plan");
+    for (sub, text, absent) in [
+        (
+            "explain",
+            &explain,
+            &["--junit", "--report-json", "--jobs", "--filter"][..],
+        ),
+        (
+            "plan",
+            &plan,
+            &["--junit", "--report-json", "--jobs", "--timeout-scale"],
+        ),
+        (
+            "list",
+            &list,
+            &["--junit", "--filter", "--out", "--profile", "--accel"],
+        ),
+    ] {
+        let offered = options_in(text);
+        for option in absent {
+            assert!(!offered.contains(option), "{sub} offers {option}:\n{text}");
+        }
+    }
+    // ... and refuses them, not only hides them.
+    for wrong in [
+        &["list", "--junit", "j.xml"][..],
+        &["plan", "--junit=j.xml"],
+        &["explain", "some-cell", "--report-json", "r.json"],
+        &["list", "--filter", "x"],
+    ] {
+        let r = ran(wrong);
+        assert_eq!(r.status, 2, "{wrong:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("unexpected argument"),
+            "{wrong:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_misspelled_option_is_a_short_error_with_a_tip() {
+    let r = ran(&["run", "--jbos", "2"]);
+    assert_eq!(r.status, 2);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("'--jbos'"), "{}", r.stderr);
+    assert!(r.stderr.contains("'--jobs'"), "no tip: {}", r.stderr);
+    assert!(
+        r.stderr.lines().count() < 15,
+        "the whole help, not a short error:\n{}",
+        r.stderr
+    );
+
+    // An option given before the subcommand it belongs to points there.
+    let r = ran(&["--filter", "x", "run"]);
+    assert_eq!(r.status, 2);
+    assert!(r.stderr.contains("run --filter"), "{}", r.stderr);
+    assert!(r.stderr.lines().count() < 15, "{}", r.stderr);
+}
+
+#[rstest]
+#[case::jobs_zero(&["run", "--jobs=0"], "--jobs")]
+#[case::jobs_not_a_number(&["run", "--jobs", "many"], "--jobs")]
+#[case::accel(&["run", "--accel=foo"], "--accel")]
+#[case::accel_on_plan(&["plan", "--accel", "xen"], "--accel")]
+#[case::profile(&["explain", "x", "--profile", "lax"], "--profile")]
+#[case::filter(&["plan", "--filter", "(unclosed"], "--filter")]
+#[case::filter_on_run(&["run", "--filter=a[", "--jobs", "1"], "--filter")]
+#[case::timeout_zero(&["run", "--timeout-scale", "0"], "--timeout-scale")]
+#[case::timeout_infinite(&["run", "--timeout-scale=inf"], "--timeout-scale")]
+#[case::timeout_nan(&["explain", "x", "--timeout-scale", "NaN"], "--timeout-scale")]
+#[case::qemu_without_path(&["list", "--qemu", "=/usr/share/qemu"], "--qemu")]
+#[case::missing_value(&["run", "--out"], "--out")]
+#[case::missing_cell(&["explain"], "<CELL>")]
+#[case::unknown_shell(&["completions", "cmd"], "<SHELL>")]
+fn a_bad_value_is_a_usage_error_naming_its_option(#[case] args: &[&str], #[case] named: &str) {
+    let r = ran(args);
+    assert_eq!(r.status, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    // clap's message: the error first, naming the option (a missing argument on the next line).
+    let head: Vec<&str> = r.stderr.lines().take(2).collect();
+    assert!(
+        head[0].starts_with("error: ") && head.concat().contains(named),
+        "{args:?}: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn no_arguments_is_a_usage_error_that_shows_the_commands() {
+    let r = ran(&[]);
+    assert_eq!(r.status, 2);
+    for sub in ["list", "plan", "run", "explain"] {
+        assert!(r.stderr.contains(sub), "{}", r.stderr);
+    }
+}
+
+#[rstest]
+#[case::bash("bash", "complete -F _bootmatrix")]
+#[case::zsh("zsh", "#compdef bootmatrix")]
+#[case::fish("fish", "complete -c bootmatrix")]
+fn completions_come_from_the_definition(#[case] shell: &str, #[case] marker: &str) {
+    let r = ran(&["completions", shell]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(marker), "{}", r.stdout);
+    // The subcommands' own options are completed.
+    for option in ["report-json", "timeout-scale", "no-path-qemu"] {
+        assert!(r.stdout.contains(option), "{shell} lacks {option}");
+    }
+}
+
+#[test]
+fn man_prints_roff_and_writes_one_page_per_subcommand() {
+    let r = ran(&["man"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(".TH bootmatrix 1"), "{}", r.stdout);
+    assert!(r.stdout.contains(".SH SUBCOMMANDS"), "{}", r.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    let r = ran(&["man", "--out", pages.to_str().unwrap()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    for name in [
+        "bootmatrix",
+        "bootmatrix-run",
+        "bootmatrix-explain",
+        "bootmatrix-man",
+    ] {
+        let page = pages.join(format!("{name}.1"));
+        let text = std::fs::read_to_string(&page)
+            .unwrap_or_else(|e| panic!("{}: {e}\nprinted: {}", page.display(), r.stdout));
+        assert!(text.contains(&format!(".TH {name} 1")), "{text}");
+        assert!(r.stdout.contains(&*page.to_string_lossy()), "{}", r.stdout);
+    }
+    let run = std::fs::read_to_string(pages.join("bootmatrix-run.1")).unwrap();
+    assert!(run.contains("junit"), "{run}");
+}
+
+/// The fake QEMU and an empty descriptor folder: discovery runs, nothing is planned.
+struct Empty {
+    tmp: tempfile::TempDir,
+    qemu: PathBuf,
+}
+
+impl Empty {
+    fn new() -> Empty {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("descriptors")).unwrap();
+        Empty {
+            tmp,
+            qemu: fake_qemu(),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.tmp.path().join(name).to_string_lossy().into_owned()
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        let out = bootmatrix(args, self.tmp.path());
+        Ran {
+            status: out.status.code().expect("exited, not killed"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// The command lines of tests/cli_signals.rs, tests/common/run.rs, tests/qemu_boot.rs and the
+/// README still parse, in both `--opt value` and `--opt=value` form: each gets as far as the
+/// command itself.
+#[test]
+fn the_invocations_in_use_still_parse() {
+    let e = Empty::new();
+    let qemu = e.qemu.to_str().unwrap();
+    let descriptors = e.path("descriptors");
+    let out = e.path("run");
+    let scenarios = format!("{}/scenarios", env!("CARGO_MANIFEST_DIR"));
+
+    // tests/cli_signals.rs asks plan with run's options, --jobs included.
+    let plan = e.run(&[
+        "plan",
+        "--no-path-qemu",
+        "--qemu",
+        qemu,
+        "--descriptors",
+        &descriptors,
+        "--out",
+        &out,
+        "--filter",
+        "sev-off/secure-boot/.*unsigned",
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(plan.status, 0, "{}", plan.stderr);
+    assert!(plan.stdout.contains("no cells"), "{}", plan.stdout);
+
+    let list = e.run(&[
+        "list",
+        "--no-path-qemu",
+        &format!("--qemu={qemu}"),
+        &format!("--descriptors={descriptors}"),
+    ]);
+    assert_eq!(list.status, 0, "{}", list.stderr);
+    assert!(
+        list.stdout.contains("descriptors: 0 usable"),
+        "{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains("qemu: "), "{}", list.stdout);
+
+    // tests/common/run.rs and tests/qemu_boot.rs: run with the report options first. Nothing
+    // matches, which is run's own error (exit 2), after parsing.
+    let run = e.run(&[
+        "run",
+        "--out",
+        &out,
+        "--report-json",
+        &e.path("report.json"),
+        "--junit",
+        &e.path("junit.xml"),
+        "--scenarios",
+        &scenarios,
+        "--profile",
+        "upstream",
+        "--accel=tcg",
+        "--timeout-scale=2.5",
+        "--shim",
+        qemu,
+        "--descriptors",
+        &descriptors,
+        "--qemu",
+        &format!("{qemu}=/usr/share/qemu"),
+        "--no-path-qemu",
+        "--filter",
+        "^(40|50|60)-edk2-x86_64[a-z-]*/",
+        "--jobs=2",
+    ]);
+    assert_eq!(run.status, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "bootmatrix: no cell matches --filter \"^(40|50|60)-edk2-x86_64[a-z-]*/\""
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // tests/qemu_boot.rs: explain with the cell before its options.
+    let explain = e.run(&[
+        "explain",
+        "50-edk2-x86_64-secure/qemu-7.2.22/sev-off/kernel-boot/own-keys-vars-unsigned",
+        "--profile",
+        "upstream",
+        "--out",
+        &out,
+        "--no-path-qemu",
+        "--descriptors",
+        &descriptors,
+    ]);
+    assert_eq!(explain.status, 2, "{}{}", explain.stdout, explain.stderr);
+    assert!(
+        explain.stderr.starts_with("bootmatrix: no cell \"50-edk2"),
+        "{}",
+        explain.stderr
+    );
+}
