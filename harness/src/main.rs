@@ -10,7 +10,7 @@ use bootmatrix::discover::descriptor::{Descriptor, Feature, Mapping};
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
 use bootmatrix::plan::{self, Action, Layout, PlanOptions};
 use bootmatrix::prepare::{default_run_dir, shell_line};
-use bootmatrix::report::explain;
+use bootmatrix::report::{expect, explain};
 use bootmatrix::scenario::Scenarios;
 use bootmatrix::{boot, prepare, report, run};
 
@@ -106,6 +106,10 @@ fn execute(args: &Options) -> Result<u8, String> {
     options.profile = args.cells.profile;
     options.kernel = kernel;
     options.shim = args.cells.shim.clone();
+    let mut inventory = inventory;
+    if let Some(build) = &args.build {
+        select_build(&mut inventory, build)?;
+    }
     let plan = plan::plan(&inventory, &scenarios, &options);
     match args.verb {
         Verb::List => {
@@ -132,6 +136,12 @@ fn execute(args: &Options) -> Result<u8, String> {
         }
         Verb::Plan => {
             print_plan(&plan);
+            Ok(0)
+        }
+        Verb::Expect => {
+            let build = args.build.as_ref().expect("expect has a build");
+            let firmware: Vec<_> = inventory.firmware.iter().collect();
+            print!("{}", expect::render(build, &firmware, &plan, &scenarios));
             Ok(0)
         }
         Verb::Run => run_all(args, &run_dir, &inventory, &plan, &scenarios),
@@ -216,6 +226,36 @@ fn run_all(
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(report::exit_code(&results) as u8)
+}
+
+/// Keeps only the firmware of `build`; an error names what was found instead.
+fn select_build(inventory: &mut Inventory, build: &expect::Build) -> Result<(), String> {
+    let found: Vec<String> = inventory
+        .firmware
+        .iter()
+        .map(|f| match &f.package {
+            Some(p) => format!("{} ({p})", f.descriptor.name),
+            None => f.descriptor.name.clone(),
+        })
+        .collect();
+    inventory.firmware.retain(|f| build.selects(f));
+    if inventory.firmware.is_empty() {
+        let what = match build {
+            expect::Build::Package(p) => format!("no descriptor names firmware of package {p:?}"),
+            expect::Build::Firmware(f) => {
+                format!("no descriptor is, or names, {}", f.display())
+            }
+        };
+        return Err(format!(
+            "{what}; descriptors found: {}",
+            if found.is_empty() {
+                "none".into()
+            } else {
+                found.join(", ")
+            }
+        ));
+    }
+    Ok(())
 }
 
 fn mapping_summary(d: &Descriptor) -> String {

@@ -14,6 +14,7 @@ use regex::Regex;
 use bootmatrix::discover::host::Accel;
 use bootmatrix::discover::qemu;
 use bootmatrix::matrix::Profile;
+use bootmatrix::report::expect::Build;
 
 /// Boot QEMU/OVMF guests and check the promises of firmware descriptors
 ///
@@ -62,6 +63,14 @@ pub enum Command {
     /// descriptor features, firmware identity, any known deviation for the build), the exact
     /// argv or the skip/refusal reason, and what the run folder recorded, with the verdict.
     Explain(ExplainArgs),
+    /// Everything bootmatrix expects of one firmware build
+    ///
+    /// For every descriptor of the build (a package, or one descriptor or firmware file), on
+    /// every QEMU found, with SEV off and on: each cell's expected outcome and the rule it comes
+    /// from, or why it does not run; then the rules' reasons, the build's known deviations,
+    /// whether it is a measured-direct-boot build, and the rules the edk2 release or the QEMU
+    /// version decides. Nothing is booted but the small KVM and SEV probes.
+    Expect(ExpectArgs),
     /// Print a shell completion script
     ///
     /// For example: `bootmatrix completions bash > ~/.local/share/bash-completion/completions/bootmatrix`
@@ -195,13 +204,35 @@ pub struct ExplainArgs {
     pub cells: Cells,
 }
 
-/// The four commands that discover and plan.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct BuildChoice {
+    /// The package, with or without its version: `ovmf` or `ovmf 2022.11-6+deb12u2`
+    #[arg(long, value_name = "NAME")]
+    pub package: Option<String>,
+    /// A descriptor file, or the firmware executable one names
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub firmware: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpectArgs {
+    #[command(flatten)]
+    pub build: BuildChoice,
+    #[command(flatten)]
+    pub found: Found,
+    #[command(flatten)]
+    pub cells: Cells,
+}
+
+/// The commands that discover and plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
     List,
     Plan,
     Run,
     Explain,
+    Expect,
 }
 
 /// A `list`, `plan`, `run` or `explain` command line, every option at its value or default.
@@ -210,6 +241,8 @@ pub struct Options {
     pub verb: Verb,
     /// explain: the cell id.
     pub cell: Option<String>,
+    /// expect: the build.
+    pub build: Option<Build>,
     pub found: Found,
     pub cells: Cells,
     pub filter: Option<Regex>,
@@ -225,6 +258,7 @@ impl Options {
         Options {
             verb,
             cell: None,
+            build: None,
             found,
             cells,
             filter: None,
@@ -263,6 +297,14 @@ impl Command {
                 out: a.out,
                 timeout_scale: a.timeout_scale,
                 ..Options::new(Verb::Explain, a.found, a.cells)
+            },
+            Command::Expect(a) => Options {
+                build: Some(match (a.build.package, a.build.firmware) {
+                    (Some(package), _) => Build::Package(package),
+                    (None, Some(file)) => Build::Firmware(file),
+                    (None, None) => unreachable!("clap requires --package or --firmware"),
+                }),
+                ..Options::new(Verb::Expect, a.found, a.cells)
             },
             Command::Completions { .. } | Command::Man { .. } => return None,
         })

@@ -97,21 +97,29 @@ fn firmware_section(out: &mut String, fw: &Firmware, plan: &Plan, scenarios: &Sc
     let features: Vec<String> = d.features.iter().map(|f| f.to_string()).collect();
     let _ = writeln!(out, "  features: {}", features.join(", "));
 
-    let cells: Vec<&Cell> = plan.cells.iter().filter(|c| c.descriptor == d.name).collect();
+    let cells: Vec<&Cell> = plan
+        .cells
+        .iter()
+        .filter(|c| c.descriptor == d.name)
+        .collect();
     if cells.is_empty() {
-        let _ = writeln!(out, "  no cells: the planner left it out (see `bootmatrix list`)");
+        let _ = writeln!(
+            out,
+            "  no cells: the planner left it out (see `bootmatrix list`)"
+        );
         return;
     }
     let release = cells[0].edk2;
     let _ = writeln!(
         out,
         "  edk2 release: {}",
-        release.map_or("unknown (rules with an edk2 range do not apply)".into(), |r| r.to_string())
+        release.map_or(
+            "unknown (rules with an edk2 range do not apply)".into(),
+            |r| r.to_string()
+        )
     );
-    let groups: BTreeSet<(String, bool)> = cells
-        .iter()
-        .map(|c| (c.qemu_version.to_string(), c.sev))
-        .collect();
+    let groups: BTreeSet<_> = cells.iter().map(|c| (c.qemu_version, c.sev)).collect();
+    let mut reasons: Vec<String> = Vec::new();
     for (qemu, sev) in groups {
         let _ = writeln!(
             out,
@@ -121,54 +129,82 @@ fn firmware_section(out: &mut String, fw: &Firmware, plan: &Plan, scenarios: &Sc
         for check in Check::ALL {
             for cell in cells
                 .iter()
-                .filter(|c| c.qemu_version.to_string() == qemu && c.sev == sev && c.check == *check)
+                .filter(|c| c.qemu_version == qemu && c.sev == sev && c.check == *check)
             {
-                let _ = writeln!(out, "    {}", cell_line(cell, scenarios));
+                let _ = writeln!(out, "    {}", cell_line(cell, scenarios, &mut reasons));
             }
+        }
+    }
+    for (n, reason) in reasons.iter().enumerate() {
+        let _ = writeln!(out, "  [{}] {reason}", n + 1);
+    }
+}
+
+/// The footnote number of `reason`, added if new.
+fn footnote(reasons: &mut Vec<String>, reason: &str) -> usize {
+    match reasons.iter().position(|r| r == reason) {
+        Some(i) => i + 1,
+        None => {
+            reasons.push(reason.to_string());
+            reasons.len()
         }
     }
 }
 
-/// One cell: `secure-boot own-keys-vars/unsigned: refused (rule unsigned-refused)`.
-fn cell_line(cell: &Cell, scenarios: &Scenarios) -> String {
-    let head = format!("{} {}", cell.check, cell.variant);
-    match &cell.action {
-        Action::Skip(reason) => format!("{head}: skipped: {reason}"),
-        Action::Refused(reason) => format!("{head}: not run (policy): {reason}"),
-        Action::Error(reason) => format!("{head}: error: {reason}"),
-        Action::Run(_) => {
-            let Some(rule) = &cell.rule else {
-                return format!("{head}: no rule matches (an error)");
-            };
-            let mut line = format!("{head}: {}", rule.expect.payload);
-            if let Some(sb) = rule.expect.secure_boot {
-                let _ = write!(line, ", SecureBoot={sb}");
-            }
-            if let Some(sm) = rule.expect.setup_mode {
-                let _ = write!(line, ", SetupMode={sm}");
-            }
-            let _ = write!(line, " (rule {})", rule.id);
-            if let Some(sha) = &cell.executable_sha256 {
-                for dev in scenarios.deviations_for(
-                    cell.check,
-                    &rule.id,
-                    sha,
-                    cell.variant.tweak,
-                    cell.qemu_version,
-                ) {
-                    let _ = write!(
-                        line,
-                        "; known deviation {}: {}{}",
-                        dev.id,
-                        dev.observed,
-                        dev.secure_boot
-                            .map_or(String::new(), |sb| format!(", SecureBoot={sb}"))
-                    );
-                }
-            }
-            line
+/// What a rule expects: `runs, SecureBoot=1, SetupMode=0 (rule db-added-signed)`.
+fn expectation(rule: &Rule) -> String {
+    let mut text = rule.expect.payload.to_string();
+    if let Some(sb) = rule.expect.secure_boot {
+        let _ = write!(text, ", SecureBoot={sb}");
+    }
+    if let Some(sm) = rule.expect.setup_mode {
+        let _ = write!(text, ", SetupMode={sm}");
+    }
+    let _ = write!(text, " (rule {})", rule.id);
+    text
+}
+
+/// One cell: `secure-boot own-keys-vars/unsigned: refused (rule own-keys-unsigned)`, with the
+/// build's known deviations for it, or why it does not run (a footnote).
+fn cell_line(cell: &Cell, scenarios: &Scenarios, reasons: &mut Vec<String>) -> String {
+    let mut line = format!("{} {}: ", cell.check, cell.variant);
+    let expected = cell.rule.as_ref().map(expectation);
+    match (&cell.action, &expected) {
+        (Action::Refused(reason), _) => {
+            let n = footnote(reasons, reason);
+            let _ = write!(line, "never run, on any host [{n}]");
+            return line;
+        }
+        (Action::Error(reason), _) => {
+            let _ = write!(line, "error: {reason}");
+            return line;
+        }
+        (_, None) => line.push_str("no rule matches (an error when run)"),
+        (_, Some(e)) => line.push_str(e),
+    }
+    if let (Some(rule), Some(sha)) = (&cell.rule, &cell.executable_sha256) {
+        for dev in scenarios.deviations_for(
+            cell.check,
+            &rule.id,
+            sha,
+            cell.variant.tweak,
+            cell.qemu_version,
+        ) {
+            let _ = write!(
+                line,
+                "; known deviation {}: {}{}",
+                dev.id,
+                dev.observed,
+                dev.secure_boot
+                    .map_or(String::new(), |sb| format!(", SecureBoot={sb}"))
+            );
         }
     }
+    if let Action::Skip(reason) = &cell.action {
+        let n = footnote(reasons, reason);
+        let _ = write!(line, "; not run here [{n}]");
+    }
+    line
 }
 
 fn rules_section(out: &mut String, cells: &[&Cell]) {
@@ -199,11 +235,10 @@ fn deviations_section(out: &mut String, firmware: &[&Firmware], scenarios: &Scen
     let shas = shas(firmware);
     let _ = writeln!(out, "\nKnown deviations of this build:");
     let mut any = false;
-    for dev in scenarios
-        .deviations
-        .iter()
-        .filter(|d| shas.iter().any(|s| s.eq_ignore_ascii_case(&d.executable_sha256)))
-    {
+    for dev in scenarios.deviations.iter().filter(|d| {
+        shas.iter()
+            .any(|s| s.eq_ignore_ascii_case(&d.executable_sha256))
+    }) {
         any = true;
         let _ = writeln!(
             out,
@@ -212,10 +247,12 @@ fn deviations_section(out: &mut String, firmware: &[&Firmware], scenarios: &Scen
             dev.check,
             dev.rule,
             dev.observed,
-            dev.tweak.map_or(String::new(), |t| format!(", tweak {}", t.as_str())),
-            dev.qemu
-                .as_ref()
-                .map_or(String::new(), |q| format!(", QEMU {}", range_text(q.from, q.before)))
+            dev.tweak
+                .map_or(String::new(), |t| format!(", tweak {}", t.as_str())),
+            dev.qemu.as_ref().map_or(String::new(), |q| format!(
+                ", QEMU {}",
+                range_text(q.from, q.before)
+            ))
         );
         let _ = writeln!(out, "    because: {}", dev.reason);
         let _ = writeln!(out, "    reference: {}", dev.reference);
