@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use bootmatrix::discover::{discover, DiscoverOptions};
-use bootmatrix::plan::{plan, Action, Layout, PlanOptions};
+use bootmatrix::plan::layout::Layout;
+use bootmatrix::plan::{plan, Action, PlanOptions};
 use bootmatrix::prepare::prepare;
 use bootmatrix::run::run_cell;
 use bootmatrix::scenario::Scenarios;

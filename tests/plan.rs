@@ -9,7 +9,8 @@ use bootmatrix::discover::host::{Accel, KvmProbe, SevParams};
 use bootmatrix::discover::qemu::{Machines, QemuBinary, Version};
 use bootmatrix::discover::{Firmware, Inventory, QemuTarget};
 use bootmatrix::matrix::{Check, Vars};
-use bootmatrix::plan::{plan, Action, Artifact, Layout, Plan, PlanOptions};
+use bootmatrix::plan::layout::Layout;
+use bootmatrix::plan::{plan, Action, Artifact, Plan, PlanOptions};
 use bootmatrix::scenario::Scenarios;
 use rstest::rstest;
 

@@ -276,7 +276,8 @@ struct OneCell {
 impl OneCell {
     fn new(filter: &str) -> OneCell {
         use bootmatrix::discover::{discover, DiscoverOptions};
-        use bootmatrix::plan::{plan, Layout, PlanOptions};
+        use bootmatrix::plan::layout::Layout;
+        use bootmatrix::plan::{plan, PlanOptions};
         let dir = tempfile::tempdir().unwrap();
         let scenarios = bootmatrix::scenario::Scenarios::builtin();
         let inventory = discover(&DiscoverOptions {

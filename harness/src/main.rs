@@ -8,7 +8,8 @@ use clap::Parser;
 
 use bootmatrix::discover::descriptor::{Descriptor, Feature, Mapping};
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
-use bootmatrix::plan::{self, Action, Layout, PlanOptions};
+use bootmatrix::plan::layout::Layout;
+use bootmatrix::plan::{self, Action, PlanOptions};
 use bootmatrix::prepare::{default_run_dir, shell_line};
 use bootmatrix::report::{expect, explain};
 use bootmatrix::scenario::Scenarios;

@@ -1,6 +1,8 @@
 //! The matrix: descriptor x QEMU x SEV x check x variant. Pure: every cell says what it will
 //! run (the exact argv) or why it will not.
 
+pub mod layout;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,61 +19,7 @@ use crate::discover::{Firmware, Inventory, QemuTarget};
 use crate::matrix::{Check, Payload, Profile, Tweak, Variant, Vars};
 use crate::scenario::{Rule, Scenarios, Subject};
 
-/// Folder layout of one run. Everything a run writes lives under `root`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
-    pub root: PathBuf,
-}
-
-impl Layout {
-    pub fn new(root: impl Into<PathBuf>) -> Layout {
-        Layout { root: root.into() }
-    }
-    pub fn prepared(&self) -> PathBuf {
-        self.root.join("prepared")
-    }
-    pub fn keys(&self) -> PathBuf {
-        self.prepared().join("keys")
-    }
-    pub fn probe_efi(&self, payload: Payload) -> PathBuf {
-        self.prepared()
-            .join(format!("probe-{}.efi", payload.as_str()))
-    }
-    /// A folder holding `EFI/BOOT/BOOTX64.EFI`, given to QEMU as a read-only FAT disk.
-    pub fn esp(&self, payload: Payload) -> PathBuf {
-        self.prepared().join(format!("esp-{}", payload.as_str()))
-    }
-    /// The option-ROM driver wrapped in a PCI expansion ROM, signed or not.
-    pub fn option_rom(&self, payload: Payload) -> PathBuf {
-        self.prepared()
-            .join(format!("oprom-{}.rom", payload.as_str()))
-    }
-    /// The kernel for `-kernel`: the given one with its signatures removed, or that one signed
-    /// with the test db key.
-    pub fn kernel(&self, payload: Payload) -> PathBuf {
-        self.prepared()
-            .join(format!("vmlinuz-{}", payload.as_str()))
-    }
-    /// An empty initramfs: with an initrd, OVMF's verified load path marks the kernel's
-    /// command line (`initrd=initrd`), which tells it from the legacy loader.
-    pub fn initrd(&self) -> PathBuf {
-        self.prepared().join("initrd.cpio")
-    }
-    pub fn varstore(&self, descriptor: &Descriptor, vars: Vars) -> PathBuf {
-        self.prepared().join("vars").join(format!(
-            "{}.{}.fd",
-            stem(&descriptor.name),
-            vars.as_str()
-        ))
-    }
-    pub fn cell_dir(&self, id: &str) -> PathBuf {
-        self.root.join("cells").join(id)
-    }
-}
-
-fn stem(name: &str) -> &str {
-    name.strip_suffix(".json").unwrap_or(name)
-}
+use layout::{stem, Layout};
 
 /// Something `prepare` must make before cells can run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

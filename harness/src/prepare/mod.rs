@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use self::optionrom::OPROM_EFI;
 use crate::matrix::{Payload, Vars};
-use crate::plan::{Artifact, Layout, RunSpec};
+use crate::plan::layout::Layout;
+use crate::plan::{Artifact, RunSpec};
 use crate::tools::{OPENSSL, SBSIGN, VIRT_FW_VARS};
 
 /// The probe EFI application, built from `images/probe` by the build script.
