@@ -129,7 +129,7 @@ impl Fake {
         ];
         // The consoles exactly as `plan` attaches them.
         let debug_log = debug_log.then(|| self.path("debug.log"));
-        argv.extend(bootmatrix::plan::console_args(debug_log.as_deref()));
+        argv.extend(bootmatrix::plan::argv::console_args(debug_log.as_deref()));
         RunSpec {
             check: Check::SecureBoot,
             // Where the fake's boot manager lines put the probe's disk.

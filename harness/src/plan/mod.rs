@@ -1,16 +1,21 @@
 //! The matrix: descriptor x QEMU x SEV x check x variant. Pure: every cell says what it will
 //! run (the exact argv) or why it will not.
 
+pub mod argv;
+pub mod firmware;
 pub mod layout;
 
+#[cfg(test)]
+mod testkit;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use regex::Regex;
 
 use crate::discover::descriptor::{
-    Architecture, Descriptor, Feature, FlashMode, ImageFormat, Interface, Mapping,
+    Architecture, Descriptor, Feature, FlashMode, Interface, Mapping,
 };
 use crate::discover::host::{choose_accel, Accel, SevParams};
 use crate::discover::qemu::QemuBinary;
@@ -19,6 +24,8 @@ use crate::discover::{Firmware, Inventory, QemuTarget};
 use crate::matrix::{Check, Payload, Profile, Tweak, Variant, Vars};
 use crate::scenario::{Rule, Scenarios, Subject};
 
+use argv::QemuArgs;
+use firmware::{firmware_plan, FirmwarePlan};
 use layout::{stem, Layout};
 
 /// Something `prepare` must make before cells can run.
@@ -535,6 +542,7 @@ fn feature_list(d: &Descriptor) -> String {
         .join(", ")
 }
 
+/// The run of a cell on `machine`: its argv, step by step, and what it needs.
 #[allow(clippy::too_many_arguments)]
 fn run_spec(
     firmware: &Firmware,
@@ -549,68 +557,75 @@ fn run_spec(
     options: &PlanOptions,
 ) -> Result<RunSpec, String> {
     let d = &firmware.descriptor;
+    match &d.mapping {
+        Mapping::Igvm { .. } if !qemu.has_igvm() => {
+            return Err(format!(
+                "igvm mapping needs QEMU >= 10.1; this is {}",
+                qemu.label()
+            ))
+        }
+        Mapping::Flash(flash)
+            if flash.mode == FlashMode::Split && flash.nvram_template.is_none() =>
+        {
+            return Err("split flash mapping without nvram-template".into())
+        }
+        _ => {}
+    }
+    let Variant { payload, tweak, .. } = variant;
     let dir = layout.cell_dir(id);
-    let mut copies = Vec::new();
-    let mut needs = Vec::new();
     let debug_log = d
         .has(&Feature::VerboseDynamic)
         .then(|| dir.join("debug.log"));
-    let firmware_args =
-        firmware_args(d, qemu, variant.vars, &dir, layout, &mut copies, &mut needs)?;
-    let mut machine_opts = vec![machine.to_string(), format!("accel={accel}")];
-    machine_opts.extend(firmware_args.machine_opts);
-    if d.has(&Feature::RequiresSmm) {
-        machine_opts.push("smm=on".into());
-    }
-    if sev.is_some() {
-        let key = if qemu.has_confidential_guest_support() {
-            "confidential-guest-support"
-        } else {
-            "memory-encryption"
-        };
-        machine_opts.push(format!("{key}=sev0"));
-    }
+    let FirmwarePlan {
+        image,
+        copies,
+        mut needs,
+    } = firmware_plan(d, variant.vars, &dir, layout);
+    let smm = d.has(&Feature::RequiresSmm);
 
-    let mut argv: Vec<String> = vec![qemu.path.display().to_string()];
-    argv.extend(qemu.data_dir_args());
-    argv.extend(
-        [
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-smp",
-            "1",
-        ]
-        .map(String::from),
-    );
-    argv.extend(["-m".into(), options.memory_mib.to_string()]);
-    argv.extend(["-machine".into(), machine_opts.join(",")]);
-    if accel == Accel::Kvm {
-        // A SEV guest finds SEV through CPUID 0x8000001F, which only the host's model passes on.
-        argv.extend(["-cpu".into(), "host".into()]);
-    }
-    if d.has(&Feature::SecureBoot) && d.has(&Feature::RequiresSmm) {
-        // Only SMM code may write the varstore, or the guest OS could rewrite the keys.
-        argv.extend(["-global", "driver=cfi.pflash01,property=secure,value=on"].map(String::from));
-    }
-    argv.extend(firmware_args.args);
-    if let Some(params) = sev {
+    let mut cmd = QemuArgs::new(qemu, options.memory_mib);
+    cmd.machine(machine, accel, &image, smm);
+    cmd.cpu(accel);
+    cmd.firmware(&image, smm && d.has(&Feature::SecureBoot));
+    if let Some(params) = &sev {
         // Only a measured kernel-boot cell gets this far with SEV (see sev_kernel_policy).
-        let hashes = if check == Check::KernelBoot {
-            ",kernel-hashes=on"
-        } else {
-            ""
-        };
-        argv.extend([
-            "-object".into(),
-            format!(
-                "sev-guest,id=sev0,cbitpos={},reduced-phys-bits={},policy=0x1{hashes}",
-                params.cbitpos, params.reduced_phys_bits
-            ),
-        ]);
+        cmd.sev(params, check == Check::KernelBoot);
     }
-    argv.extend(console_args(debug_log.as_deref()));
+    cmd.console(debug_log.as_deref());
+    match check {
+        Check::SecureBoot => {
+            needs.push(Artifact::Probe(payload));
+            cmd.esp(&layout.esp(payload), sev.is_some());
+        }
+        Check::OptionRom => {
+            // The probe, signed with the test db key, decides the cell when it reports; the
+            // ROM under test sits on a NIC that OVMF has no driver of its own for.
+            needs.extend([
+                Artifact::Probe(Payload::Signed),
+                Artifact::OptionRom(payload),
+            ]);
+            cmd.esp(&layout.esp(Payload::Signed), sev.is_some());
+            cmd.nic(&layout.option_rom(payload));
+        }
+        Check::KernelBoot => {
+            let source = options
+                .kernel
+                .clone()
+                .map_err(|why| format!("no kernel: {why}"))?;
+            needs.push(Artifact::Kernel { source, payload });
+            needs.push(Artifact::Initrd);
+            cmd.kernel(
+                &layout.kernel(payload),
+                &layout.initrd(),
+                &options.kernel_append,
+                tweak == Tweak::NoLegacyLoader,
+            );
+            if tweak == Tweak::Shim {
+                let shim = options.shim.as_ref().ok_or("no shim given (--shim FILE)")?;
+                cmd.shim(shim);
+            }
+        }
+    }
     let targets = match check {
         Check::SecureBoot => Targets::esp(),
         Check::OptionRom => Targets {
@@ -619,78 +634,6 @@ fn run_spec(
         },
         Check::KernelBoot => Targets::default(),
     };
-    let esp = |payload: Payload, needs: &mut Vec<Artifact>| -> Vec<String> {
-        needs.push(Artifact::Probe(payload));
-        // At a fixed slot, so the boot manager's lines about it can be told from others; first
-        // in the boot order (bootindex), so no other option is tried before it.
-        let device = format!("addr={ESP_PCI_SLOT:#x},bootindex=1");
-        vec![
-            // A read-only FAT view of a prepared folder: the probe as \EFI\BOOT\BOOTX64.EFI.
-            "-drive".into(),
-            format!(
-                "if=none,id=esp,format=raw,readonly=on,file=fat:{}",
-                layout.esp(payload).display()
-            ),
-            "-device".into(),
-            // Under SEV, guest memory is encrypted: virtio must go through the (bounce
-            // buffering) IOMMU path, which only modern virtio offers. `romfile=` (none): only
-            // the ROM under test may run.
-            if sev.is_some() {
-                format!("virtio-blk-pci,drive=esp,romfile=,{device},disable-legacy=on,iommu_platform=on")
-            } else {
-                format!("virtio-blk-pci,drive=esp,romfile=,{device}")
-            },
-        ]
-    };
-    match check {
-        Check::SecureBoot => argv.extend(esp(variant.payload, &mut needs)),
-        Check::OptionRom => {
-            // The probe, signed with the test db key, decides the cell when it reports; the
-            // ROM under test sits on a NIC that OVMF has no driver of its own for.
-            argv.extend(esp(Payload::Signed, &mut needs));
-            needs.push(Artifact::OptionRom(variant.payload));
-            argv.extend([
-                "-netdev".into(),
-                "user,id=net0,restrict=on".into(),
-                "-device".into(),
-                format!(
-                    "e1000,netdev=net0,romfile={},addr={ROM_NIC_PCI_SLOT:#x}",
-                    layout.option_rom(variant.payload).display()
-                ),
-            ]);
-        }
-        Check::KernelBoot => {
-            let source = options
-                .kernel
-                .clone()
-                .map_err(|why| format!("no kernel: {why}"))?;
-            needs.push(Artifact::Kernel {
-                source,
-                payload: variant.payload,
-            });
-            needs.push(Artifact::Initrd);
-            argv.extend([
-                "-kernel".into(),
-                layout.kernel(variant.payload).display().to_string(),
-                "-initrd".into(),
-                layout.initrd().display().to_string(),
-                "-append".into(),
-                options.kernel_append.clone(),
-                "-no-reboot".into(),
-            ]);
-            match variant.tweak {
-                Tweak::None => {}
-                Tweak::NoLegacyLoader => argv.extend([
-                    "-fw_cfg".into(),
-                    "name=opt/org.tianocore/EnableLegacyLoader,string=no".into(),
-                ]),
-                Tweak::Shim => {
-                    let shim = options.shim.as_ref().ok_or("no shim given (--shim FILE)")?;
-                    argv.extend(["-shim".into(), shim.display().to_string()]);
-                }
-            }
-        }
-    }
     let base = match check {
         Check::SecureBoot | Check::OptionRom => PROBE_DEADLINE_KVM,
         Check::KernelBoot => KERNEL_DEADLINE_KVM,
@@ -705,141 +648,13 @@ fn run_spec(
         check,
         targets,
         grace,
-        argv,
+        argv: cmd.into_argv(),
         dir,
         copies,
         debug_log,
         deadline,
         needs,
     })
-}
-
-/// The serial console on QEMU's stdout (read from the first byte, no file to poll) and, for
-/// `verbose-dynamic` firmware, the debug console (port 0x402) into `debug_log`.
-pub fn console_args(debug_log: Option<&Path>) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-chardev",
-        "stdio,id=console,signal=off",
-        "-serial",
-        "chardev:console",
-    ]
-    .map(String::from)
-    .into();
-    if let Some(log) = debug_log {
-        args.extend([
-            "-chardev".into(),
-            format!("file,id=fwdebug,path={}", log.display()),
-            "-device".into(),
-            "isa-debugcon,iobase=0x402,chardev=fwdebug".into(),
-        ]);
-    }
-    args
-}
-
-struct FirmwareArgs {
-    machine_opts: Vec<String>,
-    args: Vec<String>,
-}
-
-/// The argv for the descriptor's mapping, per the rules of `docs/interop/firmware.json`.
-#[allow(clippy::too_many_arguments)]
-fn firmware_args(
-    d: &Descriptor,
-    qemu: &QemuBinary,
-    vars: Vars,
-    dir: &Path,
-    layout: &Layout,
-    copies: &mut Vec<(PathBuf, PathBuf)>,
-    needs: &mut Vec<Artifact>,
-) -> Result<FirmwareArgs, String> {
-    let mut out = FirmwareArgs {
-        machine_opts: Vec::new(),
-        args: Vec::new(),
-    };
-    match &d.mapping {
-        Mapping::Flash(flash) => {
-            let exec = &flash.executable;
-            // combined: the executable holds the varstore, so each guest needs its own copy.
-            let (exec_file, exec_ro) = if flash.mode == FlashMode::Combined {
-                let copy = dir.join(format!("firmware.{}", image_extension(exec.format)));
-                copies.push((exec.filename.clone(), copy.clone()));
-                (copy, "off")
-            } else {
-                (exec.filename.clone(), "on")
-            };
-            let mut units = vec![(exec_file, exec.format, exec_ro)];
-            if flash.mode == FlashMode::Split {
-                let template = flash
-                    .nvram_template
-                    .as_ref()
-                    .ok_or("split flash mapping without nvram-template")?;
-                let source = match vars {
-                    Vars::Shipped => template.filename.clone(),
-                    other => {
-                        let out = layout.varstore(d, other);
-                        needs.push(Artifact::Varstore {
-                            template: template.filename.clone(),
-                            vars: other,
-                            out: out.clone(),
-                        });
-                        out
-                    }
-                };
-                let copy = dir.join(format!("vars.{}", image_extension(template.format)));
-                copies.push((source, copy.clone()));
-                units.push((copy, template.format, "off"));
-            }
-            for (unit, (file, format, readonly)) in units.iter().enumerate() {
-                if qemu.has_pflash_properties() {
-                    out.args.extend([
-                        "-drive".into(),
-                        format!(
-                            "if=none,id=pflash{unit},format={format},readonly={readonly},file={}",
-                            file.display()
-                        ),
-                    ]);
-                    out.machine_opts.push(format!("pflash{unit}=pflash{unit}"));
-                } else {
-                    out.args.extend([
-                        "-drive".into(),
-                        format!(
-                            "if=pflash,unit={unit},format={format},readonly={readonly},file={}",
-                            file.display()
-                        ),
-                    ]);
-                }
-            }
-        }
-        Mapping::Memory { filename } => {
-            out.args
-                .extend(["-bios".into(), filename.display().to_string()]);
-        }
-        Mapping::Kernel { filename } => {
-            out.args
-                .extend(["-kernel".into(), filename.display().to_string()]);
-        }
-        Mapping::Igvm { filename } => {
-            if !qemu.has_igvm() {
-                return Err(format!(
-                    "igvm mapping needs QEMU >= 10.1; this is {}",
-                    qemu.label()
-                ));
-            }
-            out.args.extend([
-                "-object".into(),
-                format!("igvm-cfg,id=igvm0,file={}", filename.display()),
-            ]);
-            out.machine_opts.push("igvm-cfg=igvm0".into());
-        }
-    }
-    Ok(out)
-}
-
-fn image_extension(format: ImageFormat) -> &'static str {
-    match format {
-        ImageFormat::Raw => "fd",
-        ImageFormat::Qcow2 => "qcow2",
-    }
 }
 
 /// Everything the runnable cells need prepared, each once, in dependency order.
