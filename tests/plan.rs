@@ -9,6 +9,7 @@ use bootmatrix::discover::host::{Accel, KvmProbe, SevParams};
 use bootmatrix::discover::qemu::{Machines, QemuBinary, Version};
 use bootmatrix::discover::{Firmware, Inventory, QemuTarget};
 use bootmatrix::matrix::{Check, Vars};
+use bootmatrix::plan::admission::AdmissionRule;
 use bootmatrix::plan::layout::Layout;
 use bootmatrix::plan::{plan, Action, Artifact, Plan, PlanOptions};
 use bootmatrix::scenario::Scenarios;
@@ -286,15 +287,18 @@ fn every_cell_carries_its_reason() {
         match &cell.action {
             Action::Run(_) => assert!(!cell.sev, "{}: SEV cell runs without SEV", cell.id),
             Action::Skip(why) if cell.check == Check::KernelBoot && !cell.sev => {
-                assert!(why.starts_with("-shim needs QEMU >= 10.0"), "{why}")
+                assert!(why.reason.starts_with("-shim needs QEMU >= 10.0"), "{why}");
+                assert_eq!(why.rule, AdmissionRule::ShimQemuVersion);
             }
             Action::Skip(why) => {
                 assert!(cell.sev, "{}", cell.id);
-                assert!(why.contains("kvm_amd is not loaded"), "{why}");
+                assert!(why.reason.contains("kvm_amd is not loaded"), "{why}");
+                assert_eq!(why.rule, AdmissionRule::SevHost);
             }
             Action::Refused(why) => {
                 assert!(cell.sev && cell.check == Check::KernelBoot, "{}", cell.id);
-                assert!(why.starts_with("refused by policy"), "{why}");
+                assert!(why.reason.starts_with("refused by policy"), "{why}");
+                assert_eq!(why.rule, AdmissionRule::SevKernelPolicy);
             }
             Action::Error(why) => panic!("{}: {why}", cell.id),
         }
@@ -329,7 +333,10 @@ fn sev_cells_need_kvm_even_on_a_sev_host() {
     assert!(!sev.is_empty());
     for cell in sev {
         match &cell.action {
-            Action::Skip(why) => assert!(why.starts_with("SEV needs KVM"), "{why}"),
+            Action::Skip(why) => {
+                assert!(why.reason.starts_with("SEV needs KVM"), "{why}");
+                assert_eq!(why.rule, AdmissionRule::SevKvm);
+            }
             other => panic!("{}: {other:?}", cell.id),
         }
     }
@@ -437,7 +444,10 @@ fn missing_firmware_file_is_an_error_not_a_boot() {
     ));
     for cell in plan.cells.iter().filter(|c| !c.sev) {
         match &cell.action {
-            Action::Error(why) => assert!(why.contains("OVMF_CODE_4M.fd"), "{why}"),
+            Action::Error(why) => {
+                assert!(why.reason.contains("OVMF_CODE_4M.fd"), "{why}");
+                assert_eq!(why.rule, AdmissionRule::FirmwareReadable);
+            }
             other => panic!("{}: {other:?}", cell.id),
         }
     }
@@ -460,7 +470,10 @@ fn host_uefi_vars_firmware_is_skipped_with_its_reason() {
     assert!(!plan.cells.is_empty());
     for cell in &plan.cells {
         match &cell.action {
-            Action::Skip(why) => assert!(why.starts_with("host-uefi-vars"), "{why}"),
+            Action::Skip(why) => {
+                assert!(why.reason.starts_with("host-uefi-vars"), "{why}");
+                assert_eq!(why.rule, AdmissionRule::HostUefiVars);
+            }
             other => panic!("{}: {other:?}", cell.id),
         }
     }
@@ -513,10 +526,11 @@ fn sev_kernel_cells_are_refused_unless_measured_on_any_host(
         match &c.action {
             Action::Refused(why) => {
                 assert!(
-                    why.contains("never allowed unless the boot is measured"),
+                    why.reason
+                        .contains("never allowed unless the boot is measured"),
                     "{why}"
                 );
-                assert!(why.contains(c.executable.to_str().unwrap()), "{why}");
+                assert!(why.reason.contains(c.executable.to_str().unwrap()), "{why}");
             }
             other => panic!("{}: {other:?}", c.id),
         }
@@ -579,7 +593,7 @@ fn measured_build_still_needs_a_qemu_that_passes_kernel_hashes() {
         .filter(|c| c.sev && c.check == Check::KernelBoot)
     {
         match &c.action {
-            Action::Refused(why) => assert!(why.contains("needs QEMU >= 6.2"), "{why}"),
+            Action::Refused(why) => assert!(why.reason.contains("needs QEMU >= 6.2"), "{why}"),
             other => panic!("{}: {other:?}", c.id),
         }
     }
@@ -600,7 +614,10 @@ fn kernel_cells_without_a_kernel_are_skipped_with_the_reason() {
         .filter(|c| c.check == Check::KernelBoot && !c.sev)
     {
         match &c.action {
-            Action::Skip(why) => assert!(why.contains("--kernel PATH"), "{}: {why}", c.id),
+            Action::Skip(why) => {
+                assert!(why.reason.contains("--kernel PATH"), "{}: {why}", c.id);
+                assert_eq!(why.rule, AdmissionRule::Kernel);
+            }
             other => panic!("{}: {other:?}", c.id),
         }
     }
@@ -624,10 +641,10 @@ fn shim_cells_need_qemu_10_and_a_shim() {
     );
     let without = make_plan(&inv);
     assert!(
-        matches!(&cell(&without, &id("7.2.0")).action, Action::Skip(w) if w.contains("QEMU >= 10.0"))
+        matches!(&cell(&without, &id("7.2.0")).action, Action::Skip(w) if w.reason.contains("QEMU >= 10.0"))
     );
     assert!(
-        matches!(&cell(&without, &id("10.0.2")).action, Action::Skip(w) if w.contains("--shim FILE"))
+        matches!(&cell(&without, &id("10.0.2")).action, Action::Skip(w) if w.reason.contains("--shim FILE"))
     );
     let with = plan(
         &inv,
@@ -709,16 +726,19 @@ fn kernel_command_line_with_an_initrd_token_is_refused() {
     assert!(!kernel_cells.is_empty());
     for c in kernel_cells {
         match &c.action {
-            Action::Error(why) => assert!(why.contains("\"initrd=initrd\""), "{why}"),
+            Action::Error(why) => {
+                assert!(why.reason.contains("\"initrd=initrd\""), "{why}");
+                assert_eq!(why.rule, AdmissionRule::KernelAppend);
+            }
             other => panic!("{}: {other:?}", c.id),
         }
     }
     // The default command line is fine, and is what the cells get.
     assert_eq!(
-        bootmatrix::plan::kernel_append_problem(bootmatrix::plan::DEFAULT_KERNEL_APPEND),
+        bootmatrix::plan::admission::kernel_append_problem(bootmatrix::plan::DEFAULT_KERNEL_APPEND),
         None
     );
-    assert!(bootmatrix::plan::kernel_append_problem("initrd=/boot/x quiet").is_some());
+    assert!(bootmatrix::plan::admission::kernel_append_problem("initrd=/boot/x quiet").is_some());
 }
 
 fn debian_with_package(version: &str) -> Vec<Firmware> {
@@ -790,8 +810,9 @@ fn upstream_profile_without_a_known_release_is_an_error_naming_it() {
     );
     match &c.action {
         Action::Error(why) => {
-            assert!(why.contains("profile upstream"), "{why}");
-            assert!(why.contains("edk2 release unknown"), "{why}");
+            assert!(why.reason.contains("profile upstream"), "{why}");
+            assert!(why.reason.contains("edk2 release unknown"), "{why}");
+            assert_eq!(why.rule, AdmissionRule::Expectation);
         }
         other => panic!("{other:?}"),
     }

@@ -36,8 +36,10 @@ fn not_booted(cell: &Cell, verdict: Verdict) -> CellResult {
 /// Runs one cell from its plan to its verdict.
 pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> CellResult {
     let spec = match &cell.action {
-        Action::Skip(why) | Action::Refused(why) => return not_booted(cell, Verdict::skip(why)),
-        Action::Error(why) => return not_booted(cell, Verdict::error(why)),
+        Action::Skip(why) | Action::Refused(why) => {
+            return not_booted(cell, Verdict::skip(&why.reason))
+        }
+        Action::Error(why) => return not_booted(cell, Verdict::error(&why.reason)),
         Action::Run(spec) => spec,
     };
     let Some(rule) = &cell.rule else {

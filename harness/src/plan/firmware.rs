@@ -44,7 +44,7 @@ pub struct FirmwarePlan {
 /// The firmware of `d` booted with the varstore `vars` from the cell folder `dir`. A template
 /// is never mapped itself: the guest writes its varstore, so each cell gets a private copy (of
 /// the template as shipped, or of a varstore `prepare` enrolled). A split mapping always has a
-/// template (the descriptor parser and `run_spec` see to it).
+/// template (the descriptor parser and the `firmware-mapping` admission rule see to it).
 pub fn firmware_plan(d: &Descriptor, vars: Vars, dir: &Path, layout: &Layout) -> FirmwarePlan {
     let mut copies = Vec::new();
     let mut needs = Vec::new();

@@ -1,6 +1,7 @@
 //! The matrix: descriptor x QEMU x SEV x check x variant. Pure: every cell says what it will
 //! run (the exact argv) or why it will not.
 
+pub mod admission;
 pub mod argv;
 pub mod firmware;
 pub mod layout;
@@ -17,13 +18,14 @@ use regex::Regex;
 use crate::discover::descriptor::{
     Architecture, Descriptor, Feature, FlashMode, Interface, Mapping,
 };
-use crate::discover::host::{choose_accel, Accel, SevParams};
+use crate::discover::host::{choose_accel, Accel};
 use crate::discover::qemu::QemuBinary;
 use crate::discover::release::Edk2Release;
 use crate::discover::{Firmware, Inventory, QemuTarget};
 use crate::matrix::{Check, Payload, Profile, Tweak, Variant, Vars};
 use crate::scenario::{Rule, Scenarios, Subject};
 
+use admission::{Denial, DenialKind};
 use argv::QemuArgs;
 use firmware::{firmware_plan, FirmwarePlan};
 use layout::{stem, Layout};
@@ -111,13 +113,34 @@ pub struct RunSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Run(Box<RunSpec>),
-    /// The machine cannot run this cell; the reason says why.
-    Skip(String),
+    /// The machine cannot run this cell; the denial names the admission rule and says why.
+    Skip(Denial),
     /// The planner will not run this cell because the configuration itself breaks policy
     /// (`-kernel` under SEV without measured boot); reported as a skip with this reason.
-    Refused(String),
+    Refused(Denial),
     /// The harness cannot run this cell (e.g. no expectation for it): reported as error.
-    Error(String),
+    Error(Denial),
+}
+
+impl Action {
+    /// The denial of a cell that does not run (which admission rule kept it out, and why).
+    pub fn denial(&self) -> Option<&Denial> {
+        match self {
+            Action::Run(_) => None,
+            Action::Skip(denial) | Action::Refused(denial) | Action::Error(denial) => Some(denial),
+        }
+    }
+}
+
+/// The action of a denied cell, as its rule's kind says.
+impl From<Denial> for Action {
+    fn from(denial: Denial) -> Action {
+        match denial.rule.kind() {
+            DenialKind::Skip => Action::Skip(denial),
+            DenialKind::Refused => Action::Refused(denial),
+            DenialKind::Error => Action::Error(denial),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,22 +218,6 @@ impl PlanOptions {
 
 /// The initrd is empty: the kernel stops at mounting root, long after its decisive lines.
 pub const DEFAULT_KERNEL_APPEND: &str = "console=ttyS0 panic=-1";
-
-/// Why a kernel command line cannot be used, or None. OVMF's LoadImage path adds
-/// `initrd=initrd` to the command line and the legacy loader does not: observe tells the two
-/// apart by that token, so bootmatrix's own `-append` must never carry an `initrd=`.
-pub fn kernel_append_problem(append: &str) -> Option<String> {
-    append
-        .split_whitespace()
-        .find(|w| w.starts_with("initrd="))
-        .map(|w| {
-            format!(
-                "the kernel command line {append:?} contains {w:?}: the firmware adds \
-                 initrd=initrd only when it loads the kernel through LoadImage, and that is how \
-                 bootmatrix tells LoadImage from the legacy loader, so it must not come from -append"
-            )
-        })
-}
 
 /// How long a refusal waits for the boot manager's end-of-attempts line before it counts
 /// anyway (KVM; TCG gets [`TCG_FACTOR`]). OVMF prints that line 0.45-0.5 s after refusing the
@@ -376,6 +383,25 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
     }
 }
 
+/// A cell on its way through the planner: what admission looks at, and what its argv is
+/// built from once admitted.
+struct Candidate<'a> {
+    firmware: &'a Firmware,
+    qemu: &'a QemuTarget,
+    sev: bool,
+    check: Check,
+    variant: Variant,
+    accel: Accel,
+    accel_reason: &'a str,
+    /// The concrete machine type, or why the descriptor has none on this QEMU.
+    machine: &'a Result<String, String>,
+    /// The scenario rule for the cell, when one matches.
+    expectation: Option<&'a Rule>,
+    edk2: Option<Edk2Release>,
+    scenarios: &'a Scenarios,
+    options: &'a PlanOptions,
+}
+
 fn plan_cell(
     firmware: &Firmware,
     qemu: &QemuTarget,
@@ -409,78 +435,30 @@ fn plan_cell(
         sev,
         profile: options.profile,
     };
-    let refusal = (check == Check::KernelBoot && sev)
-        .then(|| sev_kernel_policy(firmware, &qemu.binary, scenarios).err())
-        .flatten();
-    // A cell the planner refuses has no expectation: nothing of the firmware is at stake.
-    let rule = match refusal {
-        Some(_) => None,
-        None => scenarios.rule_for(check, &subject).cloned(),
+    let expectation = scenarios.rule_for(check, &subject).cloned();
+    let candidate = Candidate {
+        firmware,
+        qemu,
+        sev,
+        check,
+        variant,
+        accel,
+        accel_reason: &accel_reason,
+        machine: &machine,
+        expectation: expectation.as_ref(),
+        edk2,
+        scenarios,
+        options,
     };
-    let layout = &options.layout;
-    let action = match (&machine, sev, &rule) {
-        (Err(why), _, _) => Action::Skip(why.clone()),
-        // Policy before host capability: a runtime maintainer sees the refusal on any host.
-        _ if refusal.is_some() => Action::Refused(refusal.clone().unwrap_or_default()),
-        (_, true, _) if accel != Accel::Kvm && qemu.sev.is_ok() => Action::Skip(format!(
-            "SEV needs KVM; this cell runs on {accel} ({accel_reason})"
-        )),
-        (_, true, _) if qemu.sev.is_err() => Action::Skip(qemu.sev.clone().unwrap_err()),
-        (_, true, _) if !qemu.binary.has_sev() => Action::Skip(format!(
-            "SEV guests need QEMU >= 2.12; this is {}",
-            qemu.binary.label()
-        )),
-        _ if d.has(&Feature::HostUefiVars) => Action::Skip(
-            "host-uefi-vars: the firmware keeps its variables in QEMU's uefi-vars-x64 device, \
-             which bootmatrix does not set up yet"
-                .into(),
-        ),
-        _ if firmware.executable_sha256.is_err() => Action::Error(format!(
-            "the descriptor's firmware cannot be used: {}",
-            firmware.executable_sha256.clone().unwrap_err()
-        )),
-        _ if check == Check::KernelBoot && options.kernel.is_err() => {
-            Action::Skip(options.kernel.clone().unwrap_err())
-        }
-        _ if check == Check::KernelBoot
-            && kernel_append_problem(&options.kernel_append).is_some() =>
-        {
-            Action::Error(kernel_append_problem(&options.kernel_append).unwrap_or_default())
-        }
-        _ if variant.tweak == Tweak::Shim && !qemu.binary.has_shim() => Action::Skip(format!(
-            "-shim needs QEMU >= 10.0; this is {}",
-            qemu.binary.label()
-        )),
-        _ if variant.tweak == Tweak::Shim && options.shim.is_none() => {
-            Action::Skip("no shim given (--shim FILE, e.g. Debian's shimx64.efi.signed)".into())
-        }
-        (_, _, None) => Action::Error(format!(
-            "no rule in scenarios ({}) matches check {check}, variant {variant}, profile {}, \
-             features [{}], edk2 release {}",
-            scenarios.origin,
-            options.profile,
-            feature_list(d),
-            edk2.map_or("unknown (no package version)".to_string(), |r| r
-                .to_string())
-        )),
-        (Ok(machine), _, Some(_)) => {
-            let sev_params = if sev { qemu.sev.clone().ok() } else { None };
-            match run_spec(
-                firmware,
-                &qemu.binary,
-                machine,
-                accel,
-                sev_params,
-                check,
-                variant,
-                &id,
-                layout,
-                options,
-            ) {
-                Ok(spec) => Action::Run(Box::new(spec)),
-                Err(why) => Action::Skip(why),
-            }
-        }
+    let action = match (admission::admit(&candidate), &machine) {
+        (Err(denial), _) => Action::from(denial),
+        (Ok(()), Ok(machine)) => Action::Run(Box::new(run_spec(&candidate, machine, &id))),
+        (Ok(()), Err(_)) => unreachable!("the machine rule admits no cell without a machine"),
+    };
+    // A cell the planner refuses has no expectation: nothing of the firmware is at stake.
+    let rule = match action {
+        Action::Refused(_) => None,
+        _ => expectation,
     };
     Cell {
         id,
@@ -503,75 +481,11 @@ fn plan_cell(
     }
 }
 
-/// `-kernel` under SEV is allowed only when the boot is measured: a firmware build known to
-/// verify the kernel against SEV kernel hashes (scenarios' measured-boot list, by sha256), on a
-/// QEMU that can pass them (`kernel-hashes=on`, 6.2). QEMU accepting `kernel-hashes=on` says
-/// nothing about the firmware, so the firmware build decides.
-pub fn sev_kernel_policy(
-    firmware: &Firmware,
-    qemu: &QemuBinary,
-    scenarios: &Scenarios,
-) -> Result<(), String> {
-    let measured = firmware
-        .executable_sha256
-        .as_ref()
-        .ok()
-        .and_then(|sha| scenarios.measured_build(sha));
-    match measured {
-        None => Err(format!(
-            "refused by policy: -kernel with SEV is never allowed unless the boot is measured, \
-             and {} is not a build known to verify SEV kernel hashes (measured-boot list of the {} scenarios); \
-             the host could hand the guest any kernel",
-            crate::discover::executable_of(&firmware.descriptor).display(),
-            scenarios.origin
-        )),
-        Some(_) if !qemu.has_kernel_hashes() => Err(format!(
-            "refused by policy: -kernel with SEV must be measured (sev-guest kernel-hashes=on), \
-             which needs QEMU >= 6.2; this is {}",
-            qemu.label()
-        )),
-        Some(_) => Ok(()),
-    }
-}
-
-fn feature_list(d: &Descriptor) -> String {
-    d.features
-        .iter()
-        .map(|f| f.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The run of a cell on `machine`: its argv, step by step, and what it needs.
-#[allow(clippy::too_many_arguments)]
-fn run_spec(
-    firmware: &Firmware,
-    qemu: &QemuBinary,
-    machine: &str,
-    accel: Accel,
-    sev: Option<SevParams>,
-    check: Check,
-    variant: Variant,
-    id: &str,
-    layout: &Layout,
-    options: &PlanOptions,
-) -> Result<RunSpec, String> {
-    let d = &firmware.descriptor;
-    match &d.mapping {
-        Mapping::Igvm { .. } if !qemu.has_igvm() => {
-            return Err(format!(
-                "igvm mapping needs QEMU >= 10.1; this is {}",
-                qemu.label()
-            ))
-        }
-        Mapping::Flash(flash)
-            if flash.mode == FlashMode::Split && flash.nvram_template.is_none() =>
-        {
-            return Err("split flash mapping without nvram-template".into())
-        }
-        _ => {}
-    }
-    let Variant { payload, tweak, .. } = variant;
+/// The run of an admitted cell on `machine`: its argv, step by step, and what it needs.
+fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
+    let (d, options) = (&c.firmware.descriptor, c.options);
+    let layout = &options.layout;
+    let Variant { payload, tweak, .. } = c.variant;
     let dir = layout.cell_dir(id);
     let debug_log = d
         .has(&Feature::VerboseDynamic)
@@ -580,19 +494,24 @@ fn run_spec(
         image,
         copies,
         mut needs,
-    } = firmware_plan(d, variant.vars, &dir, layout);
+    } = firmware_plan(d, c.variant.vars, &dir, layout);
+    let sev = if c.sev {
+        c.qemu.sev.as_ref().ok()
+    } else {
+        None
+    };
     let smm = d.has(&Feature::RequiresSmm);
 
-    let mut cmd = QemuArgs::new(qemu, options.memory_mib);
-    cmd.machine(machine, accel, &image, smm);
-    cmd.cpu(accel);
+    let mut cmd = QemuArgs::new(&c.qemu.binary, options.memory_mib);
+    cmd.machine(machine, c.accel, &image, smm);
+    cmd.cpu(c.accel);
     cmd.firmware(&image, smm && d.has(&Feature::SecureBoot));
-    if let Some(params) = &sev {
-        // Only a measured kernel-boot cell gets this far with SEV (see sev_kernel_policy).
-        cmd.sev(params, check == Check::KernelBoot);
+    if let Some(params) = sev {
+        // Only a measured kernel-boot cell gets this far with SEV (the sev-kernel-policy rule).
+        cmd.sev(params, c.check == Check::KernelBoot);
     }
     cmd.console(debug_log.as_deref());
-    match check {
+    match c.check {
         Check::SecureBoot => {
             needs.push(Artifact::Probe(payload));
             cmd.esp(&layout.esp(payload), sev.is_some());
@@ -608,11 +527,13 @@ fn run_spec(
             cmd.nic(&layout.option_rom(payload));
         }
         Check::KernelBoot => {
-            let source = options
-                .kernel
-                .clone()
-                .map_err(|why| format!("no kernel: {why}"))?;
-            needs.push(Artifact::Kernel { source, payload });
+            // Admitted: the kernel and shim rules keep out cells without them.
+            if let Ok(source) = &options.kernel {
+                needs.push(Artifact::Kernel {
+                    source: source.clone(),
+                    payload,
+                });
+            }
             needs.push(Artifact::Initrd);
             cmd.kernel(
                 &layout.kernel(payload),
@@ -620,13 +541,12 @@ fn run_spec(
                 &options.kernel_append,
                 tweak == Tweak::NoLegacyLoader,
             );
-            if tweak == Tweak::Shim {
-                let shim = options.shim.as_ref().ok_or("no shim given (--shim FILE)")?;
+            if let (Tweak::Shim, Some(shim)) = (tweak, &options.shim) {
                 cmd.shim(shim);
             }
         }
     }
-    let targets = match check {
+    let targets = match c.check {
         Check::SecureBoot => Targets::esp(),
         Check::OptionRom => Targets {
             rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
@@ -634,18 +554,18 @@ fn run_spec(
         },
         Check::KernelBoot => Targets::default(),
     };
-    let base = match check {
+    let base = match c.check {
         Check::SecureBoot | Check::OptionRom => PROBE_DEADLINE_KVM,
         Check::KernelBoot => KERNEL_DEADLINE_KVM,
     };
-    let factor = if accel == Accel::Tcg { TCG_FACTOR } else { 1 };
+    let factor = if c.accel == Accel::Tcg { TCG_FACTOR } else { 1 };
     let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));
     let grace = (GRACE_KVM * factor).mul_f64(options.timeout_scale.max(0.01));
     if needs.iter().any(Artifact::needs_test_keys) {
         needs.insert(0, Artifact::TestKeys);
     }
-    Ok(RunSpec {
-        check,
+    RunSpec {
+        check: c.check,
         targets,
         grace,
         argv: cmd.into_argv(),
@@ -654,7 +574,7 @@ fn run_spec(
         debug_log,
         deadline,
         needs,
-    })
+    }
 }
 
 /// Everything the runnable cells need prepared, each once, in dependency order.

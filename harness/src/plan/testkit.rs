@@ -1,12 +1,18 @@
 //! Fixtures for the planner's unit tests: QEMU binaries of a given version, descriptors from
-//! text.
+//! text, and a cell candidate that every admission rule admits.
 
 use std::path::{Path, PathBuf};
 
 use crate::discover::descriptor;
-use crate::discover::host::SevParams;
+use crate::discover::host::{Accel, KvmProbe, SevParams};
 use crate::discover::qemu::{Machines, QemuBinary, Version};
-use crate::discover::Firmware;
+use crate::discover::release::Edk2Release;
+use crate::discover::{Firmware, QemuTarget};
+use crate::matrix::{Check, Payload, Tweak, Variant, Vars};
+use crate::scenario::{Rule, Scenarios, Subject};
+
+use super::layout::Layout;
+use super::{pick_machine, Candidate, PlanOptions};
 
 /// A QEMU binary of `version` (`"7.2.0"`) with its q35 and pc machine types, no data folder.
 pub fn qemu_binary(version: &str) -> QemuBinary {
@@ -35,6 +41,18 @@ pub fn sev_params() -> SevParams {
     }
 }
 
+/// `qemu_binary(version)` on a host with working KVM (and SMM), and SEV when `sev` is Ok.
+pub fn qemu_target(version: &str, sev: Result<SevParams, String>) -> QemuTarget {
+    QemuTarget {
+        binary: qemu_binary(version),
+        kvm: KvmProbe {
+            usable: Ok(()),
+            smm: Ok(()),
+        },
+        sev,
+    }
+}
+
 /// A descriptor with `mapping` (JSON), for x86_64 q35 machines, with `features`.
 pub fn descriptor_text(mapping: &str, features: &[&str]) -> String {
     let features: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
@@ -57,5 +75,100 @@ pub fn firmware(name: &str, text: &str) -> Firmware {
         descriptor: descriptor::parse(Path::new(name), text).expect("a valid descriptor"),
         executable_sha256: Ok("00".repeat(32)),
         package: None,
+    }
+}
+
+/// Everything a [`Candidate`] borrows, owned, so a test can change one thing and ask again.
+pub struct Fixture {
+    pub firmware: Firmware,
+    pub qemu: QemuTarget,
+    pub sev: bool,
+    pub check: Check,
+    pub variant: Variant,
+    pub accel: Accel,
+    pub accel_reason: String,
+    pub machine: Result<String, String>,
+    pub expectation: Option<Rule>,
+    pub edk2: Option<Edk2Release>,
+    pub scenarios: Scenarios,
+    pub options: PlanOptions,
+}
+
+impl Fixture {
+    /// A cell every rule admits: the signed probe under Secure Boot (own keys) of a split,
+    /// SMM, SEV-capable build, SEV off, on QEMU 10.0.2 under KVM on a SEV host, with a kernel
+    /// and a shim given.
+    pub fn admitted() -> Fixture {
+        let firmware = firmware(
+            "50-test.json",
+            &descriptor_text(SPLIT, &["amd-sev", "requires-smm", "secure-boot"]),
+        );
+        let qemu = qemu_target("10.0.2", Ok(sev_params()));
+        let machine = pick_machine(&qemu.binary, &firmware.descriptor);
+        let mut options = PlanOptions::new(Layout::new("/run"));
+        options.kernel = Ok(PathBuf::from("/kernels/vmlinuz"));
+        options.shim = Some(PathBuf::from("/shim/shimx64.efi.signed"));
+        let mut fixture = Fixture {
+            firmware,
+            qemu,
+            sev: false,
+            check: Check::SecureBoot,
+            variant: Variant {
+                vars: Vars::OwnKeys,
+                payload: Payload::Signed,
+                tweak: Tweak::None,
+            },
+            accel: Accel::Kvm,
+            accel_reason: "KVM runs guest code".into(),
+            machine,
+            expectation: None,
+            edk2: None,
+            scenarios: Scenarios::builtin(),
+            options,
+        };
+        fixture.expectation = fixture.rule_for();
+        assert!(
+            fixture.expectation.is_some(),
+            "a built-in rule for the fixture"
+        );
+        fixture
+    }
+
+    /// The built-in scenarios' rule for the fixture as it is now.
+    pub fn rule_for(&self) -> Option<Rule> {
+        let subject = Subject {
+            descriptor: &self.firmware.descriptor,
+            edk2: self.edk2,
+            qemu: self.qemu.binary.version,
+            variant: self.variant,
+            sev: self.sev,
+            profile: self.options.profile,
+        };
+        self.scenarios.rule_for(self.check, &subject).cloned()
+    }
+
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            firmware: &self.firmware,
+            qemu: &self.qemu,
+            sev: self.sev,
+            check: self.check,
+            variant: self.variant,
+            accel: self.accel,
+            accel_reason: &self.accel_reason,
+            machine: &self.machine,
+            expectation: self.expectation.as_ref(),
+            edk2: self.edk2,
+            scenarios: &self.scenarios,
+            options: &self.options,
+        }
+    }
+
+    /// The fixture as a kernel-boot cell with `tweak` (and its expectation).
+    pub fn kernel_boot(mut self, tweak: Tweak) -> Fixture {
+        self.check = Check::KernelBoot;
+        self.variant.tweak = tweak;
+        self.expectation = self.rule_for();
+        self
     }
 }

@@ -362,6 +362,7 @@ mod tests {
     use crate::judge::{self, Case, Verdict};
     use crate::matrix::{Check, Outcome, Payload, Variant, Vars};
     use crate::observe::script::{self, Serial, Step, CMDLINE_LEGACY, LINUX, PROBE, SB_ON};
+    use crate::plan::admission::{AdmissionRule, Denial};
     use crate::plan::Cell;
     use crate::scenario::{Condition, Expectation, Outcomes, Rule, Scenarios};
     use std::time::Duration;
@@ -384,7 +385,10 @@ mod tests {
             edk2: crate::discover::release::Edk2Release::parse("2022.11"),
             rule: None,
             secure_boot_support: true,
-            action: Action::Skip("not booted in this test".into()),
+            action: Action::Skip(Denial::new(
+                AdmissionRule::Machine,
+                "not booted in this test",
+            )),
         }
     }
 
@@ -561,7 +565,10 @@ mod tests {
     #[test]
     fn planner_refusals_get_their_own_heading_and_flag() {
         let mut refused = unjudged("sev-kernel", Verdict::skip("refused by policy: x"));
-        refused.cell.action = Action::Refused("refused by policy: x".into());
+        refused.cell.action = Action::Refused(Denial::new(
+            AdmissionRule::SevKernelPolicy,
+            "refused by policy: x",
+        ));
         let skipped = unjudged("sev-probe", Verdict::skip("host has no AMD SEV"));
         let table = summary_table(&[refused.clone(), skipped]);
         let refusals = table.find("REFUSED BY THE PLANNER").expect(&table);

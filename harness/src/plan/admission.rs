@@ -1,0 +1,722 @@
+//! Whether a cell runs: an ordered list of named admission rules. Each rule looks at the cell
+//! and either admits it (`None`) or objects with its reason; the first objection in `ADMISSION`
+//! order ([`AdmissionRule::in_order`]) decides, so the order is the precedence. What an
+//! objection makes of the cell (a skip, a refusal by policy, an error) belongs to the rule
+//! ([`AdmissionRule::kind`]). A cell records the rule that kept it out ([`Denial`]), by a
+//! stable kebab-case name.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::discover::descriptor::{Feature, FlashMode, Mapping};
+use crate::discover::host::Accel;
+use crate::matrix::{Check, Tweak};
+
+use super::Candidate;
+
+/// One admission rule. The order of `ADMISSION` ([`AdmissionRule::in_order`]) is their
+/// precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdmissionRule {
+    /// The descriptor's machine globs match this QEMU's q35 or pc machine type.
+    Machine,
+    /// `-kernel` under SEV only when the boot is measured (a refusal, on any host).
+    SevKernelPolicy,
+    /// SEV guests run under KVM only.
+    SevKvm,
+    /// The host (and this QEMU on it) can start SEV guests.
+    SevHost,
+    /// `-object sev-guest` needs QEMU >= 2.12.
+    SevQemuVersion,
+    /// Firmware that keeps its variables in QEMU's uefi-vars device is not set up yet.
+    HostUefiVars,
+    /// The firmware executable can be read (an error when not).
+    FirmwareReadable,
+    /// Kernel-boot cells need a kernel.
+    Kernel,
+    /// The kernel command line carries no `initrd=` (an error when it does).
+    KernelAppend,
+    /// `-shim` needs QEMU >= 10.0.
+    ShimQemuVersion,
+    /// Shim cells need a shim.
+    Shim,
+    /// A scenario rule gives the cell its expectation (an error when none does).
+    Expectation,
+    /// This QEMU can map the firmware as its descriptor says (IGVM needs QEMU >= 10.1).
+    FirmwareMapping,
+}
+
+/// What a rule's objection makes of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialKind {
+    /// The machine (host, QEMU, options) cannot run it.
+    Skip,
+    /// The configuration itself breaks policy; reported as a skip.
+    Refused,
+    /// The harness cannot run it; reported as an error.
+    Error,
+}
+
+/// Why a cell does not run: the rule that kept it out and that rule's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    pub rule: AdmissionRule,
+    pub reason: String,
+}
+
+type Objection = fn(&Candidate) -> Option<String>;
+
+/// The admission rules in precedence order: the first that objects decides the cell.
+const ADMISSION: &[(AdmissionRule, Objection)] = &[
+    (AdmissionRule::Machine, machine),
+    // Policy before host capability: a runtime maintainer sees the refusal on any host.
+    (AdmissionRule::SevKernelPolicy, sev_kernel_policy),
+    (AdmissionRule::SevKvm, sev_kvm),
+    (AdmissionRule::SevHost, sev_host),
+    (AdmissionRule::SevQemuVersion, sev_qemu_version),
+    (AdmissionRule::HostUefiVars, host_uefi_vars),
+    (AdmissionRule::FirmwareReadable, firmware_readable),
+    (AdmissionRule::Kernel, kernel),
+    (AdmissionRule::KernelAppend, kernel_append),
+    (AdmissionRule::ShimQemuVersion, shim_qemu_version),
+    (AdmissionRule::Shim, shim),
+    (AdmissionRule::Expectation, expectation),
+    (AdmissionRule::FirmwareMapping, firmware_mapping),
+];
+
+impl AdmissionRule {
+    /// Every rule, in precedence order.
+    pub fn in_order() -> impl Iterator<Item = AdmissionRule> {
+        ADMISSION.iter().map(|&(rule, _)| rule)
+    }
+
+    /// The rule's stable name (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdmissionRule::Machine => "machine",
+            AdmissionRule::SevKernelPolicy => "sev-kernel-policy",
+            AdmissionRule::SevKvm => "sev-kvm",
+            AdmissionRule::SevHost => "sev-host",
+            AdmissionRule::SevQemuVersion => "sev-qemu-version",
+            AdmissionRule::HostUefiVars => "host-uefi-vars",
+            AdmissionRule::FirmwareReadable => "firmware-readable",
+            AdmissionRule::Kernel => "kernel",
+            AdmissionRule::KernelAppend => "kernel-append",
+            AdmissionRule::ShimQemuVersion => "shim-qemu-version",
+            AdmissionRule::Shim => "shim",
+            AdmissionRule::Expectation => "expectation",
+            AdmissionRule::FirmwareMapping => "firmware-mapping",
+        }
+    }
+
+    /// What this rule's objection makes of a cell.
+    pub fn kind(self) -> DenialKind {
+        match self {
+            AdmissionRule::SevKernelPolicy => DenialKind::Refused,
+            AdmissionRule::FirmwareReadable
+            | AdmissionRule::KernelAppend
+            | AdmissionRule::Expectation => DenialKind::Error,
+            AdmissionRule::Machine
+            | AdmissionRule::SevKvm
+            | AdmissionRule::SevHost
+            | AdmissionRule::SevQemuVersion
+            | AdmissionRule::HostUefiVars
+            | AdmissionRule::Kernel
+            | AdmissionRule::ShimQemuVersion
+            | AdmissionRule::Shim
+            | AdmissionRule::FirmwareMapping => DenialKind::Skip,
+        }
+    }
+}
+
+impl fmt::Display for AdmissionRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Denial {
+    pub fn new(rule: AdmissionRule, reason: impl Into<String>) -> Denial {
+        Denial {
+            rule,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The reason alone, as plans and reports have always printed it.
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// Admits the cell, or names the first rule (in [`ADMISSION`] order) that objects.
+pub(super) fn admit(c: &Candidate) -> Result<(), Denial> {
+    ADMISSION
+        .iter()
+        .try_for_each(|&(rule, objection)| match objection(c) {
+            Some(reason) => Err(Denial { rule, reason }),
+            None => Ok(()),
+        })
+}
+
+fn machine(c: &Candidate) -> Option<String> {
+    c.machine.as_ref().err().cloned()
+}
+
+/// `-kernel` under SEV is allowed only when the boot is measured: a firmware build known to
+/// verify the kernel against SEV kernel hashes (scenarios' measured-boot list, by sha256), on a
+/// QEMU that can pass them (`kernel-hashes=on`, 6.2). QEMU accepting `kernel-hashes=on` says
+/// nothing about the firmware, so the firmware build decides.
+fn sev_kernel_policy(c: &Candidate) -> Option<String> {
+    if !(c.sev && c.check == Check::KernelBoot) {
+        return None;
+    }
+    let measured = c
+        .firmware
+        .executable_sha256
+        .as_ref()
+        .ok()
+        .and_then(|sha| c.scenarios.measured_build(sha));
+    match measured {
+        None => Some(format!(
+            "refused by policy: -kernel with SEV is never allowed unless the boot is measured, \
+             and {} is not a build known to verify SEV kernel hashes (measured-boot list of the {} scenarios); \
+             the host could hand the guest any kernel",
+            crate::discover::executable_of(&c.firmware.descriptor).display(),
+            c.scenarios.origin
+        )),
+        Some(_) if !c.qemu.binary.has_kernel_hashes() => Some(format!(
+            "refused by policy: -kernel with SEV must be measured (sev-guest kernel-hashes=on), \
+             which needs QEMU >= 6.2; this is {}",
+            c.qemu.binary.label()
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Only where the host has SEV at all: otherwise `sev-host` says why.
+fn sev_kvm(c: &Candidate) -> Option<String> {
+    (c.sev && c.accel != Accel::Kvm && c.qemu.sev.is_ok()).then(|| {
+        format!(
+            "SEV needs KVM; this cell runs on {} ({})",
+            c.accel, c.accel_reason
+        )
+    })
+}
+
+fn sev_host(c: &Candidate) -> Option<String> {
+    c.sev.then(|| c.qemu.sev.as_ref().err().cloned()).flatten()
+}
+
+fn sev_qemu_version(c: &Candidate) -> Option<String> {
+    (c.sev && !c.qemu.binary.has_sev()).then(|| {
+        format!(
+            "SEV guests need QEMU >= 2.12; this is {}",
+            c.qemu.binary.label()
+        )
+    })
+}
+
+fn host_uefi_vars(c: &Candidate) -> Option<String> {
+    c.firmware.descriptor.has(&Feature::HostUefiVars).then(|| {
+        "host-uefi-vars: the firmware keeps its variables in QEMU's uefi-vars-x64 device, \
+         which bootmatrix does not set up yet"
+            .into()
+    })
+}
+
+fn firmware_readable(c: &Candidate) -> Option<String> {
+    c.firmware
+        .executable_sha256
+        .as_ref()
+        .err()
+        .map(|why| format!("the descriptor's firmware cannot be used: {why}"))
+}
+
+fn kernel(c: &Candidate) -> Option<String> {
+    (c.check == Check::KernelBoot)
+        .then(|| c.options.kernel.as_ref().err().cloned())
+        .flatten()
+}
+
+fn kernel_append(c: &Candidate) -> Option<String> {
+    (c.check == Check::KernelBoot)
+        .then(|| kernel_append_problem(&c.options.kernel_append))
+        .flatten()
+}
+
+/// Why a kernel command line cannot be used, or None. OVMF's LoadImage path adds
+/// `initrd=initrd` to the command line and the legacy loader does not: observe tells the two
+/// apart by that token, so bootmatrix's own `-append` must never carry an `initrd=`.
+pub fn kernel_append_problem(append: &str) -> Option<String> {
+    append
+        .split_whitespace()
+        .find(|w| w.starts_with("initrd="))
+        .map(|w| {
+            format!(
+                "the kernel command line {append:?} contains {w:?}: the firmware adds \
+                 initrd=initrd only when it loads the kernel through LoadImage, and that is how \
+                 bootmatrix tells LoadImage from the legacy loader, so it must not come from -append"
+            )
+        })
+}
+
+fn shim_qemu_version(c: &Candidate) -> Option<String> {
+    (c.variant.tweak == Tweak::Shim && !c.qemu.binary.has_shim()).then(|| {
+        format!(
+            "-shim needs QEMU >= 10.0; this is {}",
+            c.qemu.binary.label()
+        )
+    })
+}
+
+fn shim(c: &Candidate) -> Option<String> {
+    (c.variant.tweak == Tweak::Shim && c.options.shim.is_none())
+        .then(|| "no shim given (--shim FILE, e.g. Debian's shimx64.efi.signed)".into())
+}
+
+fn expectation(c: &Candidate) -> Option<String> {
+    c.expectation.is_none().then(|| {
+        let features: Vec<String> = (c.firmware.descriptor.features.iter())
+            .map(|f| f.to_string())
+            .collect();
+        format!(
+            "no rule in scenarios ({}) matches check {}, variant {}, profile {}, \
+             features [{}], edk2 release {}",
+            c.scenarios.origin,
+            c.check,
+            c.variant,
+            c.options.profile,
+            features.join(", "),
+            c.edk2
+                .map_or("unknown (no package version)".to_string(), |r| r
+                    .to_string())
+        )
+    })
+}
+
+fn firmware_mapping(c: &Candidate) -> Option<String> {
+    match &c.firmware.descriptor.mapping {
+        Mapping::Igvm { .. } if !c.qemu.binary.has_igvm() => Some(format!(
+            "igvm mapping needs QEMU >= 10.1; this is {}",
+            c.qemu.binary.label()
+        )),
+        Mapping::Flash(flash)
+            if flash.mode == FlashMode::Split && flash.nvram_template.is_none() =>
+        {
+            Some("split flash mapping without nvram-template".into())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::descriptor::Mapping;
+    use crate::discover::release::Edk2Release;
+    use crate::plan::pick_machine;
+    use crate::plan::testkit::{descriptor_text, firmware, qemu_target, sev_params, Fixture};
+    use crate::plan::Action;
+    use crate::scenario::MeasuredBuild;
+    use std::path::PathBuf;
+    use AdmissionRule as R;
+
+    /// What `rule`, as the admission list runs it, says of the fixture.
+    fn objection(f: &Fixture, rule: AdmissionRule) -> Option<String> {
+        let (_, objection) = ADMISSION
+            .iter()
+            .find(|(r, _)| *r == rule)
+            .unwrap_or_else(|| panic!("{rule} is not in the admission list"));
+        objection(&f.candidate())
+    }
+
+    fn admit_fixture(f: &Fixture) -> Result<(), Denial> {
+        admit(&f.candidate())
+    }
+
+    /// The rule that keeps the fixture out.
+    fn denied_by(f: &Fixture) -> AdmissionRule {
+        admit_fixture(f).expect_err("a denial").rule
+    }
+
+    fn sev_kernel() -> Fixture {
+        let mut f = Fixture::admitted().kernel_boot(Tweak::None);
+        f.sev = true;
+        f
+    }
+
+    fn measured(f: &mut Fixture) {
+        f.scenarios.measured.push(MeasuredBuild {
+            executable_sha256: "00".repeat(32),
+            package: String::new(),
+            build: "OvmfPkg/AmdSev/AmdSevX64.dsc".into(),
+            reference: "test".into(),
+        });
+    }
+
+    #[test]
+    fn the_precedence_is_the_documented_order() {
+        let names: Vec<&str> = AdmissionRule::in_order().map(R::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "machine",
+                "sev-kernel-policy",
+                "sev-kvm",
+                "sev-host",
+                "sev-qemu-version",
+                "host-uefi-vars",
+                "firmware-readable",
+                "kernel",
+                "kernel-append",
+                "shim-qemu-version",
+                "shim",
+                "expectation",
+                "firmware-mapping",
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_serialize_by_their_kebab_case_name() {
+        for rule in AdmissionRule::in_order() {
+            let value = serde_json::to_value(rule).unwrap();
+            assert_eq!(value, serde_json::json!(rule.as_str()));
+            assert_eq!(rule.to_string(), rule.as_str());
+            assert_eq!(
+                serde_json::from_value::<AdmissionRule>(value).unwrap(),
+                rule
+            );
+        }
+        let denial = Denial::new(R::SevHost, "host has no AMD SEV");
+        assert_eq!(
+            serde_json::to_value(&denial).unwrap(),
+            serde_json::json!({"rule": "sev-host", "reason": "host has no AMD SEV"})
+        );
+        // Printed, a denial is its reason alone, as plans have always shown it.
+        assert_eq!(denial.to_string(), "host has no AMD SEV");
+    }
+
+    #[test]
+    fn a_denial_becomes_the_action_of_its_rules_kind() {
+        for rule in AdmissionRule::in_order() {
+            let action = Action::from(Denial::new(rule, "why"));
+            let kind = match action {
+                Action::Skip(_) => DenialKind::Skip,
+                Action::Refused(_) => DenialKind::Refused,
+                Action::Error(_) => DenialKind::Error,
+                Action::Run(_) => panic!("{rule}: a denial runs"),
+            };
+            assert_eq!(kind, rule.kind(), "{rule}");
+            assert_eq!(action.denial(), Some(&Denial::new(rule, "why")));
+        }
+        assert_eq!(R::SevKernelPolicy.kind(), DenialKind::Refused);
+        assert_eq!(R::Expectation.kind(), DenialKind::Error);
+        assert_eq!(R::SevHost.kind(), DenialKind::Skip);
+    }
+
+    #[test]
+    fn the_fixture_is_admitted_by_every_rule() {
+        let f = Fixture::admitted();
+        assert_eq!(admit_fixture(&f), Ok(()));
+        for rule in AdmissionRule::in_order() {
+            assert_eq!(objection(&f, rule), None, "{rule}");
+        }
+        let mut sev = Fixture::admitted();
+        sev.sev = true;
+        assert_eq!(admit_fixture(&sev), Ok(()));
+    }
+
+    #[test]
+    fn machine_objects_when_no_machine_type_matches() {
+        let mut f = Fixture::admitted();
+        f.firmware = firmware(
+            "60-virt.json",
+            &descriptor_text(crate::plan::testkit::SPLIT, &[]).replace("pc-q35-*", "microvm"),
+        );
+        f.machine = pick_machine(&f.qemu.binary, &f.firmware.descriptor);
+        assert_eq!(
+            objection(&f, R::Machine).as_deref(),
+            Some("machines [microvm] match none of q35 (pc-q35-10.0), pc (pc-i440fx-10.0) on qemu-10.0.2")
+        );
+    }
+
+    #[test]
+    fn sev_kernel_policy_refuses_unmeasured_builds_on_any_host() {
+        let mut f = sev_kernel();
+        let why = objection(&f, R::SevKernelPolicy).expect("refused");
+        assert!(
+            why.starts_with("refused by policy: -kernel with SEV is never allowed unless the boot is measured, and /fw/CODE.fd is not a build known"),
+            "{why}"
+        );
+        assert!(
+            why.contains("(measured-boot list of the built-in scenarios)"),
+            "{why}"
+        );
+        // No SEV on the host changes nothing: the configuration itself is refused.
+        f.qemu.sev = Err("host has no AMD SEV".into());
+        assert!(objection(&f, R::SevKernelPolicy).is_some());
+        // Without SEV, or for another check, the rule has nothing to say.
+        let mut off = sev_kernel();
+        off.sev = false;
+        assert_eq!(objection(&off, R::SevKernelPolicy), None);
+        let mut probe = Fixture::admitted();
+        probe.sev = true;
+        assert_eq!(objection(&probe, R::SevKernelPolicy), None);
+    }
+
+    #[test]
+    fn sev_kernel_policy_admits_a_measured_build_on_a_qemu_that_passes_hashes() {
+        let mut f = sev_kernel();
+        measured(&mut f);
+        assert_eq!(objection(&f, R::SevKernelPolicy), None);
+        f.qemu = qemu_target("6.1.0", Ok(sev_params()));
+        assert_eq!(
+            objection(&f, R::SevKernelPolicy).as_deref(),
+            Some(
+                "refused by policy: -kernel with SEV must be measured (sev-guest \
+                 kernel-hashes=on), which needs QEMU >= 6.2; this is qemu-6.1.0"
+            )
+        );
+        f.qemu = qemu_target("6.2.0", Ok(sev_params()));
+        assert_eq!(objection(&f, R::SevKernelPolicy), None);
+        // An unreadable executable is no measured build.
+        f.firmware.executable_sha256 = Err("gone".into());
+        assert!(objection(&f, R::SevKernelPolicy).is_some());
+    }
+
+    #[test]
+    fn sev_kvm_objects_to_sev_under_tcg_on_a_sev_host() {
+        let mut f = Fixture::admitted();
+        f.sev = true;
+        f.accel = Accel::Tcg;
+        f.accel_reason = "--accel tcg".into();
+        assert_eq!(
+            objection(&f, R::SevKvm).as_deref(),
+            Some("SEV needs KVM; this cell runs on tcg (--accel tcg)")
+        );
+        // Where the host has no SEV, sev-host says why instead.
+        f.qemu.sev = Err("host has no AMD SEV".into());
+        assert_eq!(objection(&f, R::SevKvm), None);
+        f.sev = false;
+        f.qemu.sev = Ok(sev_params());
+        assert_eq!(objection(&f, R::SevKvm), None);
+    }
+
+    #[test]
+    fn sev_host_gives_the_hosts_reason() {
+        let mut f = Fixture::admitted();
+        f.qemu.sev = Err("host has no AMD SEV: kvm_amd is not loaded".into());
+        assert_eq!(objection(&f, R::SevHost), None);
+        f.sev = true;
+        assert_eq!(
+            objection(&f, R::SevHost).as_deref(),
+            Some("host has no AMD SEV: kvm_amd is not loaded")
+        );
+    }
+
+    #[test]
+    fn sev_qemu_version_needs_2_12() {
+        let mut f = Fixture::admitted();
+        f.sev = true;
+        f.qemu = qemu_target("2.11.2", Ok(sev_params()));
+        assert_eq!(
+            objection(&f, R::SevQemuVersion).as_deref(),
+            Some("SEV guests need QEMU >= 2.12; this is qemu-2.11.2")
+        );
+        f.sev = false;
+        assert_eq!(objection(&f, R::SevQemuVersion), None);
+        f.sev = true;
+        f.qemu = qemu_target("2.12.0", Ok(sev_params()));
+        assert_eq!(objection(&f, R::SevQemuVersion), None);
+    }
+
+    #[test]
+    fn host_uefi_vars_firmware_is_not_set_up() {
+        let mut f = Fixture::admitted();
+        f.firmware = firmware(
+            "20-host-vars.json",
+            &descriptor_text(
+                r#"{"device": "memory", "filename": "/fw/OVMF.fd"}"#,
+                &["host-uefi-vars"],
+            ),
+        );
+        let why = objection(&f, R::HostUefiVars).expect("skipped");
+        assert!(
+            why.starts_with(
+                "host-uefi-vars: the firmware keeps its variables in QEMU's uefi-vars-x64 device"
+            ),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn firmware_readable_names_why_the_executable_cannot_be_used() {
+        let mut f = Fixture::admitted();
+        f.firmware.executable_sha256 = Err("cannot read /fw/CODE.fd: No such file".into());
+        assert_eq!(
+            objection(&f, R::FirmwareReadable).as_deref(),
+            Some("the descriptor's firmware cannot be used: cannot read /fw/CODE.fd: No such file")
+        );
+    }
+
+    #[test]
+    fn kernel_cells_need_a_kernel() {
+        let mut f = Fixture::admitted().kernel_boot(Tweak::None);
+        assert_eq!(objection(&f, R::Kernel), None);
+        f.options.kernel = Err("no kernel given (--kernel PATH)".into());
+        assert_eq!(
+            objection(&f, R::Kernel).as_deref(),
+            Some("no kernel given (--kernel PATH)")
+        );
+        f.check = Check::OptionRom;
+        assert_eq!(objection(&f, R::Kernel), None);
+    }
+
+    #[test]
+    fn kernel_append_may_not_carry_an_initrd() {
+        let mut f = Fixture::admitted().kernel_boot(Tweak::None);
+        f.options.kernel_append = "console=ttyS0 initrd=initrd".into();
+        let why = objection(&f, R::KernelAppend).expect("an error");
+        assert!(
+            why.starts_with(
+                r#"the kernel command line "console=ttyS0 initrd=initrd" contains "initrd=initrd""#
+            ),
+            "{why}"
+        );
+        assert_eq!(kernel_append_problem(&f.options.kernel_append), Some(why));
+        assert_eq!(
+            kernel_append_problem(super::super::DEFAULT_KERNEL_APPEND),
+            None
+        );
+        // A word that merely contains the token is fine; only kernel-boot cells are judged.
+        assert_eq!(kernel_append_problem("rd.initrd=x"), None);
+        f.check = Check::SecureBoot;
+        assert_eq!(objection(&f, R::KernelAppend), None);
+    }
+
+    #[test]
+    fn shim_needs_qemu_10_and_a_shim() {
+        let mut f = Fixture::admitted().kernel_boot(Tweak::Shim);
+        assert_eq!(objection(&f, R::ShimQemuVersion), None);
+        f.qemu = qemu_target("9.2.0", Ok(sev_params()));
+        assert_eq!(
+            objection(&f, R::ShimQemuVersion).as_deref(),
+            Some("-shim needs QEMU >= 10.0; this is qemu-9.2.0")
+        );
+        assert_eq!(objection(&f, R::Shim), None);
+        f.options.shim = None;
+        assert_eq!(
+            objection(&f, R::Shim).as_deref(),
+            Some("no shim given (--shim FILE, e.g. Debian's shimx64.efi.signed)")
+        );
+        // Other tweaks need neither.
+        f.variant.tweak = Tweak::NoLegacyLoader;
+        assert_eq!(objection(&f, R::ShimQemuVersion), None);
+        assert_eq!(objection(&f, R::Shim), None);
+    }
+
+    #[test]
+    fn expectation_names_what_no_scenario_rule_matched() {
+        let mut f = Fixture::admitted();
+        f.expectation = None;
+        assert_eq!(
+            objection(&f, R::Expectation).as_deref(),
+            Some(
+                "no rule in scenarios (built-in) matches check secure-boot, variant \
+                 own-keys-vars/signed, profile strict, features [amd-sev, requires-smm, \
+                 secure-boot], edk2 release unknown (no package version)"
+            )
+        );
+        f.edk2 = Edk2Release::from_package_version("ovmf 2025.02-8");
+        let why = objection(&f, R::Expectation).unwrap();
+        assert!(why.ends_with("edk2 release 2025.02"), "{why}");
+    }
+
+    #[test]
+    fn firmware_mapping_needs_a_qemu_that_maps_it() {
+        let mut f = Fixture::admitted();
+        f.firmware = firmware(
+            "70-igvm.json",
+            &descriptor_text(r#"{"device": "igvm", "filename": "/fw/svsm.igvm"}"#, &[]),
+        );
+        f.qemu = qemu_target("10.0.2", Ok(sev_params()));
+        assert_eq!(
+            objection(&f, R::FirmwareMapping).as_deref(),
+            Some("igvm mapping needs QEMU >= 10.1; this is qemu-10.0.2")
+        );
+        f.qemu = qemu_target("10.1.0", Ok(sev_params()));
+        assert_eq!(objection(&f, R::FirmwareMapping), None);
+        // A split mapping without its template (the parser never makes one) is not booted.
+        let mut split = Fixture::admitted();
+        if let Mapping::Flash(flash) = &mut split.firmware.descriptor.mapping {
+            flash.nvram_template = None;
+        }
+        assert_eq!(
+            objection(&split, R::FirmwareMapping).as_deref(),
+            Some("split flash mapping without nvram-template")
+        );
+    }
+
+    #[test]
+    fn a_cell_failing_two_rules_is_denied_by_the_earlier() {
+        // machine before sev-kernel-policy.
+        let mut f = sev_kernel();
+        f.machine = Err("no machine".into());
+        assert_eq!(denied_by(&f), R::Machine);
+        // Policy before host capability: refused even where SEV cannot run.
+        let mut f = sev_kernel();
+        f.qemu = qemu_target("2.11.0", Err("host has no AMD SEV".into()));
+        f.accel = Accel::Tcg;
+        assert_eq!(denied_by(&f), R::SevKernelPolicy);
+        assert!(matches!(
+            Action::from(admit_fixture(&f).unwrap_err()),
+            Action::Refused(_)
+        ));
+        // sev-kvm before sev-qemu-version.
+        let mut f = Fixture::admitted();
+        f.sev = true;
+        f.accel = Accel::Tcg;
+        f.qemu = qemu_target("2.11.0", Ok(sev_params()));
+        assert_eq!(denied_by(&f), R::SevKvm);
+        // sev-host before host-uefi-vars and firmware-readable.
+        let mut f = Fixture::admitted();
+        f.sev = true;
+        f.qemu.sev = Err("host has no AMD SEV".into());
+        f.firmware.executable_sha256 = Err("gone".into());
+        assert_eq!(denied_by(&f), R::SevHost);
+        // firmware-readable (an error) before kernel (a skip).
+        let mut f = Fixture::admitted().kernel_boot(Tweak::None);
+        f.firmware.executable_sha256 = Err("gone".into());
+        f.options.kernel = Err("no kernel".into());
+        assert_eq!(denied_by(&f), R::FirmwareReadable);
+        // kernel before kernel-append, shim-qemu-version and shim.
+        let mut f = Fixture::admitted().kernel_boot(Tweak::Shim);
+        f.options.kernel = Err("no kernel".into());
+        f.options.kernel_append = "initrd=x".into();
+        f.options.shim = None;
+        f.qemu = qemu_target("9.2.0", Ok(sev_params()));
+        assert_eq!(denied_by(&f), R::Kernel);
+        f.options.kernel = Ok(PathBuf::from("/k"));
+        assert_eq!(denied_by(&f), R::KernelAppend);
+        f.options.kernel_append = "quiet".into();
+        assert_eq!(denied_by(&f), R::ShimQemuVersion);
+        f.qemu = qemu_target("10.0.2", Ok(sev_params()));
+        assert_eq!(denied_by(&f), R::Shim);
+        // expectation before firmware-mapping.
+        let mut f = Fixture::admitted();
+        f.firmware = firmware(
+            "70-igvm.json",
+            &descriptor_text(r#"{"device": "igvm", "filename": "/fw/svsm.igvm"}"#, &[]),
+        );
+        f.expectation = None;
+        assert_eq!(denied_by(&f), R::Expectation);
+        f.expectation = Fixture::admitted().expectation;
+        assert_eq!(denied_by(&f), R::FirmwareMapping);
+    }
+}
