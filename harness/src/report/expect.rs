@@ -171,7 +171,10 @@ fn cell_line(cell: &Cell, scenarios: &Scenarios, reasons: &mut Vec<String>) -> S
     let expected = cell.rule.as_ref().map(expectation);
     match (&cell.action, &expected) {
         (Action::Refused(reason), _) => {
-            let n = footnote(reasons, reason);
+            let n = footnote(
+                reasons,
+                &format!("{} (admission rule {})", reason.reason, reason.rule),
+            );
             let _ = write!(line, "never run, on any host [{n}]");
             return line;
         }
@@ -201,7 +204,10 @@ fn cell_line(cell: &Cell, scenarios: &Scenarios, reasons: &mut Vec<String>) -> S
         }
     }
     if let Action::Skip(reason) = &cell.action {
-        let n = footnote(reasons, reason);
+        let n = footnote(
+            reasons,
+            &format!("{} (admission rule {})", reason.reason, reason.rule),
+        );
         let _ = write!(line, "; not run here [{n}]");
     }
     line
