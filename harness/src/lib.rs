@@ -1,8 +1,8 @@
 //! bootmatrix: boot QEMU/OVMF guests for every firmware descriptor on a machine and check that
 //! the firmware keeps the security promises its descriptor makes.
 //!
-//! Data flows one way, one folder per stage, and no stage imports from a later one (CI checks
-//! this with `ci/import-order`):
+//! Data flows one way, one folder per stage, and no stage imports from a later one
+//! (`tests/architecture.rs` fails on a backward import):
 //!
 //! 1. [`matrix`]: the vocabulary every stage speaks (checks, variants, outcomes, profiles);
 //! 2. [`discover`]: firmware descriptors, QEMU binaries, what the host can do;
