@@ -12,6 +12,7 @@ use bootmatrix::matrix::{Check, Vars};
 use bootmatrix::plan::admission::AdmissionRule;
 use bootmatrix::plan::layout::Layout;
 use bootmatrix::plan::{plan, Action, Artifact, Plan, PlanOptions};
+use bootmatrix::report::expect::Build;
 use bootmatrix::scenario::Scenarios;
 use rstest::rstest;
 
@@ -947,4 +948,126 @@ fn explain_finds_a_cell_by_a_unique_part_of_its_id() {
     assert!(many.contains("matches 12 cells"), "{many}");
     let none = bootmatrix::report::explain::find_cell(&plan, "no-such-cell").unwrap_err();
     assert!(none.contains("no cell \"no-such-cell\""), "{none}");
+}
+
+/// `bootmatrix expect`'s text for Debian's 2022.11 firmware on QEMU 7.2 (no SEV) and 10.0 (a
+/// SEV host), with the scenarios' deviations pointed at the test firmware's sha256.
+fn expect_2022_11(build: &Build) -> String {
+    let firmware = debian_with_package("2022.11-6+deb12u2");
+    let inv = inventory(
+        firmware.clone(),
+        vec![
+            qemu(Version::new(7, 2, 0), broken_kvm(), no_sev()),
+            qemu(Version::new(10, 0, 2), working_kvm(), sev_host()),
+        ],
+    );
+    let mut scenarios = Scenarios::builtin();
+    for d in &mut scenarios.deviations {
+        if d.package.starts_with("ovmf 2022.11") {
+            d.executable_sha256 = "00".repeat(32);
+        }
+    }
+    let plan = plan(&inv, &scenarios, &options());
+    let selected: Vec<&Firmware> = firmware.iter().filter(|f| build.selects(f)).collect();
+    bootmatrix::report::expect::render(build, &selected, &plan, &scenarios)
+}
+
+/// The lines of `text` that start (after indentation) with `prefix`.
+fn lines_starting<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn expect_lists_every_cell_of_the_build_with_its_rule_and_deviation() {
+    let text = expect_2022_11(&Build::Package("ovmf 2022.11-6+deb12u2".into()));
+    // All three descriptors, each on both QEMUs with SEV off and on.
+    for name in [
+        "40-edk2-x86_64-secure-enrolled",
+        "50-edk2-x86_64-secure",
+        "60-edk2-x86_64",
+    ] {
+        assert!(text.contains(&format!("\n{name}.json (")), "{text}");
+    }
+    assert_eq!(
+        lines_starting(&text, "QEMU 7.2.0, SEV off:").len(),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        lines_starting(&text, "QEMU 10.0.2, SEV on:").len(),
+        3,
+        "{text}"
+    );
+    // The deviation travels with the cell it excuses, and only with that one.
+    let rom = lines_starting(&text, "option-rom own-keys-vars/unsigned:");
+    assert_eq!(rom.len(), 4, "{text}");
+    assert!(rom[0].contains("not-executed, SecureBoot=1 (rule unsigned-rejected); known deviation debian-ovmf-2022.11-oprom-always-execute: executed, SecureBoot=1"), "{text}");
+    let signed_rom = lines_starting(&text, "option-rom own-keys-vars/signed:");
+    assert!(
+        signed_rom.iter().all(|l| !l.contains("known deviation")),
+        "{text}"
+    );
+    // A cell this host cannot run still shows its expectation, and why it does not run here.
+    let shim = lines_starting(&text, "kernel-boot db-added-vars/unsigned/shim:");
+    assert_eq!(shim.len(), 4, "{text}");
+    let expected_but_not_run = shim
+        .iter()
+        .filter(|l| l.contains("refused (rule unsigned-refused)") && l.contains("; not run here ["))
+        .count();
+    assert_eq!(
+        expected_but_not_run, 2,
+        "QEMU 7.2 and 10.0 with SEV off: {text}"
+    );
+    for why in [
+        "no shim given",
+        "(admission rule shim)",
+        "-shim needs QEMU >= 10.0; this is qemu-7.2.0 (admission rule shim-qemu-version)",
+    ] {
+        assert!(text.contains(why), "{why} in {text}");
+    }
+    // SEV on a SEV host runs probe cells; -kernel under SEV never runs on any host.
+    let sev_probe = text
+        .split("QEMU 10.0.2, SEV on:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("secure-boot own-keys-vars/unsigned:")
+        })
+        .unwrap();
+    assert!(!sev_probe.contains("not run"), "{sev_probe}");
+    assert!(text.contains("never run, on any host"), "{text}");
+    assert!(
+        text.contains("(admission rule sev-kernel-policy)"),
+        "{text}"
+    );
+    // Why, the deviations in full, and the release-dependent rules with their verdict.
+    assert!(
+        text.contains("kernel-boot/unsigned-refused: strict:"),
+        "{text}"
+    );
+    assert!(text.contains("reference: CVE-2025-2296"), "{text}");
+    assert!(text.contains("kernel-boot/unsigned-silent-fallback [edk2 before 2025.02]: this build's release is in range"), "{text}");
+    assert!(text.contains("kernel-boot/signed-verified [edk2 from 2025.02, QEMU from 10.0.0]: not for this build's release"), "{text}");
+}
+
+#[test]
+fn expect_selects_by_package_name_version_or_file() {
+    let by_name = expect_2022_11(&Build::Package("ovmf".into()));
+    assert!(by_name.contains("\n60-edk2-x86_64.json ("), "{by_name}");
+    let other = expect_2022_11(&Build::Package("ovmf 2025.02-8+deb13u1".into()));
+    assert!(!other.contains(".json ("), "{other}");
+    let one = expect_2022_11(&Build::Firmware(data("50-edk2-x86_64-secure.json")));
+    assert!(one.contains("\n50-edk2-x86_64-secure.json ("), "{one}");
+    assert!(
+        !one.contains("\n40-edk2-x86_64-secure-enrolled.json ("),
+        "{one}"
+    );
+    assert!(!one.contains("\n60-edk2-x86_64.json ("), "{one}");
+    // Only the selected build's deviations are listed.
+    let plain = expect_2022_11(&Build::Firmware(data("60-edk2-x86_64.json")));
+    assert!(!plain.contains("known deviation"), "{plain}");
 }
