@@ -365,6 +365,7 @@ mod tests {
     use crate::plan::admission::{AdmissionRule, Denial};
     use crate::plan::Cell;
     use crate::scenario::{Condition, Expectation, Outcomes, Rule, Scenarios};
+    use std::path::Path;
     use std::time::Duration;
 
     fn cell(id: &str, check: Check) -> Cell {
@@ -446,6 +447,238 @@ mod tests {
             verdict,
             decided: None,
             elapsed: None,
+        }
+    }
+
+    /// A cell judged on `steps` against `rule`, with `scenarios`' deviations for `sha`.
+    fn judged_with(
+        mut cell: Cell,
+        rule: Rule,
+        sha: Option<&str>,
+        scenarios: &Scenarios,
+        steps: &[Step],
+    ) -> CellResult {
+        let case = Case {
+            check: cell.check,
+            tweak: cell.variant.tweak,
+            qemu: cell.qemu_version,
+            executable_sha256: sha,
+            secure_boot_support: true,
+            build: "50-edk2-x86_64-secure.json",
+        };
+        let verdict = judge::judge(&case, &rule, script::observe(cell.check, steps), scenarios);
+        cell.rule = Some(rule);
+        let decided = verdict.evidence().last().map(|e| e.at);
+        CellResult {
+            cell,
+            verdict,
+            decided,
+            elapsed: Some(Duration::from_millis(9000)),
+        }
+    }
+
+    fn rule(id: &str, expect: Outcome, secure_boot: Option<u8>) -> Rule {
+        Rule {
+            id: id.into(),
+            when: Condition::default(),
+            expect: Expectation {
+                payload: Outcomes::one(expect),
+                secure_boot,
+                setup_mode: None,
+            },
+            because: format!("because {id}"),
+        }
+    }
+
+    fn running(mut cell: Cell) -> Cell {
+        cell.action = Action::Run(Box::new(crate::plan::RunSpec {
+            check: cell.check,
+            targets: script::targets(cell.check),
+            grace: Duration::from_secs(8),
+            argv: vec!["qemu-system-x86_64".into(), "-nodefaults".into()],
+            dir: format!("/runs/x/cells/{}", cell.id).into(),
+            copies: vec![],
+            debug_log: None,
+            deadline: Duration::from_secs(80),
+            needs: vec![],
+        }));
+        cell
+    }
+
+    /// One judged cell of every shape report.json knows.
+    fn every_shape() -> Vec<CellResult> {
+        let none = Scenarios::default();
+        let sha = "ab".repeat(32);
+        let mut deviating = Scenarios::default();
+        deviating.deviations.push(crate::scenario::KnownDeviation {
+            id: "test-legacy-fallback".into(),
+            check: Check::KernelBoot,
+            rule: "unsigned-refused".into(),
+            executable_sha256: sha.clone(),
+            package: "ovmf 2022.11-6+deb12u2".into(),
+            tweak: None,
+            qemu: None,
+            observed: Outcome::LegacySilent,
+            secure_boot: Some(1),
+            reason: "the silent fallback".into(),
+            reference: "CVE-2025-2296".into(),
+        });
+        let kernel = |id: &str, payload: Payload| {
+            let mut c = cell(id, Check::KernelBoot);
+            c.variant = Variant::new(Vars::OwnKeys, payload);
+            running(c)
+        };
+        let mut refused = cell("sev-kernel", Check::KernelBoot);
+        refused.sev = true;
+        refused.action = Action::Refused("refused by policy: no measured build".into());
+        let mut planned_error = cell("no-rule", Check::SecureBoot);
+        planned_error.action = Action::Error("no expectation for this cell".into());
+        let rom = |id: &str| running(cell(id, Check::OptionRom));
+        vec![
+            judged_with(
+                running(cell("sb-pass", Check::SecureBoot)),
+                rule("own-keys-signed", Outcome::Runs, Some(1)),
+                None,
+                &none,
+                &[Serial(3421, PROBE)],
+            ),
+            judged_with(
+                running(cell("sb-fail-contradiction", Check::SecureBoot)),
+                rule("own-keys-unsigned", Outcome::Refused, None),
+                None,
+                &none,
+                &[Serial(3000, script::OWN_REFUSAL), Serial(3421, PROBE)],
+            ),
+            judged_with(
+                running(cell("sb-refused", Check::SecureBoot)),
+                rule("own-keys-unsigned", Outcome::Refused, None),
+                None,
+                &none,
+                &[
+                    Serial(3000, script::OWN_REFUSAL),
+                    Serial(3100, script::GAVE_UP),
+                ],
+            ),
+            judged_with(
+                running(cell("sb-nothing-bootable", Check::SecureBoot)),
+                rule("own-keys-unsigned", Outcome::Refused, None),
+                None,
+                &none,
+                &[
+                    Serial(4000, script::SHELL_REFUSAL),
+                    Serial(4100, script::GAVE_UP),
+                ],
+            ),
+            judged_with(
+                running(cell("sb-undecided", Check::SecureBoot)),
+                rule("own-keys-signed", Outcome::Runs, Some(1)),
+                None,
+                &none,
+                &[Serial(
+                    4000,
+                    r#"BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x5,0x0): Not Found"#,
+                )],
+            ),
+            judged_with(
+                running(cell("sb-deadline", Check::SecureBoot)),
+                rule("own-keys-signed", Outcome::Runs, Some(1)),
+                None,
+                &none,
+                &[],
+            ),
+            judged_with(
+                rom("rom-executed"),
+                rule("signed", Outcome::Executed, None),
+                None,
+                &none,
+                &[
+                    Serial(2000, script::OPROM),
+                    Serial(3000, script::PCI_ROM_RAN),
+                    Serial(3001, PROBE),
+                ],
+            ),
+            judged_with(
+                rom("rom-not-executed"),
+                rule("unsigned", Outcome::NotExecuted, None),
+                None,
+                &none,
+                &[Serial(3000, script::PCI_ROM_IDLE), Serial(3001, PROBE)],
+            ),
+            judged_with(
+                kernel("kernel-deviation", Payload::Unsigned),
+                rule("unsigned-refused", Outcome::Refused, None),
+                Some(&sha),
+                &deviating,
+                &[
+                    Serial(5000, LINUX),
+                    Serial(5001, CMDLINE_LEGACY),
+                    Serial(5100, SB_ON),
+                ],
+            ),
+            judged_with(
+                kernel("kernel-verified", Payload::Signed),
+                rule("signed", Outcome::Verified, Some(1)),
+                None,
+                &none,
+                &[
+                    Serial(5000, LINUX),
+                    Serial(5001, script::CMDLINE_LOAD_IMAGE),
+                    Serial(5100, SB_ON),
+                ],
+            ),
+            judged_with(
+                kernel("kernel-warned", Payload::Unsigned),
+                rule("unsigned-warned", Outcome::LegacyWarned, None),
+                None,
+                &none,
+                &[
+                    Serial(4000, script::LEGACY_WARNING),
+                    Serial(5000, LINUX),
+                    Serial(5001, CMDLINE_LEGACY),
+                    Serial(5100, SB_ON),
+                ],
+            ),
+            judged_with(
+                kernel("kernel-refused", Payload::Unsigned),
+                rule("unsigned-refused", Outcome::Refused, None),
+                None,
+                &none,
+                &[
+                    Serial(900, script::NO_FALLBACK),
+                    Serial(1000, script::GAVE_UP),
+                ],
+            ),
+            unjudged("sev-probe", Verdict::skip("host has no AMD SEV")),
+            CellResult {
+                cell: refused,
+                ..unjudged("", Verdict::skip("refused by policy: no measured build"))
+            },
+            CellResult {
+                cell: planned_error,
+                ..unjudged("", Verdict::error("no expectation for this cell"))
+            },
+        ]
+    }
+
+    /// report.json keeps its shape: every field name and value of every kind of cell, against
+    /// `tests/golden/report.json` (`BOOTMATRIX_BLESS=1` rewrites it).
+    #[test]
+    fn report_json_matches_its_golden_file() {
+        let actual = report_json(&every_shape());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json");
+        if std::env::var_os("BOOTMATRIX_BLESS").is_some() {
+            write_json(&path, &actual).unwrap();
+        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with BOOTMATRIX_BLESS=1", path.display()));
+        let golden: Value = serde_json::from_str(&text).unwrap();
+        let (Value::Array(golden), Value::Array(actual)) = (&golden["cells"], &actual["cells"])
+        else {
+            panic!("no cells array");
+        };
+        assert_eq!(golden.len(), actual.len());
+        for (g, a) in golden.iter().zip(actual) {
+            assert_eq!(g, a, "{} differs from {}", a["id"], path.display());
         }
     }
 
