@@ -886,20 +886,31 @@ fn explain_names_rule_source_firmware_and_what_was_recorded() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 
-    let recorded = serde_json::json!({
-        "profile": "upstream",
+    // A record as the run folder holds it (edited: escape sequences in the reason).
+    let recorded: bootmatrix::report::record::CellRecord = serde_json::from_value(serde_json::json!({
+        "id": id, "descriptor": "50-edk2-x86_64-secure.json", "qemu_version": "7.2.0",
+        "machine": "pc-q35-7.2", "accel": "tcg", "accel_reason": "forced", "sev": false,
+        "check": "kernel-boot", "variant": "own-keys-vars/unsigned", "profile": "upstream",
         "verdict": "known-deviation",
         "reason": "expected the kernel to be refused ...\u{1b}[2J\u{1b}]0;owned\u{7}",
-        "decided_ms": 6572,
+        "refused_by_planner": false,
+        "decided_ms": 6572, "elapsed_ms": 6600,
         "observed": {
-            "payload": "legacy-silent", "secure_boot": 1, "legacy_warning": null,
+            "payload": "legacy-silent", "secure_boot": 1, "setup_mode": "unknown",
+            "linux_version": "Linux version 6.1.0-28-amd64", "command_line": null,
+            "loaded_by": "legacy-loader", "legacy_warning": null,
             "evidence": [
                 {"stream": "serial", "at_ms": 6500, "line": "[    0.000000] Linux version 6.1.0-28-amd64"},
                 {"stream": "serial", "at_ms": 6572, "line": "[    0.010712] secureboot: Secure boot enabled"}
             ]
         },
-        "firmware": {"vendor": "EDK II", "revision": "0x00010000"},
-    });
+        "firmware": {
+            "executable": "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "sha256": null,
+            "package": null, "edk2_release": "2022.11",
+            "vendor": "EDK II", "revision": "0x00010000", "uefi_revision": "2.70"
+        },
+    }))
+    .expect("a record");
     let text = bootmatrix::report::explain::explain(cell, fw, &scenarios, run_dir, Some(&recorded));
     for needle in [
         "note: that run used profile upstream, this explanation profile strict",

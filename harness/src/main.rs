@@ -208,6 +208,7 @@ fn run_all(
         }
         println!("{}", report::progress_line(result, done, total));
     });
+    let results = report::records(&results);
     println!(
         "\n{}",
         report::summary_table(&results).trim_end_matches('\n')
@@ -223,8 +224,7 @@ fn run_all(
         report::write_json(path, &json)?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit_xml(&results))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        report::junit::write(path, &results)?;
     }
     Ok(report::exit_code(&results) as u8)
 }

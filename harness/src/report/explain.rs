@@ -2,13 +2,14 @@
 //!
 //! The expectation is re-derived from the plan (profile, descriptor features, firmware
 //! identity, the rule and any known deviation); what was observed and the verdict come from the
-//! run folder (`report.json`, or the cell's `verdict.json`). Pure apart from reading those files.
+//! run folder (`report.json`, or the cell's `verdict.json`), as [`CellRecord`]s. Pure apart from
+//! reading those files.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
+use super::record::{read_json, CellRecord, Observed, Report};
+use super::words::Word;
 use crate::discover::Firmware;
 use crate::plan::{Action, Cell, Plan};
 use crate::prepare::shell_line;
@@ -51,20 +52,13 @@ pub fn latest_run(runs: &Path) -> Option<PathBuf> {
     dirs.pop()
 }
 
-/// What the run recorded for the cell: its entry in `report.json`, else its `verdict.json`.
-pub fn recorded(run_dir: &Path, id: &str) -> Option<Value> {
-    let read = |p: PathBuf| -> Option<Value> {
-        serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
-    };
-    read(run_dir.join("report.json"))
-        .and_then(|report| {
-            report["cells"]
-                .as_array()?
-                .iter()
-                .find(|c| c["id"] == id)
-                .cloned()
-        })
-        .or_else(|| read(run_dir.join("cells").join(id).join("verdict.json")))
+/// What the run recorded for the cell: its entry in `report.json`, else its `verdict.json`. A
+/// file that cannot be read as a record counts as no record.
+pub fn recorded(run_dir: &Path, id: &str) -> Option<CellRecord> {
+    Report::read(&run_dir.join("report.json"))
+        .ok()
+        .and_then(|report| report.cells.into_iter().find(|c| c.id == id))
+        .or_else(|| read_json(&run_dir.join("cells").join(id).join("verdict.json")).ok())
 }
 
 pub fn explain(
@@ -72,7 +66,7 @@ pub fn explain(
     firmware: Option<&Firmware>,
     scenarios: &Scenarios,
     run_dir: &Path,
-    recorded: Option<&Value>,
+    recorded: Option<&CellRecord>,
 ) -> String {
     let mut out = String::new();
     let o = &mut out;
@@ -116,11 +110,16 @@ pub fn explain(
             |r| format!("{r} (from the package version)")
         )
     );
-    if let Some(rev) = recorded.and_then(|r| r["firmware"]["revision"].as_str()) {
-        let vendor = recorded
-            .and_then(|r| r["firmware"]["vendor"].as_str())
-            .unwrap_or("");
-        let _ = writeln!(o, "  reported by the guest: {vendor} revision {rev}");
+    if let Some(firmware) = recorded.map(|r| &r.firmware) {
+        if let Some(rev) = &firmware.revision {
+            let vendor = firmware.vendor.as_deref().unwrap_or("");
+            let _ = writeln!(
+                o,
+                "  reported by the guest: {} revision {}",
+                plain(vendor),
+                plain(rev)
+            );
+        }
     }
 
     let _ = writeln!(
@@ -208,53 +207,87 @@ pub fn explain(
             );
         }
         Some(r) => {
-            if r["profile"]
-                .as_str()
-                .is_some_and(|p| p != cell.profile.as_str())
-            {
+            if r.profile != cell.profile {
                 let _ = writeln!(
                     o,
                     "  note: that run used profile {}, this explanation profile {}",
-                    r["profile"].as_str().unwrap_or("?"),
-                    cell.profile
+                    r.profile, cell.profile
                 );
             }
-            let observed = &r["observed"];
-            if let Some(obj) = observed.as_object().filter(|m| !m.is_empty()) {
-                for (key, value) in obj {
-                    if !value.is_null() && key != "evidence" {
-                        let _ = writeln!(o, "  {key}: {}", plain(value));
-                    }
-                }
-                if let Some(lines) = observed["evidence"].as_array() {
-                    let _ = writeln!(o, "  evidence:");
-                    for e in lines {
-                        let text = crate::observe::evidence_text(
-                            &plain(&e["stream"]),
-                            e["at_ms"].as_u64().unwrap_or(0),
-                            &plain(&e["line"]),
-                        );
-                        let _ = writeln!(o, "    {text}");
-                    }
-                }
-            } else {
+            let fields = observed_fields(&r.observed);
+            if fields.is_empty() && r.observed.evidence.is_empty() {
                 let _ = writeln!(o, "  nothing (the cell did not boot or decided nothing)");
             }
-            if let Some(ms) = r["decided_ms"].as_u64() {
+            for (key, value) in fields {
+                let _ = writeln!(o, "  {key}: {}", plain(&value));
+            }
+            if !r.observed.evidence.is_empty() {
+                let _ = writeln!(o, "  evidence:");
+                for e in &r.observed.evidence {
+                    let _ = writeln!(o, "    {}", plain(&e.to_string()));
+                }
+            }
+            if let Some(ms) = r.decided_ms {
                 let _ = writeln!(o, "  decided after {ms} ms");
             }
-            if let Some(dir) = r["log_dir"].as_str() {
-                let _ = writeln!(o, "  logs: {dir}");
+            if let Some(dir) = &r.log_dir {
+                let _ = writeln!(o, "  logs: {}", plain(&dir.display().to_string()));
             }
-            let _ = writeln!(
-                o,
-                "\nverdict: {}\n  {}",
-                plain(&r["verdict"]),
-                plain(&r["reason"])
-            );
+            let _ = writeln!(o, "\nverdict: {}\n  {}", r.verdict, plain(&r.reason));
         }
     }
     out
+}
+
+/// What was observed, field by field as `report.json` names them, in its order; fields without
+/// a value are left out.
+fn observed_fields(observed: &Observed) -> Vec<(&'static str, String)> {
+    let mut fields: Vec<(&'static str, Option<String>)> = vec![
+        ("payload", observed.payload.map(|p| p.to_string())),
+        ("description", observed.description.clone()),
+        ("secure_boot", observed.secure_boot.map(|v| v.to_string())),
+        ("setup_mode", observed.setup_mode.map(|v| v.to_string())),
+    ];
+    if let Some(p) = &observed.probe {
+        fields.extend([
+            ("audit_mode", Some(p.audit_mode.to_string())),
+            ("deployed_mode", Some(p.deployed_mode.to_string())),
+            ("firmware_vendor", Some(p.firmware_vendor.clone())),
+            ("firmware_revision", Some(p.firmware_revision.clone())),
+            ("uefi_revision", Some(p.uefi_revision.clone())),
+        ]);
+    }
+    fields.push(("contradiction", observed.contradiction.clone()));
+    fields.extend(observed.notes.iter().map(|n| ("note", Some(n.clone()))));
+    fields.push(("line", observed.refusal.clone()));
+    if let Some(rom) = &observed.rom {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        fields.push((
+            "rom",
+            Some(format!(
+                "{} ({} class {}): romsize={} romimage={} images={}",
+                rom.loc,
+                rom.id,
+                rom.class,
+                or_dash(rom.rom_size.map(|v| v.to_string())),
+                or_dash(rom.rom_image.map(|v| u8::from(v).to_string())),
+                or_dash(rom.images.map(|v| v.to_string())),
+            )),
+        ));
+    }
+    fields.push(("rom_marker", observed.rom_marker().map(String::from)));
+    if let Some(k) = &observed.kernel {
+        fields.extend([
+            ("linux_version", Some(k.linux_version.clone())),
+            ("command_line", k.command_line.clone()),
+            ("loaded_by", k.loaded_by.map(|l| l.word().to_string())),
+            ("legacy_warning", k.legacy_warning.clone()),
+        ]);
+    }
+    fields
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+        .collect()
 }
 
 /// `text`, or `fallback` when it is empty.
@@ -266,11 +299,99 @@ fn or<'a>(text: &'a str, fallback: &'a str) -> &'a str {
     }
 }
 
-/// A value from the run folder as text, with escape sequences and control characters removed:
-/// the file may have been edited, and nothing in it may drive the terminal.
-fn plain(value: &Value) -> String {
-    match value {
-        Value::String(s) => crate::boot::strip_escapes(s),
-        other => crate::boot::strip_escapes(&other.to_string()),
+/// Text from the run folder with escape sequences and control characters removed: the file
+/// may have been edited, and nothing in it may drive the terminal.
+fn plain(text: &str) -> String {
+    crate::boot::strip_escapes(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::Check;
+    use crate::report::fixtures::{self, every_shape};
+    use crate::report::{records, write_json};
+
+    /// `explain` of a fixture cell, with what the run recorded for it.
+    fn explained(id: &str, check: Check) -> String {
+        let report = Report {
+            cells: records(&every_shape()),
+        };
+        let recorded = report.cell(id).unwrap_or_else(|| panic!("no {id}"));
+        let cell = fixtures::cell(id, check);
+        explain(
+            &cell,
+            None,
+            &Scenarios::default(),
+            Path::new("/runs/x"),
+            Some(recorded),
+        )
+    }
+
+    #[test]
+    fn shows_each_observed_field_that_has_a_value() {
+        let text = explained("rom-executed", Check::OptionRom);
+        for needle in [
+            "  payload: executed\n",
+            "  secure_boot: 1\n",
+            "  deployed_mode: absent\n",
+            "  firmware_vendor: EDK II\n",
+            "  rom: 0000:00:06.0 (8086:100e class 020000): romsize=65536 romimage=1 images=1\n",
+            "  rom_marker: BOOTMATRIX-OPROM v=1 loaded\n",
+            "  evidence:\n    [serial +2.000 s] BOOTMATRIX-OPROM v=1 loaded\n",
+            "  decided after 3001 ms\n",
+            "  logs: /runs/x/cells/rom-executed\n",
+            "verdict: pass\n",
+            "reported by the guest: EDK II revision 0x00010000",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert!(!text.contains("linux_version"), "{text}");
+        let kernel = explained("kernel-verified", Check::KernelBoot);
+        assert!(kernel.contains("  loaded_by: load-image\n"), "{kernel}");
+        assert!(!kernel.contains("legacy_warning"), "null: {kernel}");
+        let gave_up = explained("sb-nothing-bootable", Check::SecureBoot);
+        assert!(
+            gave_up.contains("  note: refused another boot option: BdsDxe: failed to start"),
+            "{gave_up}"
+        );
+    }
+
+    #[test]
+    fn says_so_when_nothing_was_observed() {
+        let text = explained("sb-deadline", Check::SecureBoot);
+        assert!(
+            text.contains("  nothing (the cell did not boot or decided nothing)"),
+            "{text}"
+        );
+        assert!(text.contains("verdict: error\n"), "{text}");
+        let text = explained("sb-undecided", Check::SecureBoot);
+        assert!(
+            text.contains("  payload: undecided\n  evidence:\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reads_the_report_else_the_cells_verdict_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let cells = records(&every_shape());
+        assert_eq!(recorded(dir.path(), "sb-pass"), None);
+        // Only the cell's own file: a run that was stopped before its report.
+        let cell_dir = dir.path().join("cells/sb-pass");
+        std::fs::create_dir_all(&cell_dir).unwrap();
+        write_json(&cell_dir.join("verdict.json"), &cells[0]).unwrap();
+        assert_eq!(recorded(dir.path(), "sb-pass").as_ref(), Some(&cells[0]));
+        // The report wins, and holds every cell.
+        let mut report = Report {
+            cells: cells.clone(),
+        };
+        report.cells[0].reason = "from report.json".into();
+        write_json(&dir.path().join("report.json"), &report).unwrap();
+        let read = recorded(dir.path(), "sb-pass").unwrap();
+        assert_eq!(read.reason, "from report.json");
+        let kernel = cells.iter().find(|c| c.id == "kernel-refused");
+        assert_eq!(recorded(dir.path(), "kernel-refused").as_ref(), kernel);
+        assert_eq!(recorded(dir.path(), "no-such-cell"), None);
     }
 }
