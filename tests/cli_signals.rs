@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::run::cell;
 use common::{assert_all_gone, fake_qemu, kill_recorded, read_pids};
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
@@ -14,8 +15,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bootmatrix::boot::process_exists;
+use bootmatrix::discover::host::Accel;
+use bootmatrix::judge::VerdictKind;
+use bootmatrix::matrix::Outcome;
+use bootmatrix::report::record::Report;
 use rstest::rstest;
-use serde_json::{json, Value};
+use serde_json::json;
 use tempfile::TempDir;
 
 const CRASH_TEXT: &str =
@@ -110,10 +115,9 @@ impl Setup {
         running.wait(RUN_LIMIT)
     }
 
-    fn report(&self) -> Value {
-        let path = self.path("run/report.json");
-        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_str(&text).expect("report.json is JSON")
+    /// The run's report.json, read back as records.
+    fn report(&self) -> Report {
+        Report::read(&self.path("run/report.json")).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -224,15 +228,6 @@ impl Drop for Running {
     }
 }
 
-fn cell<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["cells"]
-        .as_array()
-        .expect("cells array")
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no cell {id} in {report:#}"))
-}
-
 /// Whether discovery can run the KVM probe guest here (else it says "no /dev/kvm" or so).
 fn kvm_probe_runs() -> bool {
     fs::OpenOptions::new()
@@ -288,10 +283,10 @@ fn crashing_qemu_is_an_error() {
         finished.stdout
     );
     let report = setup.report();
-    assert_eq!(report["cells"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(report.cells.len(), 1, "{report:#?}");
     let c = cell(&report, &id);
-    assert_eq!(c["verdict"], "error", "{c:#}");
-    let reason = c["reason"].as_str().unwrap();
+    assert_eq!(c.verdict, VerdictKind::Error, "{c}");
+    let reason = &c.reason;
     assert!(reason.contains(CRASH_TEXT), "{reason}");
     assert!(
         reason.contains("before any decisive console line"),
@@ -308,19 +303,29 @@ fn firmware_misbehaviour_is_a_fail_and_sev_is_skipped() {
     let finished = setup.run("run", "probe", "/secure-boot/.*unsigned");
     assert_eq!(finished.status.code(), Some(1), "{finished:?}");
     let report = setup.report();
-    assert_eq!(report["cells"].as_array().unwrap().len(), 2, "{report:#}");
+    assert_eq!(report.cells.len(), 2, "{report:#?}");
 
     let off = cell(&report, &cell_id("sev-off", "unsigned"));
-    assert_eq!(off["verdict"], "fail", "{off:#}");
-    let reason = off["reason"].as_str().unwrap();
+    assert_eq!(off.verdict, VerdictKind::Fail, "{off}");
     assert!(
-        reason.contains("expected SecureBoot=0, the guest saw 1"),
-        "{reason}"
+        off.reason
+            .contains("expected SecureBoot=0, the guest saw 1"),
+        "{off}"
     );
-    assert_eq!(off["observed"]["payload"], "runs");
-    assert_eq!(off["observed"]["secure_boot"], 1);
-    assert_eq!(off["accel"], "tcg");
-    assert!(off["decided_ms"].as_u64().unwrap() < 10_000, "{off:#}");
+    assert_eq!(off.observed.outcome(), Some(Outcome::Runs), "{off}");
+    assert_eq!(off.observed.secure_boot_value(), Some(1), "{off}");
+    assert_eq!(off.accel, Accel::Tcg);
+    assert!(off.decided_ms.is_some_and(|ms| ms < 10_000), "{off}");
+    // The evidence is the fake's probe line, and the cell's verdict.json is its record.
+    assert!(
+        off.evidence()
+            .iter()
+            .any(|e| e.line.starts_with("BOOTMATRIX-PROBE v=2 secureboot=1")),
+        "{off}"
+    );
+    let dir = off.log_dir.as_ref().expect("a log folder");
+    let verdict = bootmatrix::report::record::read_json(&dir.join("verdict.json"));
+    assert_eq!(verdict.as_ref(), Ok(off));
     assert!(
         finished
             .stdout
@@ -332,8 +337,8 @@ fn firmware_misbehaviour_is_a_fail_and_sev_is_skipped() {
 
     // No SEV through a QEMU whose KVM does not work, whatever the host has.
     let on = cell(&report, &cell_id("sev-on", "unsigned"));
-    assert_eq!(on["verdict"], "skip", "{on:#}");
-    assert!(!on["reason"].as_str().unwrap().trim().is_empty(), "{on:#}");
+    assert_eq!(on.verdict, VerdictKind::Skip, "{on}");
+    assert!(!on.reason.trim().is_empty(), "{on}");
     assert_all_gone(&read_pids(&setup.pids_file()));
 }
 
@@ -378,8 +383,8 @@ fn flooding_guest_does_not_grow_memory() {
     assert_eq!(flood.status.code(), Some(1), "{flood:?}");
     let report = setup.report();
     assert_eq!(
-        cell(&report, &cell_id("sev-off", "unsigned"))["verdict"],
-        "fail"
+        cell(&report, &cell_id("sev-off", "unsigned")).verdict,
+        VerdictKind::Fail
     );
     let growth = flood.max_rss_kib - quiet.max_rss_kib;
     assert!(

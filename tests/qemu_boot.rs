@@ -7,10 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bootmatrix::discover::release::Edk2Release;
+use bootmatrix::judge::VerdictKind;
+use bootmatrix::matrix::{Check, Outcome, Profile};
+use bootmatrix::observe::LoadPath;
 use serde_json::Value;
 
 mod common;
-use common::run::bootmatrix;
+use common::run::{bootmatrix, deviation_id, kernel};
 
 const DEBIAN_DESCRIPTORS: [&str; 3] = [
     "40-edk2-x86_64-secure-enrolled.json",
@@ -60,19 +64,19 @@ fn qemu_processes_mentioning(needle: &Path) -> Vec<String> {
 }
 
 /// What Debian's OVMF 2022.11 gives each sev-off cell under the default (strict) profile.
-fn expected_on_debian_2022_11(id: &str) -> &'static str {
+fn expected_on_debian_2022_11(id: &str) -> VerdictKind {
     let secure = !id.starts_with("60-");
     if id.ends_with("-shim") {
         // No shim is given to these runs.
-        "skip"
+        VerdictKind::Skip
     } else if secure && id.contains("/option-rom/") && id.contains("-unsigned") {
         // PcdOptionRomImageVerificationPolicy is ALWAYS_EXECUTE without SEV.
-        "known-deviation"
+        VerdictKind::KnownDeviation
     } else if secure && id.contains("/kernel-boot/") && id.contains("-unsigned") {
         // The silent legacy-loader fallback (CVE-2025-2296), knob or not.
-        "known-deviation"
+        VerdictKind::KnownDeviation
     } else {
-        "pass"
+        VerdictKind::Pass
     }
 }
 
@@ -99,11 +103,8 @@ fn every_debian_descriptor_is_judged_correctly() {
     }
     let run = bootmatrix(&args);
     // The shim variants exist on QEMU >= 10.0 only, as skips here (no --shim).
-    let versions: std::collections::BTreeSet<&str> = run
-        .cells()
-        .iter()
-        .map(|c| c["qemu_version"].as_str().unwrap())
-        .collect();
+    let versions: std::collections::BTreeSet<_> =
+        run.cells().iter().map(|c| c.qemu_version).collect();
     assert_eq!(
         versions.len(),
         1 + usize::from(extra.is_some()),
@@ -112,38 +113,32 @@ fn every_debian_descriptor_is_judged_correctly() {
 
     for name in DEBIAN_DESCRIPTORS {
         let stem = name.trim_end_matches(".json");
-        let off: Vec<&Value> = run
+        let off: Vec<_> = run
             .cells()
             .iter()
-            .filter(|c| c["descriptor"] == name && c["sev"] == false)
+            .filter(|c| c.descriptor == name && !c.sev)
             .collect();
         assert!(off.len() >= 2, "{stem}: {off:#?}");
         for cell in off {
-            let id = cell["id"].as_str().unwrap();
-            let expected = expected_on_debian_2022_11(id);
-            assert_eq!(cell["verdict"], expected, "{cell:#}");
-            if expected != "skip" {
-                assert!(cell["decided_ms"].as_u64().is_some(), "{cell:#}");
+            let expected = expected_on_debian_2022_11(&cell.id);
+            assert_eq!(cell.verdict, expected, "{cell}");
+            if expected != VerdictKind::Skip {
+                assert!(cell.decided_ms.is_some(), "{cell}");
             }
-            if cell["observed"]["payload"] == "runs" {
-                assert!(cell["observed"]["secure_boot"].is_u64(), "{cell:#}");
+            if cell.observed.outcome() == Some(Outcome::Runs) {
+                assert!(cell.observed.secure_boot_value().is_some(), "{cell}");
             }
         }
-        for cell in run
-            .cells()
-            .iter()
-            .filter(|c| c["descriptor"] == name && c["sev"] == true)
-        {
+        for cell in run.cells().iter().filter(|c| c.descriptor == name && c.sev) {
             // No SEV here; on a SEV host these cells boot and are judged like the others,
             // except -kernel, which the planner refuses on any host (no measured build).
-            assert_eq!(cell["verdict"], "skip", "{cell:#}");
-            let reason = cell["reason"].as_str().unwrap();
-            if cell["check"] == "kernel-boot" {
-                assert_eq!(cell["refused_by_planner"], true, "{cell:#}");
-                assert!(reason.starts_with("refused by policy"), "{cell:#}");
+            assert_eq!(cell.verdict, VerdictKind::Skip, "{cell}");
+            if cell.check == Check::KernelBoot {
+                assert!(cell.refused_by_planner, "{cell}");
+                assert!(cell.reason.starts_with("refused by policy"), "{cell}");
             } else {
-                assert_eq!(cell["refused_by_planner"], false, "{cell:#}");
-                assert!(reason.contains("SEV"), "{cell:#}");
+                assert!(!cell.refused_by_planner, "{cell}");
+                assert!(cell.reason.contains("SEV"), "{cell}");
             }
         }
     }
@@ -159,22 +154,24 @@ fn every_debian_descriptor_is_judged_correctly() {
         ),
     ] {
         let cell = run.cell(id, payload);
-        assert_eq!(cell["observed"]["payload"], "executed", "{cell:#}");
-        assert_eq!(cell["observed"]["secure_boot"], 1, "{cell:#}");
+        assert_eq!(cell.observed.outcome(), Some(Outcome::Executed), "{cell}");
+        assert_eq!(cell.observed.secure_boot_value(), Some(1), "{cell}");
     }
     let silent = run.cell(
         "50-edk2-x86_64-secure/qemu-7.2",
         "kernel-boot/own-keys-vars-unsigned",
     );
-    assert_eq!(silent["observed"]["payload"], "legacy-silent", "{silent:#}");
-    assert_eq!(silent["observed"]["secure_boot"], 1, "{silent:#}");
-    assert!(silent["observed"]["linux_version"]
-        .as_str()
-        .unwrap()
-        .contains("Linux version"));
     assert_eq!(
-        silent["deviation"]["id"], "debian-ovmf-2022.11-kernel-legacy-fallback",
-        "{silent:#}"
+        silent.observed.outcome(),
+        Some(Outcome::LegacySilent),
+        "{silent}"
+    );
+    assert_eq!(silent.observed.secure_boot_value(), Some(1), "{silent}");
+    assert!(kernel(silent).linux_version.contains("Linux version"));
+    assert_eq!(
+        deviation_id(silent),
+        Some("debian-ovmf-2022.11-kernel-legacy-fallback"),
+        "{silent}"
     );
     let signed = run.cell(
         "50-edk2-x86_64-secure/qemu-7.2",
@@ -182,32 +179,46 @@ fn every_debian_descriptor_is_judged_correctly() {
     );
     // QEMU 7.2 patches the kernel's setup header, so even the signed kernel fails LoadImage
     // and 2022.11 falls back without a word: it boots, but unverified.
-    assert_eq!(signed["verdict"], "pass", "{signed:#}");
-    assert_eq!(signed["observed"]["payload"], "legacy-silent", "{signed:#}");
+    assert_eq!(signed.verdict, VerdictKind::Pass, "{signed}");
     assert_eq!(
-        signed["observed"]["loaded_by"], "legacy-loader",
-        "{signed:#}"
+        signed.observed.outcome(),
+        Some(Outcome::LegacySilent),
+        "{signed}"
     );
+    assert_eq!(kernel(signed).loaded_by, Some(LoadPath::LegacyLoader));
     // Without Secure Boot, LoadImage takes any kernel.
     let plain = run.cell(
         "60-edk2-x86_64/qemu-7.2",
         "kernel-boot/shipped-vars-unsigned",
     );
-    assert_eq!(plain["observed"]["loaded_by"], "load-image", "{plain:#}");
-    assert_eq!(plain["observed"]["payload"], "booted", "{plain:#}");
+    assert_eq!(
+        kernel(plain).loaded_by,
+        Some(LoadPath::LoadImage),
+        "{plain}"
+    );
+    assert_eq!(plain.observed.outcome(), Some(Outcome::Booted), "{plain}");
     // Firmware identity, from the package and from the guest.
     let probe = run.cell(
         "50-edk2-x86_64-secure/qemu-7.2",
         "secure-boot/own-keys-vars-signed",
     );
-    assert_eq!(probe["firmware"]["edk2_release"], "2022.11", "{probe:#}");
-    assert!(probe["firmware"]["package"]
-        .as_str()
-        .unwrap()
-        .starts_with("ovmf 2022.11"));
-    assert_eq!(probe["firmware"]["sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(probe["firmware"]["vendor"], "EDK II", "{probe:#}");
-    assert!(probe["firmware"]["revision"].is_string(), "{probe:#}");
+    let firmware = &probe.firmware;
+    assert_eq!(
+        firmware.edk2_release,
+        Edk2Release::parse("2022.11"),
+        "{probe}"
+    );
+    assert!(firmware
+        .package
+        .as_deref()
+        .is_some_and(|p| p.starts_with("ovmf 2022.11")));
+    assert_eq!(
+        firmware.sha256.as_deref().map(str::len),
+        Some(64),
+        "{probe}"
+    );
+    assert_eq!(firmware.vendor.as_deref(), Some("EDK II"), "{probe}");
+    assert!(firmware.revision.is_some(), "{probe}");
     assert!(run.stdout.contains("KNOWN DEVIATIONS"), "{}", run.stdout);
     assert!(
         run.stdout.contains("REFUSED BY THE PLANNER"),
@@ -218,8 +229,8 @@ fn every_debian_descriptor_is_judged_correctly() {
     let seen = |id: &str| {
         run.cells()
             .iter()
-            .filter(|c| c["id"].as_str().unwrap().starts_with(id) && c["sev"] == false)
-            .map(|c| c["observed"]["secure_boot"].as_u64())
+            .filter(|c| c.id.starts_with(id) && !c.sev)
+            .map(|c| c.observed.secure_boot_value())
             .collect::<Vec<_>>()
     };
     assert!(seen("40-edk2-x86_64-secure-enrolled").contains(&Some(1)));
@@ -244,8 +255,8 @@ fn flipped_expectation_turns_the_cell_into_fail() {
         "^50-edk2-x86_64-secure/.*/sev-off/secure-boot/own-keys-vars-unsigned$",
     ]);
     let cell = run.cell("50-", "own-keys-vars-unsigned");
-    assert_eq!(cell["verdict"], "fail", "{cell:#}");
-    assert_eq!(cell["observed"]["payload"], "refused", "{cell:#}");
+    assert_eq!(cell.verdict, VerdictKind::Fail, "{cell}");
+    assert_eq!(cell.observed.outcome(), Some(Outcome::Refused), "{cell}");
     assert_eq!(run.status, 1);
     assert!(run.stdout.contains("FAILURES"), "{}", run.stdout);
 }
@@ -263,13 +274,11 @@ fn wrong_secure_boot_value_fails() {
         "^50-edk2-x86_64-secure/.*/sev-off/secure-boot/own-keys-vars-signed$",
     ]);
     let cell = run.cell("50-", "own-keys-vars-signed");
-    assert_eq!(cell["verdict"], "fail", "{cell:#}");
+    assert_eq!(cell.verdict, VerdictKind::Fail, "{cell}");
     assert!(
-        cell["reason"]
-            .as_str()
-            .unwrap()
+        cell.reason
             .contains("expected SecureBoot=0, the guest saw 1"),
-        "{cell:#}"
+        "{cell}"
     );
 }
 
@@ -318,20 +327,14 @@ fn known_deviation_and_stale_deviation_on_real_firmware() {
         "^60-edk2-x86_64/.*/sev-off/secure-boot/",
     ]);
     let unsigned = run.cell("60-", "secure-boot/shipped-vars-unsigned");
-    assert_eq!(unsigned["verdict"], "known-deviation", "{unsigned:#}");
-    assert_eq!(unsigned["deviation"]["id"], "test-unsigned-runs");
+    assert_eq!(unsigned.verdict, VerdictKind::KnownDeviation, "{unsigned}");
+    assert_eq!(deviation_id(unsigned), Some("test-unsigned-runs"));
     // The entry covers what was observed, SecureBoot=0 included; recorded with another value,
     // it would not excuse the cell (judge's unit tests).
-    assert_eq!(unsigned["observed"]["secure_boot"], 0, "{unsigned:#}");
+    assert_eq!(unsigned.observed.secure_boot_value(), Some(0), "{unsigned}");
     let signed = run.cell("60-", "secure-boot/shipped-vars-signed");
-    assert_eq!(signed["verdict"], "fail", "{signed:#}");
-    assert!(
-        signed["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("stale-deviation"),
-        "{signed:#}"
-    );
+    assert_eq!(signed.verdict, VerdictKind::Fail, "{signed}");
+    assert!(signed.reason.starts_with("stale-deviation"), "{signed}");
     assert!(run.stdout.contains("KNOWN DEVIATIONS"), "{}", run.stdout);
 }
 
@@ -345,16 +348,16 @@ fn upstream_profile_passes_what_edk2_documents_for_2022_11() {
     ]);
     assert_eq!(run.cells().len(), 6, "{}", run.stdout);
     for cell in run.cells() {
-        assert_eq!(cell["verdict"], "pass", "{cell:#}");
-        assert_eq!(cell["profile"], "upstream", "{cell:#}");
+        assert_eq!(cell.verdict, VerdictKind::Pass, "{cell}");
+        assert_eq!(cell.profile, Profile::Upstream, "{cell}");
     }
     assert_eq!(run.status, 0);
 
     // explain reads the run back: expectation, its source, the firmware, what was seen.
-    let id = run.cell("50-", "kernel-boot/own-keys-vars-unsigned")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = run
+        .cell("50-", "kernel-boot/own-keys-vars-unsigned")
+        .id
+        .clone();
     let output = Command::new(env!("CARGO_BIN_EXE_bootmatrix"))
         .args(["explain", &id, "--profile", "upstream", "--out"])
         .arg(run.dir.path().join("run"))
@@ -391,13 +394,10 @@ fn without_its_deviation_entry_the_unsigned_kernel_fails_strict() {
         "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/kernel-boot/own-keys-vars-unsigned$",
     ]);
     let cell = run.cell("50-", "kernel-boot/own-keys-vars-unsigned");
-    assert_eq!(cell["verdict"], "fail", "{cell:#}");
+    assert_eq!(cell.verdict, VerdictKind::Fail, "{cell}");
     assert!(
-        cell["reason"]
-            .as_str()
-            .unwrap()
-            .contains("expected the kernel to be refused"),
-        "{cell:#}"
+        cell.reason.contains("expected the kernel to be refused"),
+        "{cell}"
     );
     assert_eq!(run.status, 1);
 }
@@ -425,31 +425,32 @@ fn trixie_descriptors() -> String {
 }
 
 /// What trixie's OVMF 2025.02 gives each sev-off cell under the strict profile.
-fn expected_on_trixie_2025_02(id: &str) -> (&'static str, Option<&'static str>) {
+fn expected_on_trixie_2025_02(id: &str) -> (VerdictKind, Option<Outcome>) {
+    use VerdictKind::{KnownDeviation, Pass, Skip};
     let secure = !id.starts_with("60-");
     let qemu_10 = id.contains("/qemu-10.");
     let kernel = id.contains("/kernel-boot/");
     if id.ends_with("-shim") {
-        ("skip", None)
+        (Skip, None)
     } else if !secure {
-        ("pass", None)
+        (Pass, None)
     } else if id.contains("/option-rom/") && id.ends_with("-unsigned") {
-        ("known-deviation", Some("executed"))
+        (KnownDeviation, Some(Outcome::Executed))
     } else if kernel && id.ends_with("-unsigned") {
         // The fallback is warned about now, and the switch turns it off.
-        ("known-deviation", Some("legacy-warned"))
+        (KnownDeviation, Some(Outcome::LegacyWarned))
     } else if kernel && id.ends_with("-unsigned-no-legacy-loader") {
-        ("pass", Some("refused"))
+        (Pass, Some(Outcome::Refused))
     } else if kernel && qemu_10 {
         // QEMU 10 hands over the unpatched kernel: the signature verifies.
-        ("pass", Some("verified"))
+        (Pass, Some(Outcome::Verified))
     } else if kernel && id.ends_with("-signed") {
-        ("pass", Some("legacy-warned"))
+        (Pass, Some(Outcome::LegacyWarned))
     } else if kernel {
         // Signed, no fallback, on a QEMU that patches the kernel header: refused, rightly.
-        ("pass", Some("refused"))
+        (Pass, Some(Outcome::Refused))
     } else {
-        ("pass", None)
+        (Pass, None)
     }
 }
 
@@ -469,25 +470,29 @@ fn trixie_ovmf_2025_02_warns_and_can_refuse() {
     let run = bootmatrix(&args);
     assert!(run.cells().len() >= 28, "{}", run.stdout);
     for cell in run.cells() {
-        let id = cell["id"].as_str().unwrap();
-        let (verdict, outcome) = expected_on_trixie_2025_02(id);
-        assert_eq!(cell["verdict"], verdict, "{cell:#}");
+        let (verdict, outcome) = expected_on_trixie_2025_02(&cell.id);
+        assert_eq!(cell.verdict, verdict, "{cell}");
         if let Some(outcome) = outcome {
-            assert_eq!(cell["observed"]["payload"], outcome, "{cell:#}");
+            assert_eq!(cell.observed.outcome(), Some(outcome), "{cell}");
         }
-        assert_eq!(cell["firmware"]["edk2_release"], "2025.02", "{cell:#}");
+        assert_eq!(
+            cell.firmware.edk2_release,
+            Edk2Release::parse("2025.02"),
+            "{cell}"
+        );
     }
     let warned = run.cell(
         "50-edk2-x86_64-secure/qemu-7.2",
         "kernel-boot/own-keys-vars-unsigned",
     );
-    assert!(warned["observed"]["legacy_warning"]
-        .as_str()
-        .unwrap()
-        .starts_with("OVMF: Using legacy linux kernel loader"));
+    assert!(kernel(warned)
+        .legacy_warning
+        .as_deref()
+        .is_some_and(|w| w.starts_with("OVMF: Using legacy linux kernel loader")));
     assert_eq!(
-        warned["deviation"]["id"], "debian-ovmf-2025.02-kernel-legacy-fallback-warned",
-        "{warned:#}"
+        deviation_id(warned),
+        Some("debian-ovmf-2025.02-kernel-legacy-fallback-warned"),
+        "{warned}"
     );
     assert_eq!(run.status, 0, "{}", run.stdout);
 }
@@ -512,20 +517,25 @@ fn shim_refuses_the_unsigned_kernel_on_trixie_ovmf() {
     ]);
     assert_eq!(run.cells().len(), 2, "{}", run.stdout);
     let unsigned = run.cell("40-", "kernel-boot/db-added-vars-unsigned-shim");
-    assert_eq!(unsigned["verdict"], "pass", "{unsigned:#}");
-    assert_eq!(unsigned["observed"]["payload"], "refused", "{unsigned:#}");
+    assert_eq!(unsigned.verdict, VerdictKind::Pass, "{unsigned}");
+    assert_eq!(
+        unsigned.observed.outcome(),
+        Some(Outcome::Refused),
+        "{unsigned}"
+    );
     assert!(
-        unsigned["observed"]["line"]
-            .as_str()
-            .unwrap()
-            .contains("Verification failed"),
-        "{unsigned:#}"
+        unsigned
+            .observed
+            .refusal
+            .as_deref()
+            .is_some_and(|l| l.contains("Verification failed")),
+        "{unsigned}"
     );
     let signed = run.cell("40-", "kernel-boot/db-added-vars-signed-shim");
-    assert_eq!(signed["verdict"], "pass", "{signed:#}");
+    assert_eq!(signed.verdict, VerdictKind::Pass, "{signed}");
     assert!(
-        signed["argv"].to_string().contains("\"-shim\""),
-        "{signed:#}"
+        signed.argv.iter().flatten().any(|a| a == "-shim"),
+        "{signed}"
     );
     assert_eq!(run.status, 0, "{}", run.stdout);
 }
@@ -543,12 +553,14 @@ fn option_rom_that_runs_against_its_rule_fails() {
         "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/option-rom/own-keys-vars-signed$",
     ]);
     let cell = run.cell("50-", "option-rom/own-keys-vars-signed");
-    assert_eq!(cell["verdict"], "fail", "{cell:#}");
-    assert_eq!(cell["observed"]["payload"], "executed", "{cell:#}");
-    assert!(cell["observed"]["rom_marker"]
-        .as_str()
-        .unwrap()
-        .contains("BOOTMATRIX-OPROM"));
+    assert_eq!(cell.verdict, VerdictKind::Fail, "{cell}");
+    assert_eq!(cell.observed.outcome(), Some(Outcome::Executed), "{cell}");
+    assert!(
+        cell.observed
+            .rom_marker()
+            .is_some_and(|m| m.contains("BOOTMATRIX-OPROM")),
+        "{cell}"
+    );
     assert_eq!(run.status, 1);
 }
 
@@ -565,15 +577,13 @@ fn flipped_expectation_of_a_probe_that_runs_turns_the_cell_into_fail() {
         "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/secure-boot/own-keys-vars-signed$",
     ]);
     let cell = run.cell("50-", "own-keys-vars-signed");
-    assert_eq!(cell["verdict"], "fail", "{cell:#}");
-    assert_eq!(cell["observed"]["payload"], "runs", "{cell:#}");
-    let evidence = cell["observed"]["evidence"].as_array().unwrap();
+    assert_eq!(cell.verdict, VerdictKind::Fail, "{cell}");
+    assert_eq!(cell.observed.outcome(), Some(Outcome::Runs), "{cell}");
     assert!(
-        evidence[0]["line"]
-            .as_str()
-            .unwrap()
+        cell.evidence()[0]
+            .line
             .starts_with("BOOTMATRIX-PROBE v=2 secureboot=1"),
-        "{cell:#}"
+        "{cell}"
     );
     assert_eq!(run.status, 1);
 }
@@ -595,22 +605,14 @@ fn flipped_expectation_of_a_refused_kernel_turns_the_cell_into_fail() {
         "^50-edk2-x86_64-secure/qemu-7[^/]*/sev-off/kernel-boot/own-keys-vars-unsigned-no-legacy-loader$",
     ]);
     let cell = run.cell("50-", "kernel-boot/own-keys-vars-unsigned-no-legacy-loader");
-    assert_eq!(cell["verdict"], "fail", "{cell:#}");
-    assert_eq!(cell["observed"]["payload"], "refused", "{cell:#}");
-    let lines: Vec<&str> = cell["observed"]["evidence"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["line"].as_str().unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2, "{cell:#}");
+    assert_eq!(cell.verdict, VerdictKind::Fail, "{cell}");
+    assert_eq!(cell.observed.outcome(), Some(Outcome::Refused), "{cell}");
+    let lines: Vec<&str> = cell.evidence().iter().map(|e| e.line.as_str()).collect();
+    assert_eq!(lines.len(), 2, "{cell}");
     assert!(
         lines[0].contains("Fallback to insecure legacy linux kernel loader is disabled"),
-        "{cell:#}"
+        "{cell}"
     );
-    assert!(
-        lines[1].starts_with("BdsDxe: No bootable option"),
-        "{cell:#}"
-    );
+    assert!(lines[1].starts_with("BdsDxe: No bootable option"), "{cell}");
     assert_eq!(run.status, 1);
 }

@@ -8,6 +8,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use bootmatrix::judge::VerdictKind;
+use bootmatrix::matrix::Outcome;
+use bootmatrix::report::record::CellRecord;
 use serde_json::{json, Value};
 
 mod common;
@@ -146,8 +149,12 @@ fn dbx_hashes(varstore: &Path) -> Vec<String> {
 }
 
 /// The cell's serial console as text.
-fn serial_log(cell: &Value) -> String {
-    let path = Path::new(cell["log_dir"].as_str().unwrap()).join("serial.log");
+fn serial_log(cell: &CellRecord) -> String {
+    let dir = cell
+        .log_dir
+        .as_ref()
+        .unwrap_or_else(|| panic!("no log folder: {cell}"));
+    let path = dir.join("serial.log");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     String::from_utf8_lossy(&bytes).replace('\r', "")
 }
@@ -230,15 +237,18 @@ fn signed_probe_in_dbx_is_refused_and_fails() {
     // db trusts the signer, dbx names the image: the firmware refuses it, against the rule.
     let signed = run.cell(DBX_PROBE, "/sev-off/secure-boot/db-added-vars-signed");
     println!(
-        "{}: {} in {} ms",
-        signed["id"], signed["verdict"], signed["decided_ms"]
+        "{}: {} in {:?} ms",
+        signed.id, signed.verdict, signed.decided_ms
     );
     let log = serial_log(signed);
     print_around(&log, "Access Denied");
-    assert_eq!(signed["verdict"], "fail", "{signed:#}");
-    assert_eq!(signed["observed"]["payload"], "refused", "{signed:#}");
-    let reason = signed["reason"].as_str().unwrap();
-    assert!(reason.contains("db-added-signed"), "{signed:#}");
+    assert_eq!(signed.verdict, VerdictKind::Fail, "{signed}");
+    assert_eq!(
+        signed.observed.outcome(),
+        Some(Outcome::Refused),
+        "{signed}"
+    );
+    assert!(signed.reason.contains("db-added-signed"), "{signed}");
     assert!(
         log.lines()
             .any(|l| l.contains("BdsDxe: failed to load Boot0001") && l.contains("Access Denied")),
@@ -248,13 +258,17 @@ fn signed_probe_in_dbx_is_refused_and_fails() {
 
     // The unsigned probe is refused as always: the dbx entry does not upset the other cell.
     let unsigned = run.cell(DBX_PROBE, "/sev-off/secure-boot/db-added-vars-unsigned");
-    assert_eq!(unsigned["verdict"], "pass", "{unsigned:#}");
-    assert_eq!(unsigned["observed"]["payload"], "refused", "{unsigned:#}");
+    assert_eq!(unsigned.verdict, VerdictKind::Pass, "{unsigned}");
+    assert_eq!(
+        unsigned.observed.outcome(),
+        Some(Outcome::Refused),
+        "{unsigned}"
+    );
 
     // Control: without the dbx entry the same firmware, keys and probe run, as the rule says.
     let control = run.cell(CONTROL, "/sev-off/secure-boot/db-added-vars-signed");
-    assert_eq!(control["verdict"], "pass", "{control:#}");
-    assert_eq!(control["observed"]["payload"], "runs", "{control:#}");
+    assert_eq!(control.verdict, VerdictKind::Pass, "{control}");
+    assert_eq!(control.observed.outcome(), Some(Outcome::Runs), "{control}");
 
     assert_eq!(run.status, 1, "a fail makes the run exit with 1");
     assert_eq!(
@@ -323,7 +337,7 @@ impl OneCell {
 /// The cell is an `error` whose reason says `why`.
 fn assert_error(result: &bootmatrix::run::CellResult, why: &str) {
     let (kind, reason) = (result.verdict.kind(), result.verdict.reason());
-    assert_eq!(kind, bootmatrix::judge::VerdictKind::Error, "{reason}");
+    assert_eq!(kind, VerdictKind::Error, "{reason}");
     assert!(reason.contains(why), "{reason}");
 }
 
@@ -380,9 +394,9 @@ fn kernel_never_handed_over_is_an_error_not_a_refusal(#[case] empty_file: bool) 
     let result = c.run();
     assert_error(&result, "");
     let observed = result.verdict.observation().map(|o| o.outcome);
-    assert_ne!(observed, Some(bootmatrix::matrix::Outcome::Refused));
+    assert_ne!(observed, Some(Outcome::Refused));
     if !empty_file {
-        assert_eq!(observed, Some(bootmatrix::matrix::Outcome::NothingBootable));
+        assert_eq!(observed, Some(Outcome::NothingBootable));
         assert_error(&result, "never handed over");
         assert!(result
             .verdict
