@@ -1082,3 +1082,23 @@ fn expect_selects_by_package_name_version_or_file() {
     let plain = expect_2022_11(&Build::Firmware(data("60-edk2-x86_64.json")));
     assert!(!plain.contains("known deviation"), "{plain}");
 }
+
+#[test]
+fn explain_names_the_admission_rule_that_skipped_the_cell() {
+    let plan = plan_on_7_2(debian(), options());
+    let scenarios = Scenarios::builtin();
+    let explain = |id: &str| {
+        let c = cell(&plan, id);
+        bootmatrix::report::explain::explain(c, None, &scenarios, Path::new("/runs/x"), None)
+    };
+    let sev = explain("50-edk2-x86_64-secure/qemu-7.2.0/sev-on/secure-boot/own-keys-vars-signed");
+    assert!(sev.contains("  decided by admission rule sev-host (the rules, in order: machine, sev-kernel-policy, sev-kvm, sev-host,"), "{sev}");
+    let policy =
+        explain("50-edk2-x86_64-secure/qemu-7.2.0/sev-on/kernel-boot/own-keys-vars-signed");
+    assert!(
+        policy.contains("decided by admission rule sev-kernel-policy"),
+        "{policy}"
+    );
+    let run = explain("50-edk2-x86_64-secure/qemu-7.2.0/sev-off/secure-boot/own-keys-vars-signed");
+    assert!(!run.contains("admission rule"), "{run}");
+}

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::record::{read_json, CellRecord, Observed, Report};
 use super::words::Word;
 use crate::discover::Firmware;
+use crate::plan::admission::AdmissionRule;
 use crate::plan::{Action, Cell, Plan};
 use crate::prepare::shell_line;
 use crate::scenario::Scenarios;
@@ -195,6 +196,17 @@ pub fn explain(
         Action::Error(why) => {
             let _ = writeln!(o, "  cannot run: {why}");
         }
+    }
+    if let Some(denial) = cell.action.denial() {
+        let order: Vec<&str> = AdmissionRule::in_order()
+            .map(AdmissionRule::as_str)
+            .collect();
+        let _ = writeln!(
+            o,
+            "  decided by admission rule {} (the rules, in order: {})",
+            denial.rule,
+            order.join(", ")
+        );
     }
 
     let _ = writeln!(o, "\nobserved (run folder {})", run_dir.display());

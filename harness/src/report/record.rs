@@ -20,6 +20,7 @@ use crate::discover::release::Edk2Release;
 use crate::judge::VerdictKind;
 use crate::matrix::{Check, Outcome, Profile, Variant};
 use crate::observe::{Evidence, LoadPath, Observation, PciDevice, ProbeReport, Reading};
+use crate::plan::admission::AdmissionRule;
 use crate::plan::Action;
 use crate::run::CellResult;
 use crate::scenario::{Expectation, KnownDeviation};
@@ -79,6 +80,9 @@ pub struct CellRecord {
     pub reason: String,
     /// Skipped because the planner refuses the configuration, not because the host cannot.
     pub refused_by_planner: bool,
+    /// The planner's admission rule that skipped, refused or errored the cell before it booted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_rule: Option<AdmissionRule>,
     pub observed: Observed,
     /// From QEMU start to the last console line the verdict rests on.
     pub decided_ms: Option<u64>,
@@ -434,6 +438,7 @@ impl CellRecord {
             verdict: verdict.kind(),
             reason: verdict.reason().to_string(),
             refused_by_planner: matches!(cell.action, Action::Refused(_)),
+            admission_rule: cell.action.denial().map(|d| d.rule),
             observed: Observed::new(result),
             decided_ms: result.decided.map(millis),
             elapsed_ms: result.elapsed.map(millis),
@@ -574,7 +579,8 @@ mod tests {
         let report = Report::new(&every_shape());
         let path = golden_path();
         if std::env::var_os("BOOTMATRIX_BLESS").is_some() {
-            write_json(&path, &report).unwrap();
+            // Through a Value, so the keys are sorted as in the file.
+            write_json(&path, &serde_json::to_value(&report).unwrap()).unwrap();
         }
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e}; run with BOOTMATRIX_BLESS=1", path.display()));
