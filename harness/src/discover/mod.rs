@@ -1,9 +1,11 @@
 //! Discovery: descriptors, QEMU binaries and what the host can do, gathered once per run.
 
 pub mod descriptor;
+pub mod glob;
 pub mod host;
 pub mod qemu;
 pub mod release;
+pub mod search;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -57,11 +59,11 @@ pub struct DiscoverOptions {
 
 pub fn discover(options: &DiscoverOptions) -> Inventory {
     let search_dirs = if options.descriptor_dirs.is_empty() {
-        descriptor::default_search_dirs()
+        search::default_search_dirs()
     } else {
         options.descriptor_dirs.clone()
     };
-    let found = descriptor::discover(&search_dirs);
+    let found = search::scan(&search_dirs);
     let firmware = found
         .descriptors
         .into_iter()
