@@ -10,7 +10,7 @@ use std::process::Command;
 use bootmatrix::discover::release::Edk2Release;
 use bootmatrix::judge::VerdictKind;
 use bootmatrix::matrix::{Check, Outcome, Profile};
-use bootmatrix::observe::LoadPath;
+use bootmatrix::observe::evidence::LoadPath;
 use serde_json::Value;
 
 mod common;

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use bootmatrix::boot::{BootEnd, BootOutcome, Console, Control, Watch};
 use bootmatrix::matrix::{Check, Outcome};
-use bootmatrix::observe::{end_reason, Observation, Reading, Undecided, Watcher};
+use bootmatrix::observe::conclude::end_reason;
+use bootmatrix::observe::evidence::{Observation, Reading, Undecided};
+use bootmatrix::observe::Watcher;
 use bootmatrix::plan::{RunSpec, Targets};
 use rstest::rstest;
 use tempfile::TempDir;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::discover::qemu::Version;
 use crate::matrix::{Check, Outcome, Tweak};
-use crate::observe::{Evidence, Observation, Reading, Undecided};
+use crate::observe::evidence::{Evidence, Observation, Reading, Undecided};
 use crate::scenario::{Expectation, KnownDeviation, Rule, Scenarios};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]

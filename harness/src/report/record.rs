@@ -19,7 +19,8 @@ use crate::discover::qemu::Version;
 use crate::discover::release::Edk2Release;
 use crate::judge::VerdictKind;
 use crate::matrix::{Check, Outcome, Profile, Variant};
-use crate::observe::{Evidence, LoadPath, Observation, PciDevice, ProbeReport, Reading};
+use crate::observe::evidence::{Evidence, LoadPath, Observation, Reading};
+use crate::observe::probe::{PciDevice, ProbeReport};
 use crate::plan::admission::AdmissionRule;
 use crate::plan::Action;
 use crate::run::CellResult;
@@ -355,7 +356,8 @@ impl From<&Evidence> for EvidenceRecord {
 /// `[serial +4.061 s] BdsDxe: failed to load ...`, as the summary prints evidence.
 impl fmt::Display for EvidenceRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = crate::observe::evidence_text(self.stream.as_str(), self.at_ms, &self.line);
+        let text =
+            crate::observe::evidence::evidence_text(self.stream.as_str(), self.at_ms, &self.line);
         f.write_str(&text)
     }
 }

@@ -9,7 +9,7 @@ use crate::boot::Console;
 use crate::discover::host::Accel;
 use crate::judge::VerdictKind;
 use crate::matrix::{Payload, Tweak, Variant, Vars};
-use crate::observe::LoadPath;
+use crate::observe::evidence::LoadPath;
 
 /// The library's enums that serde writes by name but cannot read back: their names.
 pub trait Word: Copy + 'static {
