@@ -5,43 +5,46 @@
 //! `System Management Mode not supported by this hypervisor`. So KVM is probed by running a tiny
 //! guest, with and without `smm=on`, through each QEMU binary.
 
-use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use strum::{Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 use crate::discover::qemu::QemuBinary;
+use crate::matrix::{unknown_word, Word};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    PartialOrd,
+    Ord,
+    IntoStaticStr,
+    Display,
+    EnumString,
+    VariantArray,
+    VariantNames,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(
+    serialize_all = "kebab-case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_word::<Self>
+)]
 pub enum Accel {
     Kvm,
     Tcg,
 }
 
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        })
-    }
-}
-
-impl std::str::FromStr for Accel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "kvm" => Ok(Accel::Kvm),
-            "tcg" => Ok(Accel::Tcg),
-            other => Err(format!(
-                "unknown accelerator {other:?} (expected kvm or tcg)"
-            )),
-        }
-    }
+impl Word for Accel {
+    const KIND: &'static str = "accelerator";
 }
 
 /// The outcome of running the KVM probe guest through one QEMU binary.
@@ -315,6 +318,18 @@ mod tests {
             usable: usable.map_err(str::to_string),
             smm: smm.map_err(str::to_string),
         }
+    }
+
+    #[test]
+    fn accelerators_are_spelled_once() {
+        assert_eq!(
+            crate::matrix::spelling::parses_back::<Accel>(),
+            ["kvm", "tcg"]
+        );
+        assert_eq!(
+            "hvf".parse::<Accel>().unwrap_err(),
+            r#"unknown accelerator "hvf" (expected kvm or tcg)"#
+        );
     }
 
     #[test]

@@ -6,17 +6,30 @@
 //! deviation that did not happen fails as stale. A value the rule asks for that the guest could
 //! not read is an error, and absence is read as a value only where UEFI defines it.
 
-use std::fmt;
-
 use serde::Serialize;
+use strum::{Display, IntoStaticStr, VariantArray};
 
 use crate::discover::qemu::Version;
 use crate::matrix::{Check, Outcome, Tweak};
 use crate::observe::evidence::{Evidence, Observation, Reading, Undecided};
 use crate::scenario::{Expectation, KnownDeviation, Rule, Scenarios};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    PartialOrd,
+    Ord,
+    IntoStaticStr,
+    Display,
+    VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum VerdictKind {
     Pass,
     Fail,
@@ -26,28 +39,11 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
-    pub const ALL: [VerdictKind; 5] = [
-        VerdictKind::Pass,
-        VerdictKind::Fail,
-        VerdictKind::KnownDeviation,
-        VerdictKind::Skip,
-        VerdictKind::Error,
-    ];
+    /// Every kind, in the order reports count them.
+    pub const ALL: &'static [VerdictKind] = <VerdictKind as VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            VerdictKind::Pass => "pass",
-            VerdictKind::Fail => "fail",
-            VerdictKind::KnownDeviation => "known-deviation",
-            VerdictKind::Skip => "skip",
-            VerdictKind::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for VerdictKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -933,5 +929,9 @@ mod tests {
     fn verdict_kinds_have_their_names() {
         let names: Vec<String> = VerdictKind::ALL.iter().map(|k| k.to_string()).collect();
         assert_eq!(names, ["pass", "fail", "known-deviation", "skip", "error"]);
+        // strum's word is serde's, and as_str gives it.
+        let words = crate::matrix::spelling::serde_agrees::<VerdictKind>();
+        let as_str: Vec<&str> = VerdictKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(as_str, words);
     }
 }

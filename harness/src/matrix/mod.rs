@@ -4,9 +4,50 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use strum::{Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A word that is read from text (the command line): `secure-boot`, `strict`, `kvm`. Like every
+/// enum of the vocabulary, its spelling is written once, as strum's `serialize_all` next to
+/// serde's `rename_all` on the enum (a test per enum checks that the two agree); strum derives
+/// `as_str` (through `IntoStaticStr`), `Display` and `FromStr` from it.
+pub trait Word: VariantNames + 'static {
+    /// What one is called in an error message: `check`, `profile`.
+    const KIND: &'static str;
+}
+
+/// The error for a text that is none of `T`'s words: it names the kind, the text and the words
+/// allowed (`unknown check "x" (expected secure-boot, option-rom or kernel-boot)`).
+pub fn unknown_word<T: Word>(text: &str) -> String {
+    let expected = match T::VARIANTS {
+        [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        all => all.join(""),
+    };
+    format!("unknown {} {text:?} (expected {expected})", T::KIND)
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    EnumString,
+    VariantArray,
+    VariantNames,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(
+    serialize_all = "kebab-case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_word::<Self>
+)]
 pub enum Check {
     /// A probe on an ESP, signed with the test db key or unsigned.
     SecureBoot,
@@ -16,15 +57,15 @@ pub enum Check {
     KernelBoot,
 }
 
+impl Word for Check {
+    const KIND: &'static str = "check";
+}
+
 impl Check {
-    pub const ALL: &'static [Check] = &[Check::SecureBoot, Check::OptionRom, Check::KernelBoot];
+    pub const ALL: &'static [Check] = <Check as VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Check::SecureBoot => "secure-boot",
-            Check::OptionRom => "option-rom",
-            Check::KernelBoot => "kernel-boot",
-        }
+        self.into()
     }
 
     /// The outcomes a rule or a deviation of this check may name.
@@ -51,22 +92,31 @@ impl Check {
     }
 }
 
-impl std::str::FromStr for Check {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Check, String> {
-        Check::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown check {s:?} (secure-boot, option-rom, kernel-boot)"))
-    }
-}
-
 /// Which policy the expectations hold the firmware to.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    EnumString,
+    VariantArray,
+    VariantNames,
+    Default,
 )]
 #[serde(rename_all = "kebab-case")]
+#[strum(
+    serialize_all = "kebab-case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_word::<Self>
+)]
 pub enum Profile {
     /// No unsigned code runs under enforcing Secure Boot: no option ROM, no `-kernel` bypass.
     #[default]
@@ -75,41 +125,34 @@ pub enum Profile {
     Upstream,
 }
 
+impl Word for Profile {
+    const KIND: &'static str = "profile";
+}
+
 impl Profile {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::Strict => "strict",
-            Profile::Upstream => "upstream",
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Profile, String> {
-        match s {
-            "strict" => Ok(Profile::Strict),
-            "upstream" => Ok(Profile::Upstream),
-            other => Err(format!("unknown profile {other:?} (strict or upstream)")),
-        }
-    }
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
 /// Which variable store a cell boots with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Vars {
     /// A private copy of the descriptor's template, as shipped.
     Shipped,
@@ -121,17 +164,28 @@ pub enum Vars {
 
 impl Vars {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Vars::Shipped => "shipped",
-            Vars::OwnKeys => "own-keys",
-            Vars::DbAdded => "db-added",
-        }
+        self.into()
     }
 }
 
 /// Which probe image the cell boots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Payload {
     /// Signed with the run's test db key.
     Signed,
@@ -139,19 +193,31 @@ pub enum Payload {
 }
 
 impl Payload {
-    pub const ALL: [Payload; 2] = [Payload::Signed, Payload::Unsigned];
+    pub const ALL: &'static [Payload] = <Payload as VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Payload::Signed => "signed",
-            Payload::Unsigned => "unsigned",
-        }
+        self.into()
     }
 }
 
 /// A change to how the payload is handed to the firmware (kernel-boot cells).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Tweak {
     None,
     /// `-fw_cfg name=opt/org.tianocore/EnableLegacyLoader,string=no` (edk2 >= stable202502).
@@ -162,11 +228,7 @@ pub enum Tweak {
 
 impl Tweak {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Tweak::None => "none",
-            Tweak::NoLegacyLoader => "no-legacy-loader",
-            Tweak::Shim => "shim",
-        }
+        self.into()
     }
 }
 
@@ -211,8 +273,21 @@ impl fmt::Display for Variant {
 }
 
 /// What the firmware did with the payload. Each check has its own set ([`Check::outcomes`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Outcome {
     /// secure-boot: the probe ran.
     Runs,
@@ -242,23 +317,133 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Runs => "runs",
-            Outcome::Refused => "refused",
-            Outcome::Executed => "executed",
-            Outcome::NotExecuted => "not-executed",
-            Outcome::Verified => "verified",
-            Outcome::LegacyWarned => "legacy-warned",
-            Outcome::LegacySilent => "legacy-silent",
-            Outcome::Booted => "booted",
-            Outcome::Started => "started",
-            Outcome::NothingBootable => "nothing-bootable",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The test every spelled enum runs: strum's word for each variant is serde's, and `Display`
+/// and (for a [`Word`]) `FromStr` use the same, so the two spellings cannot drift apart.
+#[cfg(test)]
+pub(crate) mod spelling {
+    use std::fmt::{Debug, Display};
+    use std::str::FromStr;
+
+    use serde::Serialize;
+    use strum::VariantArray;
+
+    /// Every variant's strum word is its serde string and its `Display`; returns the words.
+    pub fn serde_agrees<T>() -> Vec<&'static str>
+    where
+        T: VariantArray + Serialize + Display + Copy + Into<&'static str>,
+    {
+        T::VARIANTS
+            .iter()
+            .map(|&v| {
+                let word: &'static str = v.into();
+                assert_eq!(
+                    serde_json::to_value(v).unwrap(),
+                    word,
+                    "serde and strum differ"
+                );
+                assert_eq!(v.to_string(), word, "Display and strum differ");
+                word
+            })
+            .collect()
+    }
+
+    /// [`serde_agrees`], and every word parses back to its variant.
+    pub fn parses_back<T>() -> Vec<&'static str>
+    where
+        T: VariantArray + Serialize + Display + Copy + Into<&'static str>,
+        T: FromStr<Err = String> + PartialEq + Debug,
+    {
+        let words = serde_agrees::<T>();
+        for (word, v) in words.iter().zip(T::VARIANTS) {
+            assert_eq!(word.parse::<T>().as_ref(), Ok(v));
+        }
+        words
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spelling::{parses_back, serde_agrees};
+    use super::*;
+
+    #[test]
+    fn every_word_is_spelled_once() {
+        assert_eq!(
+            parses_back::<Check>(),
+            ["secure-boot", "option-rom", "kernel-boot"]
+        );
+        assert_eq!(parses_back::<Profile>(), ["strict", "upstream"]);
+        assert_eq!(serde_agrees::<Vars>(), ["shipped", "own-keys", "db-added"]);
+        assert_eq!(serde_agrees::<Payload>(), ["signed", "unsigned"]);
+        assert_eq!(
+            serde_agrees::<Tweak>(),
+            ["none", "no-legacy-loader", "shim"]
+        );
+        assert_eq!(
+            serde_agrees::<Outcome>(),
+            [
+                "runs",
+                "refused",
+                "executed",
+                "not-executed",
+                "verified",
+                "legacy-warned",
+                "legacy-silent",
+                "booted",
+                "started",
+                "nothing-bootable"
+            ]
+        );
+    }
+
+    #[test]
+    fn as_str_is_the_word() {
+        assert_eq!(Check::OptionRom.as_str(), "option-rom");
+        assert_eq!(Profile::Upstream.as_str(), "upstream");
+        assert_eq!(Vars::OwnKeys.as_str(), "own-keys");
+        assert_eq!(Payload::Unsigned.as_str(), "unsigned");
+        assert_eq!(Tweak::NoLegacyLoader.as_str(), "no-legacy-loader");
+        assert_eq!(Outcome::NothingBootable.as_str(), "nothing-bootable");
+    }
+
+    #[test]
+    fn serde_reads_the_same_words() {
+        let read: Vec<Outcome> =
+            serde_json::from_str(r#"["not-executed", "legacy-silent"]"#).unwrap();
+        assert_eq!(read, [Outcome::NotExecuted, Outcome::LegacySilent]);
+        let profile: Profile = serde_json::from_str(r#""upstream""#).unwrap();
+        assert_eq!(profile, Profile::Upstream);
+    }
+
+    #[test]
+    fn an_unknown_word_lists_the_allowed_ones() {
+        assert_eq!(
+            "secureboot".parse::<Check>().unwrap_err(),
+            r#"unknown check "secureboot" (expected secure-boot, option-rom or kernel-boot)"#
+        );
+        assert_eq!(
+            "lax".parse::<Profile>().unwrap_err(),
+            r#"unknown profile "lax" (expected strict or upstream)"#
+        );
+        // Words are matched exactly, as written.
+        assert!("Strict".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn variant_ids_and_names_use_the_words() {
+        let v = Variant {
+            vars: Vars::OwnKeys,
+            payload: Payload::Unsigned,
+            tweak: Tweak::NoLegacyLoader,
+        };
+        assert_eq!(v.id_part(), "own-keys-vars-unsigned-no-legacy-loader");
+        assert_eq!(v.to_string(), "own-keys-vars/unsigned/no-legacy-loader");
+        let plain = Variant::new(Vars::Shipped, Payload::Signed);
+        assert_eq!(plain.id_part(), "shipped-vars-signed");
+        assert_eq!(plain.to_string(), "shipped-vars/signed");
     }
 }

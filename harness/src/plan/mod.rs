@@ -295,7 +295,7 @@ pub fn variants(check: Check, descriptor: &Descriptor) -> Vec<Variant> {
     };
     let mut out = Vec::new();
     for &vars in &vars {
-        for payload in Payload::ALL {
+        for &payload in Payload::ALL {
             for &tweak in check.tweaks() {
                 // shim is signed for the vendor's db: only builds that ship with keys enrolled
                 // trust it.
