@@ -24,7 +24,7 @@ use tempfile::TempDir;
 const PROBE_LINE: &str = r#"BOOTMATRIX-PROBE v=2 secureboot=1 setupmode=0 auditmode=absent deployedmode=- vendor="EDK II" revision=0x00010000 uefi=2.70"#;
 const CRASH_TEXT: &str =
     "qemu-system-x86_64: -drive if=none: Could not open 'x': No such file or directory";
-/// What `boot` keeps of a flooding console (`MAX_LOG` in boot.rs), plus its truncation note.
+/// What `boot` keeps of a flooding console (`MAX_LOG` in boot/console.rs), plus its truncation note.
 const MAX_LOG: u64 = 16 * 1024 * 1024;
 const LOG_SLACK: u64 = 4 * 1024;
 

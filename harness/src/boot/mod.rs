@@ -3,33 +3,26 @@
 //! The only stage that starts guests. Every QEMU is registered while it runs, so a panic
 //! (drop guard), Ctrl-C or SIGTERM (signal thread) or the death of bootmatrix itself
 //! (`PR_SET_PDEATHSIG`) kills it: no QEMU outlives the harness.
+//!
+//! `console.rs` reads the consoles; [`boot`] hands what they show to the [`Watch`]er, in one
+//! place, until it has seen enough.
 
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+mod console;
+
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, Once};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
-
-use std::sync::OnceLock;
 
 use regex::Regex;
 use serde::Serialize;
 
+use self::console::{Consoles, Event, Logs, Read, LAST_READS};
 use crate::plan::RunSpec;
 
-/// A console line longer than this is cut into pieces (a guest may print without newlines).
-const MAX_LINE: usize = 64 * 1024;
-/// Logs stop growing here; a flooding guest cannot fill the disk.
-const MAX_LOG: u64 = 16 * 1024 * 1024;
-/// How much of QEMU's stderr is kept for error messages.
-const STDERR_TAIL: usize = 4 * 1024;
-/// Console lines in flight between the readers and the watcher.
-const CHANNEL_LINES: usize = 1024;
+/// How often a watcher is shown time passing, at least.
+const TICK: Duration = Duration::from_millis(50);
 
 /// Which console a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -85,7 +78,7 @@ pub enum BootEnd {
     /// The deadline passed; the guest was killed.
     Deadline {
         after: Duration,
-        /// The last non-empty serial line, for the error message.
+        /// The last non-empty console line, for the error message.
         last_line: String,
     },
     /// The guest could not be started or its logs not written.
@@ -218,16 +211,6 @@ impl Drop for Guest {
     }
 }
 
-enum Event {
-    /// A line and when it was read (from QEMU start).
-    Line(Console, String, Duration),
-    /// The unfinished line the console has been showing since its last read.
-    Partial(Console, String, Duration),
-    SerialClosed,
-    /// Time passes (made by the watch loop, never by a reader).
-    Tick(Duration),
-}
-
 /// Boots one cell and hands every console line to `watcher` until it stops the guest, QEMU
 /// exits or the deadline passes. Logs go to `spec.dir`: `serial.log`, `stderr.log` (and
 /// `debug.log`, written by QEMU).
@@ -239,20 +222,10 @@ pub fn boot(spec: &RunSpec, watcher: &mut dyn Watch) -> BootOutcome {
         elapsed: started.elapsed(),
         serial_lines: 0,
     };
-    let mut serial_log = match File::create(spec.dir.join("serial.log")) {
-        Ok(f) => LimitedLog::new(f),
-        Err(e) => return failed(format!("cannot create serial.log: {e}")),
+    let logs = match Logs::create(&spec.dir, spec.debug_log.as_deref()) {
+        Ok(logs) => logs,
+        Err(why) => return failed(why),
     };
-    let stderr_log = match File::create(spec.dir.join("stderr.log")) {
-        Ok(f) => f,
-        Err(e) => return failed(format!("cannot create stderr.log: {e}")),
-    };
-    if let Some(path) = &spec.debug_log {
-        // Truncate now: the tail reads from byte 0, and a previous boot's lines must not count.
-        if let Err(e) = File::create(path) {
-            return failed(format!("cannot create {}: {e}", path.display()));
-        }
-    }
     let mut guest = match Guest::spawn(&spec.argv, Stdio::piped(), Stdio::piped()) {
         Ok(g) => g,
         Err(e) => {
@@ -260,115 +233,50 @@ pub fn boot(spec: &RunSpec, watcher: &mut dyn Watch) -> BootOutcome {
             return failed(format!("cannot start {program}: {e}"));
         }
     };
-    // Bounded: a flooding guest blocks its reader instead of filling memory.
-    let (tx, rx) = mpsc::sync_channel(CHANNEL_LINES);
-    let stdout = guest.child.stdout.take().expect("stdout is piped");
-    let serial_reader = spawn_line_reader(stdout, Console::Serial, started, tx.clone());
-    let stderr_tail = Arc::new(Mutex::new(Vec::new()));
-    let stderr_reader = spawn_stderr_reader(
-        guest.child.stderr.take().expect("stderr is piped"),
-        stderr_log,
-        stderr_tail.clone(),
-    );
-    let stop_tail = Arc::new(AtomicBool::new(false));
-    let debug_tail = spec
-        .debug_log
-        .as_ref()
-        .map(|path| spawn_file_tail(path.clone(), started, tx.clone(), stop_tail.clone()));
-    drop(tx);
-
-    let mut lines = 0usize;
-    let mut last_line = String::new();
-    // Every event goes through here: logged (serial), then shown to the watcher.
-    let mut on_event = |event: Event| -> Control {
-        match event {
-            Event::Line(console, raw, at) => {
-                let line = strip_escapes(&raw);
-                if console == Console::Serial {
-                    serial_log.write_line(&line);
-                    lines += 1;
-                }
-                if !line.trim().is_empty() {
-                    last_line = line.clone();
-                }
-                watcher.line(console, at, &line)
-            }
-            // Not logged yet (the rest of the line may follow); only what it says counts.
-            Event::Partial(console, raw, at) => watcher.partial(console, at, &strip_escapes(&raw)),
-            Event::Tick(at) => watcher.tick(at),
-            Event::SerialClosed => Control::Continue,
-        }
-    };
-    let mut watched = watch(&mut guest, &rx, spec.deadline, started, &mut on_event);
+    let mut consoles = Consoles::start(logs, &mut guest.child, started);
+    let mut watched = watch(&mut guest, &mut consoles, watcher, spec.deadline, started);
     if let Watched::Exited(_) = watched {
         // QEMU is gone, but the debug console file may hold lines the tail has not read yet:
         // let it do its last read and hand everything over before the watcher concludes.
-        stop_tail.store(true, Ordering::Relaxed);
-        let drain_until = Instant::now() + Duration::from_secs(2);
-        while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(event) => {
-                    if on_event(event) == Control::Stop {
-                        watched = Watched::Stopped;
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
+        if last_reads(&mut consoles, watcher) == Control::Stop {
+            watched = Watched::Stopped;
         }
     }
     let stopped_after = matches!(watched, Watched::Stopped).then(|| started.elapsed());
     guest.kill_and_reap();
-    stop_tail.store(true, Ordering::Relaxed);
     // What the guest wrote up to its end still belongs in serial.log, unfinished last line
-    // included (the reader hands it over at end of file); bounded, for a guest that flooded.
-    let drain_until = Instant::now() + Duration::from_secs(2);
-    while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(Event::Line(Console::Serial, raw, _)) => {
-                let line = strip_escapes(&raw);
-                serial_log.write_line(&line);
-                lines += 1;
-                if !line.trim().is_empty() {
-                    last_line = line;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    // Readers blocked on a full channel see it closed and end.
-    drop(rx);
-    let _ = serial_reader.join();
-    let _ = stderr_reader.join();
-    if let Some(t) = debug_tail {
-        let _ = t.join();
-    }
-    serial_log.flush();
+    // included (the reader hands it over at end of file).
+    let totals = consoles.finish();
     let end = match watched {
         Watched::Stopped => BootEnd::Stopped,
-        Watched::Exited(status) => {
-            let bytes = stderr_tail.lock().map(|t| t.clone()).unwrap_or_default();
-            let text = String::from_utf8_lossy(&bytes).trim().to_string();
-            BootEnd::Exited {
-                status: status.to_string(),
-                stderr: if text.is_empty() {
-                    "(stderr empty)".to_string()
-                } else {
-                    text
-                },
-            }
-        }
+        Watched::Exited(status) => BootEnd::Exited {
+            status: status.to_string(),
+            stderr: if totals.stderr.is_empty() {
+                "(stderr empty)".to_string()
+            } else {
+                totals.stderr
+            },
+        },
         Watched::Deadline => BootEnd::Deadline {
             after: spec.deadline,
-            last_line,
+            last_line: totals.last_line,
         },
     };
     BootOutcome {
         end,
         stopped_after,
         elapsed: started.elapsed(),
-        serial_lines: lines,
+        serial_lines: totals.serial_lines,
+    }
+}
+
+/// The one place where what the consoles show, and time passing, becomes a decision: the
+/// watcher's.
+fn decide(watcher: &mut dyn Watch, event: &Event) -> Control {
+    match event {
+        Event::Line { console, at, text } => watcher.line(*console, *at, text),
+        Event::Partial { console, at, text } => watcher.partial(*console, *at, text),
+        Event::Tick(at) => watcher.tick(*at),
     }
 }
 
@@ -378,36 +286,38 @@ enum Watched {
     Deadline,
 }
 
+/// Shows the watcher every console event and a tick at least every [`TICK`], until it stops
+/// the guest, QEMU has exited (and its stdout closed, or [`LAST_READS`] passed) or the
+/// deadline passes.
 fn watch(
     guest: &mut Guest,
-    rx: &Receiver<Event>,
+    consoles: &mut Consoles,
+    watcher: &mut dyn Watch,
     deadline: Duration,
     started: Instant,
-    on_event: &mut dyn FnMut(Event) -> Control,
 ) -> Watched {
     let mut serial_open = true;
     let mut exited_at: Option<(ExitStatus, Instant)> = None;
     loop {
         if let Some((status, at)) = exited_at {
             // Give the readers a moment to hand over what QEMU wrote just before it exited.
-            if !serial_open || at.elapsed() > Duration::from_secs(2) {
+            if !serial_open || at.elapsed() > LAST_READS {
                 return Watched::Exited(status);
             }
         }
         let Some(left) = deadline.checked_sub(started.elapsed()) else {
             return Watched::Deadline;
         };
-        match rx.recv_timeout(left.min(Duration::from_millis(50))) {
-            Ok(Event::SerialClosed) => serial_open = false,
-            Ok(event) => {
-                if on_event(event) == Control::Stop {
+        match consoles.read(left.min(TICK)) {
+            Read::Shown(event) => {
+                if decide(watcher, &event) == Control::Stop {
                     return Watched::Stopped;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => serial_open = false,
+            Read::SerialClosed | Read::Ended => serial_open = false,
+            Read::Quiet => {}
         }
-        if on_event(Event::Tick(started.elapsed())) == Control::Stop {
+        if decide(watcher, &Event::Tick(started.elapsed())) == Control::Stop {
             return Watched::Stopped;
         }
         if exited_at.is_none() {
@@ -422,129 +332,23 @@ fn watch(
     }
 }
 
-/// Splits a byte stream into lines and sends them; long lines are cut at `MAX_LINE`.
-fn spawn_line_reader(
-    mut source: impl Read + Send + 'static,
-    console: Console,
-    started: Instant,
-    tx: SyncSender<Event>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut pending: Vec<u8> = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            pending.extend_from_slice(&buf[..n]);
-            let at = started.elapsed();
-            if send_lines(&mut pending, console, at, &tx).is_err() {
-                return;
-            }
-            if !pending.is_empty() {
-                let partial = String::from_utf8_lossy(&pending).into_owned();
-                if tx.send(Event::Partial(console, partial, at)).is_err() {
-                    return;
+/// After QEMU exited on its own: shows the watcher what the consoles still hold (the debug
+/// console's last read included), for [`LAST_READS`] at most.
+fn last_reads(consoles: &mut Consoles, watcher: &mut dyn Watch) -> Control {
+    consoles.stop_debug_tail();
+    let until = Instant::now() + LAST_READS;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match consoles.read(left) {
+            Read::Shown(event) => {
+                if decide(watcher, &event) == Control::Stop {
+                    return Control::Stop;
                 }
             }
+            Read::SerialClosed => {}
+            Read::Quiet | Read::Ended => break,
         }
-        if !pending.is_empty() {
-            let _ = tx.send(Event::Line(
-                console,
-                String::from_utf8_lossy(&pending).into_owned(),
-                started.elapsed(),
-            ));
-        }
-        if console == Console::Serial {
-            let _ = tx.send(Event::SerialClosed);
-        }
-    })
-}
-
-fn send_lines(
-    pending: &mut Vec<u8>,
-    console: Console,
-    at: Duration,
-    tx: &SyncSender<Event>,
-) -> Result<(), ()> {
-    loop {
-        let cut = match pending.iter().position(|b| *b == b'\n') {
-            Some(i) => i + 1,
-            None if pending.len() >= MAX_LINE => MAX_LINE,
-            None => return Ok(()),
-        };
-        let line: Vec<u8> = pending.drain(..cut).collect();
-        let text = String::from_utf8_lossy(&line)
-            .trim_end_matches(['\n', '\r'])
-            .to_string();
-        tx.send(Event::Line(console, text, at)).map_err(|_| ())?;
     }
-}
-
-fn spawn_stderr_reader(
-    mut source: impl Read + Send + 'static,
-    log: File,
-    tail: Arc<Mutex<Vec<u8>>>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut log = LimitedLog::new(log);
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            log.write_bytes(&buf[..n]);
-            if let Ok(mut t) = tail.lock() {
-                t.extend_from_slice(&buf[..n]);
-                let excess = t.len().saturating_sub(STDERR_TAIL);
-                t.drain(..excess);
-            }
-        }
-        log.flush();
-    })
-}
-
-/// Follows a file QEMU writes (the debug console) from its first byte until told to stop,
-/// then reads what is left.
-fn spawn_file_tail(
-    path: std::path::PathBuf,
-    started: Instant,
-    tx: SyncSender<Event>,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut offset = 0u64;
-        let mut pending = Vec::new();
-        loop {
-            let stopping = stop.load(Ordering::Relaxed);
-            if let Ok(mut f) = File::open(&path) {
-                if f.seek(SeekFrom::Start(offset)).is_ok() {
-                    let mut chunk = Vec::new();
-                    if let Ok(n) = f
-                        .take(MAX_LOG.saturating_sub(offset))
-                        .read_to_end(&mut chunk)
-                    {
-                        offset += n as u64;
-                        pending.extend_from_slice(&chunk);
-                        let at = started.elapsed();
-                        if send_lines(&mut pending, Console::Debug, at, &tx).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            if stopping {
-                if !pending.is_empty() {
-                    let text = String::from_utf8_lossy(&pending).into_owned();
-                    let _ = tx.send(Event::Line(Console::Debug, text, started.elapsed()));
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
+    Control::Continue
 }
 
 /// Removes terminal escape sequences, carriage returns and other control characters from
@@ -559,48 +363,6 @@ pub fn strip_escapes(raw: &str) -> String {
         .chars()
         .filter(|c| *c != '\r' && (!c.is_control() || *c == '\t'))
         .collect()
-}
-
-/// A log file that stops growing at `MAX_LOG` and says so.
-struct LimitedLog {
-    out: BufWriter<File>,
-    written: u64,
-    truncated: bool,
-}
-
-impl LimitedLog {
-    fn new(file: File) -> LimitedLog {
-        LimitedLog {
-            out: BufWriter::new(file),
-            written: 0,
-            truncated: false,
-        }
-    }
-
-    fn write_line(&mut self, line: &str) {
-        self.write_bytes(line.as_bytes());
-        self.write_bytes(b"\n");
-    }
-
-    fn write_bytes(&mut self, bytes: &[u8]) {
-        if self.truncated {
-            return;
-        }
-        if self.written + bytes.len() as u64 > MAX_LOG {
-            let _ = self
-                .out
-                .write_all(b"\n[bootmatrix: log truncated at 16 MiB]\n");
-            self.truncated = true;
-            return;
-        }
-        if self.out.write_all(bytes).is_ok() {
-            self.written += bytes.len() as u64;
-        }
-    }
-
-    fn flush(&mut self) {
-        let _ = self.out.flush();
-    }
 }
 
 /// Whether a process with this pid still exists (used by tests to prove cleanup).
