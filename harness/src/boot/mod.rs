@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 use serde::Serialize;
+use strum::{Display, IntoStaticStr, VariantArray};
 
 use self::console::{Consoles, Event, Logs, Read, LAST_READS};
 use crate::plan::RunSpec;
@@ -25,8 +26,11 @@ use crate::plan::RunSpec;
 const TICK: Duration = Duration::from_millis(50);
 
 /// Which console a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, IntoStaticStr, Display, VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Console {
     /// The guest's serial port (QEMU's stdout): firmware ConOut, payloads, the kernel.
     Serial,
@@ -36,10 +40,7 @@ pub enum Console {
 
 impl Console {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Console::Serial => "serial",
-            Console::Debug => "debug",
-        }
+        self.into()
     }
 }
 
@@ -371,4 +372,25 @@ pub fn process_exists(pid: i32) -> bool {
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consoles_are_spelled_once() {
+        let words = crate::matrix::spelling::serde_agrees::<Console>();
+        assert_eq!(words, ["serial", "debug"]);
+        assert_eq!(Console::Debug.as_str(), "debug");
+    }
+
+    #[test]
+    fn escapes_and_control_characters_are_stripped() {
+        assert_eq!(
+            strip_escapes("\x1b[0m\x1b[37m\x1b[40mBdsDxe: ok\r"),
+            "BdsDxe: ok"
+        );
+        assert_eq!(strip_escapes("a\x1b(Bb\x07c\td"), "abc\td");
+    }
 }
