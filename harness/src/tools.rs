@@ -1,10 +1,14 @@
 //! External tools, found at run time. A missing tool is one clear message naming the package.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
@@ -58,47 +62,240 @@ impl Tool {
             .chain(args.iter().map(|a| a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ");
-        run_bounded(&mut cmd, Duration::from_secs(120), &what).map(|_| ())
+        run_bounded(&mut cmd, Duration::from_secs(120), &what)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
+}
+
+/// Why a bounded process gave no output to use.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot run `{what}`: {source}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// It was killed at its time limit.
+    #[error("`{what}` did not finish within {limit:?}")]
+    Timeout {
+        what: String,
+        limit: Duration,
+        /// What it had written to stderr by then.
+        stderr: String,
+    },
+    /// It exited unsuccessfully ([`run_bounded`] only).
+    #[error("`{what}` failed ({status}): {text}")]
+    Failed {
+        what: String,
+        status: ExitStatus,
+        /// Its stderr (or stdout, when stderr is empty), trimmed.
+        text: String,
+    },
 }
 
 /// Runs `cmd` (stdin closed) to completion within `limit` and returns its stdout. The error
 /// names `what` and carries its stderr (or stdout, when stderr is empty).
-pub fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Result<String, String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `{what}`: {e}"))?;
-    // Read while waiting: a chatty child must not block on a full pipe.
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let status = match child.wait_timeout(limit) {
-        Ok(Some(status)) => status,
-        Ok(None) | Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("`{what}` did not finish within {limit:?}"));
+pub fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Result<String, RunError> {
+    let out = Bounded::new(cmd, what, limit).run()?;
+    match out.ended {
+        Ended::Exited(status) if status.success() => Ok(out.stdout),
+        Ended::Exited(status) | Ended::Stopped(status) => {
+            let text = if out.stderr.trim().is_empty() {
+                out.stdout
+            } else {
+                out.stderr
+            };
+            Err(RunError::Failed {
+                what: what.to_string(),
+                status,
+                text: text.trim().to_string(),
+            })
         }
-    };
-    let out = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-    let err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    if status.success() {
-        return Ok(out);
     }
-    let text = if err.trim().is_empty() { out } else { err };
-    Err(format!("`{what}` failed ({status}): {}", text.trim()))
+}
+
+/// An external process that is given a time limit and killed when it passes, with what it
+/// reads on stdin, and optionally a test of its stderr that says it has shown enough (QEMU
+/// does not exit when a guest fails, it waits). Every process bootmatrix starts goes through
+/// here, except the guests themselves (`boot`).
+pub struct Bounded<'a> {
+    cmd: &'a mut Command,
+    what: String,
+    limit: Duration,
+    stdin: Option<Vec<u8>>,
+    enough: Option<fn(&str) -> bool>,
+}
+
+/// How a bounded process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Exited(ExitStatus),
+    /// Its stderr showed enough ([`Bounded::stop_when_stderr`]), so it was killed.
+    Stopped(ExitStatus),
+}
+
+/// What a bounded process did and wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub ended: Ended,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// How often a process whose stderr is watched is checked.
+const POLL: Duration = Duration::from_millis(10);
+/// How long its output may still take to arrive once a process is gone (a grandchild that
+/// kept a pipe open must not hang the caller).
+const LAST_OUTPUT: Duration = Duration::from_secs(1);
+
+impl<'a> Bounded<'a> {
+    /// `what` names the process in error messages.
+    pub fn new(cmd: &'a mut Command, what: &str, limit: Duration) -> Bounded<'a> {
+        Bounded {
+            cmd,
+            what: what.to_string(),
+            limit,
+            stdin: None,
+            enough: None,
+        }
+    }
+
+    /// Writes `bytes` to its stdin, then closes it (stdin is empty otherwise).
+    pub fn stdin(mut self, bytes: &[u8]) -> Bounded<'a> {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// Kills it as soon as its stderr so far passes `enough`.
+    pub fn stop_when_stderr(mut self, enough: fn(&str) -> bool) -> Bounded<'a> {
+        self.enough = Some(enough);
+        self
+    }
+
+    /// Runs it to its end, or kills it at the time limit (an error, with its stderr so far).
+    pub fn run(self) -> Result<Output, RunError> {
+        let Bounded {
+            cmd,
+            what,
+            limit,
+            stdin,
+            enough,
+        } = self;
+        let mut child = cmd
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                what: what.clone(),
+                source,
+            })?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // From a thread: a child that does not read must not block the wait. Dropping the
+            // pipe afterwards closes its stdin.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        // Read while waiting: a chatty child must not block on a full pipe.
+        let stdout = read_all(child.stdout.take().expect("stdout is piped"), None);
+        let saw_enough = Arc::new(AtomicBool::new(false));
+        let stderr = read_all(
+            child.stderr.take().expect("stderr is piped"),
+            enough.map(|test| Enough {
+                test,
+                seen: saw_enough.clone(),
+            }),
+        );
+        let started = Instant::now();
+        let ended = loop {
+            let left = limit.saturating_sub(started.elapsed());
+            let wait = if enough.is_some() {
+                left.min(POLL)
+            } else {
+                left
+            };
+            match child.wait_timeout(wait) {
+                Ok(Some(status)) => break Ended::Exited(status),
+                Ok(None) if saw_enough.load(Ordering::Relaxed) => {
+                    let _ = child.kill();
+                    // Killed by SIGKILL, should its status be lost.
+                    let status = child
+                        .wait()
+                        .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
+                    break Ended::Stopped(status);
+                }
+                Ok(None) if started.elapsed() < limit => {}
+                Ok(None) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(RunError::Timeout {
+                        what,
+                        limit,
+                        stderr: stderr.take(),
+                    });
+                }
+            }
+        };
+        Ok(Output {
+            ended,
+            stdout: stdout.take(),
+            stderr: stderr.take(),
+        })
+    }
+}
+
+/// A pipe read to its end by its own thread.
+struct ReadAll {
+    read: Arc<Mutex<Vec<u8>>>,
+    closed: Receiver<()>,
+}
+
+impl ReadAll {
+    /// What was read, once the pipe closed or [`LAST_OUTPUT`] passed.
+    fn take(&self) -> String {
+        let _ = self.closed.recv_timeout(LAST_OUTPUT);
+        let bytes = self.read.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// A test of what a pipe has shown so far, and the flag it sets once the test passes.
+struct Enough {
+    test: fn(&str) -> bool,
+    seen: Arc<AtomicBool>,
+}
+
+/// Reads `pipe` to its end, checking what it has read against `enough`.
+fn read_all(mut pipe: impl Read + Send + 'static, enough: Option<Enough>) -> ReadAll {
+    let read = Arc::new(Mutex::new(Vec::new()));
+    let (done, closed) = mpsc::channel();
+    let buf = read.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            let Ok(mut buf) = buf.lock() else {
+                break;
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(enough) = &enough {
+                if (enough.test)(&String::from_utf8_lossy(&buf)) {
+                    enough.seen.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let _ = done.send(());
+    });
+    ReadAll { read, closed }
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -121,5 +318,107 @@ mod tests {
         let e = tool.find().unwrap_err();
         assert!(e.contains("bootmatrix-no-such-tool"), "{e}");
         assert!(e.contains("Debian package `nothing`"), "{e}");
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn success_gives_stdout() {
+        let out = run_bounded(&mut sh("echo out; echo err >&2"), LIMIT, "both").unwrap();
+        assert_eq!(out, "out\n");
+    }
+
+    #[test]
+    fn failure_carries_stderr_or_else_stdout() {
+        let e = run_bounded(&mut sh("echo out; echo 'it broke' >&2; exit 3"), LIMIT, "x");
+        let e = e.unwrap_err();
+        assert!(
+            matches!(e, RunError::Failed { ref text, .. } if text == "it broke"),
+            "{e}"
+        );
+        assert_eq!(e.to_string(), "`x` failed (exit status: 3): it broke");
+        let e = run_bounded(&mut sh("echo 'only out'; exit 1"), LIMIT, "y").unwrap_err();
+        assert_eq!(e.to_string(), "`y` failed (exit status: 1): only out");
+    }
+
+    #[test]
+    fn a_missing_program_cannot_run() {
+        let mut cmd = Command::new("/nonexistent/bootmatrix-tool");
+        let e = run_bounded(&mut cmd, LIMIT, "tool").unwrap_err();
+        assert!(matches!(e, RunError::Spawn { .. }), "{e}");
+        assert!(e.to_string().starts_with("cannot run `tool`: "), "{e}");
+    }
+
+    #[test]
+    fn the_time_limit_kills_and_keeps_stderr() {
+        let started = Instant::now();
+        let e = run_bounded(
+            &mut sh("echo waiting >&2; exec sleep 30"),
+            Duration::from_millis(300),
+            "slow",
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+        assert_eq!(e.to_string(), "`slow` did not finish within 300ms");
+        match e {
+            RunError::Timeout { stderr, .. } => assert_eq!(stderr, "waiting\n"),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn stdin_is_given_then_closed() {
+        let mut cat = Command::new("cat");
+        let out = Bounded::new(&mut cat, "cat", LIMIT)
+            .stdin(b"one\ntwo\n")
+            .run()
+            .unwrap();
+        assert!(matches!(out.ended, Ended::Exited(s) if s.success()));
+        assert_eq!(out.stdout, "one\ntwo\n");
+        // Without stdin, it is empty rather than inherited.
+        assert_eq!(
+            run_bounded(&mut Command::new("cat"), LIMIT, "cat").unwrap(),
+            ""
+        );
+    }
+
+    #[test]
+    fn stderr_that_shows_enough_stops_it_early() {
+        let started = Instant::now();
+        let out = Bounded::new(
+            &mut sh("echo 'KVM internal error. Suberror: 1' >&2; exec sleep 30"),
+            "guest",
+            LIMIT,
+        )
+        .stop_when_stderr(|text| text.contains("KVM internal error"))
+        .run()
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(out.ended, Ended::Stopped(_)), "{out:?}");
+        assert!(out.stderr.contains("Suberror: 1"), "{out:?}");
+        // A process that never says it exits as usual.
+        let out = Bounded::new(&mut sh("echo fine >&2; exit 85"), "guest", LIMIT)
+            .stop_when_stderr(|text| text.contains("KVM internal error"))
+            .run()
+            .unwrap();
+        assert!(matches!(out.ended, Ended::Exited(s) if s.code() == Some(85)));
+    }
+
+    #[test]
+    fn a_grandchild_holding_the_pipe_does_not_hang_the_caller() {
+        let started = Instant::now();
+        let out = run_bounded(&mut sh("sleep 5 & echo done"), LIMIT, "parent").unwrap();
+        assert_eq!(out, "done\n");
+        assert!(
+            started.elapsed() < LAST_OUTPUT * 3,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

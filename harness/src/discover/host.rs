@@ -5,16 +5,16 @@
 //! `System Management Mode not supported by this hypervisor`. So KVM is probed by running a tiny
 //! guest, with and without `smm=on`, through each QEMU binary.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde::Serialize;
 use strum::{Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 use crate::discover::qemu::QemuBinary;
 use crate::matrix::{unknown_word, Word};
+use crate::tools::{Bounded, Ended, RunError};
 
 #[derive(
     Debug,
@@ -120,59 +120,35 @@ pub fn probe_kvm(qemu: &QemuBinary, scratch: &Path) -> KvmProbe {
 }
 
 fn run_probe_guest(qemu: &QemuBinary, bios: &Path, machine: &str) -> Result<(), String> {
-    let mut child = Command::new(&qemu.path)
-        .args(qemu.data_dir_args())
+    let mut cmd = Command::new(&qemu.path);
+    cmd.args(qemu.data_dir_args())
         .args(["-nodefaults", "-no-user-config", "-display", "none"])
         .args(["-machine", machine, "-bios"])
         .arg(bios)
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", qemu.path.display()))?;
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    let limit = Duration::from_secs(10);
     // A failed emulation does not end QEMU: it stops the guest and waits. Watch stderr instead.
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if text.contains("KVM internal error") || text.contains("not supported") {
-                break;
-            }
+    let out = Bounded::new(
+        &mut cmd,
+        &format!("{} (KVM probe)", qemu.path.display()),
+        limit,
+    )
+    .stop_when_stderr(|text| text.contains("KVM internal error") || text.contains("not supported"))
+    .run()
+    .map_err(|e| match e {
+        RunError::Timeout { limit, .. } => {
+            format!("probe guest did not finish within {limit:?}")
         }
-        let _ = tx.send(text);
-    });
-    let started = Instant::now();
-    let deadline = Duration::from_secs(10);
-    let outcome = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let text = rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
-            break if status.code() == Some(PROBE_EXIT_STATUS) {
-                Ok(())
-            } else {
-                Err(first_error_line(&text)
-                    .unwrap_or_else(|| format!("probe guest ended with {status}")))
-            };
+        RunError::Spawn { source, .. } => {
+            format!("cannot run {}: {source}", qemu.path.display())
         }
-        if let Ok(text) = rx.try_recv() {
-            if let Some(line) = first_error_line(&text) {
-                break Err(line);
-            }
-        }
-        if started.elapsed() > deadline {
-            break Err(format!("probe guest did not finish within {deadline:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    outcome
+        other => other.to_string(),
+    })?;
+    match out.ended {
+        Ended::Exited(status) if status.code() == Some(PROBE_EXIT_STATUS) => Ok(()),
+        Ended::Exited(status) | Ended::Stopped(status) => Err(first_error_line(&out.stderr)
+            .unwrap_or_else(|| format!("probe guest ended with {status}"))),
+    }
 }
 
 /// The line of QEMU's stderr worth showing (warnings about CPUID bits are noise).
@@ -250,39 +226,31 @@ pub fn probe_sev_host() -> Result<SevParams, String> {
 /// Asks QEMU itself (QMP `query-sev-capabilities`, which needs KVM) whether it can start a SEV
 /// guest, and prefers its C-bit over CPUID's.
 pub fn probe_sev_qemu(qemu: &QemuBinary, host: SevParams) -> Result<SevParams, String> {
-    let mut child = Command::new(&qemu.path)
-        .args(qemu.data_dir_args())
+    let mut cmd = Command::new(&qemu.path);
+    cmd.args(qemu.data_dir_args())
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-S"])
-        .args(["-machine", "none,accel=kvm", "-qmp", "stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", qemu.path.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(
-            b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"query-sev-capabilities\"}\n{\"execute\":\"quit\"}\n",
-        );
-    }
-    let mut out = String::new();
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let reader = std::thread::spawn(move || {
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    use wait_timeout::ChildExt;
-    if child
-        .wait_timeout(Duration::from_secs(10))
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err("QEMU did not answer query-sev-capabilities within 10 s".into());
-    }
-    let out = reader.join().unwrap_or_default();
-    sev_from_qmp(&out, host)
+        .args(["-machine", "none,accel=kvm", "-qmp", "stdio"]);
+    let out = Bounded::new(
+        &mut cmd,
+        &format!("{} (query-sev-capabilities)", qemu.path.display()),
+        Duration::from_secs(10),
+    )
+    .stdin(
+        b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"query-sev-capabilities\"}\n{\"execute\":\"quit\"}\n",
+    )
+    .run()
+    .map_err(|e| match e {
+        RunError::Timeout { .. } => {
+            "QEMU did not answer query-sev-capabilities within 10 s".to_string()
+        }
+        RunError::Spawn { source, .. } => format!("cannot run {}: {source}", qemu.path.display()),
+        other => other.to_string(),
+    })?;
+    sev_from_qmp(&out.stdout, host).map_err(|why| match first_error_line(&out.stderr) {
+        // QEMU that would not start says why on stderr.
+        Some(line) => format!("{why} ({line})"),
+        None => why,
+    })
 }
 
 /// Reads the answer to `query-sev-capabilities` from a QMP transcript.

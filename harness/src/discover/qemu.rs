@@ -219,6 +219,7 @@ fn query(path: &Path, data_dir: Option<&Path>, args: &[&str]) -> Result<String, 
     }
     cmd.args(args);
     crate::tools::run_bounded(&mut cmd, Duration::from_secs(20), &args.join(" "))
+        .map_err(|e| e.to_string())
 }
 
 /// `qemu-system-x86_64` in every `PATH` folder (first one wins for each real file).
