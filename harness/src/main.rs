@@ -10,9 +10,10 @@ use bootmatrix::discover::descriptor::{Descriptor, Feature, Mapping};
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
 use bootmatrix::plan::layout::Layout;
 use bootmatrix::plan::{self, Action, PlanOptions};
-use bootmatrix::prepare::{default_run_dir, shell_line};
+use bootmatrix::prepare::default_run_dir;
 use bootmatrix::report::{expect, explain};
 use bootmatrix::scenario::Scenarios;
+use bootmatrix::tools::shell_line;
 use bootmatrix::{boot, prepare, report, run};
 
 mod cli;

@@ -1,4 +1,5 @@
-//! External tools, found at run time. A missing tool is one clear message naming the package.
+//! External tools, found at run time and run bounded. A missing tool is one clear message naming
+//! the package. Also how an argv is shown to people ([`shell_line`]).
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -298,6 +299,23 @@ fn read_all(mut pipe: impl Read + Send + 'static, enough: Option<Enough>) -> Rea
     ReadAll { read, closed }
 }
 
+/// The argv as one line a shell would accept.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_=,./:@+%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
@@ -308,6 +326,20 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_only_what_needs_it() {
+        let argv = vec![
+            "qemu".to_string(),
+            "-drive".to_string(),
+            "if=none,file=fat:/tmp/a b".to_string(),
+            "it's".to_string(),
+        ];
+        assert_eq!(
+            shell_line(&argv),
+            r"qemu -drive 'if=none,file=fat:/tmp/a b' 'it'\''s'"
+        );
+    }
 
     #[test]
     fn missing_tool_names_its_package() {

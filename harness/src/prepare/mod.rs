@@ -15,7 +15,7 @@ use self::optionrom::OPROM_EFI;
 use crate::matrix::{Payload, Vars};
 use crate::plan::layout::Layout;
 use crate::plan::{Artifact, RunSpec};
-use crate::tools::{OPENSSL, SBSIGN, VIRT_FW_VARS};
+use crate::tools::{shell_line, OPENSSL, SBSIGN, VIRT_FW_VARS};
 
 /// The probe EFI application, built from `images/probe` by the build script.
 pub const PROBE_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootmatrix-probe.efi"));
@@ -276,51 +276,20 @@ pub fn cell(spec: &RunSpec) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", argv_txt.display()))
 }
 
-/// The argv as one line a shell would accept.
-pub fn shell_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_=,./:@+%".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Where `bootmatrix run` writes by default: `./bootmatrix-runs/<UTC timestamp>`.
 pub fn default_run_dir() -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    PathBuf::from("bootmatrix-runs").join(utc_stamp(secs))
+    let now = jiff::Timestamp::now().as_second();
+    PathBuf::from("bootmatrix-runs").join(utc_stamp(u64::try_from(now).unwrap_or(0)))
 }
 
-/// `20261126-143000` for a Unix time (civil-from-days, proleptic Gregorian).
+/// `20261126-143000` for a Unix time (UTC).
 pub fn utc_stamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .unwrap_or(jiff::Timestamp::MAX)
+        .strftime("%Y%m%d-%H%M%S")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -343,20 +312,7 @@ mod tests {
         assert_eq!(utc_stamp(0), "19700101-000000");
         assert_eq!(utc_stamp(1_795_703_400), "20261126-143000");
         assert_eq!(utc_stamp(951_782_400), "20000229-000000");
-    }
-
-    #[test]
-    fn quotes_only_what_needs_it() {
-        let argv = vec![
-            "qemu".to_string(),
-            "-drive".to_string(),
-            "if=none,file=fat:/tmp/a b".to_string(),
-            "it's".to_string(),
-        ];
-        assert_eq!(
-            shell_line(&argv),
-            r"qemu -drive 'if=none,file=fat:/tmp/a b' 'it'\''s'"
-        );
+        assert_eq!(utc_stamp(4_102_444_799), "20991231-235959");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use super::words::Word;
 use crate::discover::Firmware;
 use crate::plan::admission::AdmissionRule;
 use crate::plan::{Action, Cell, Plan};
-use crate::prepare::shell_line;
 use crate::scenario::Scenarios;
+use crate::tools::shell_line;
 
 /// The cell with this id; or the only cell whose id contains it.
 pub fn find_cell<'a>(plan: &'a Plan, id: &str) -> Result<&'a Cell, String> {
