@@ -49,7 +49,7 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
         return not_booted(cell, Verdict::error(why));
     }
     if let Err(why) = prepare::cell(spec) {
-        return not_booted(cell, Verdict::error(why));
+        return not_booted(cell, Verdict::error(why.to_string()));
     }
     let mut watcher = Watcher::for_spec(spec);
     let outcome = boot::boot(spec, &mut watcher);

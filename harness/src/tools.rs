@@ -39,23 +39,27 @@ impl fmt::Display for Tool {
     }
 }
 
+/// Why a tool did not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("`{}` not found in PATH: install the {}", .0.name, .0.package)]
+    Missing(Tool),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
 impl Tool {
-    /// The tool's path in `PATH`, or a message naming the package to install.
-    pub fn find(&self) -> Result<PathBuf, String> {
+    /// The tool's path in `PATH`, or an error naming the package to install.
+    pub fn find(&self) -> Result<PathBuf, ToolError> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .map(|dir| dir.join(self.name))
             .find(|p| is_executable(p))
-            .ok_or_else(|| {
-                format!(
-                    "`{}` not found in PATH: install the {}",
-                    self.name, self.package
-                )
-            })
+            .ok_or(ToolError::Missing(*self))
     }
 
     /// Runs the tool to completion (bounded to two minutes); the error carries its stderr.
-    pub fn run(&self, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+    pub fn run(&self, args: &[&std::ffi::OsStr]) -> Result<(), ToolError> {
         let program = self.find()?;
         let mut cmd = Command::new(&program);
         cmd.args(args);
@@ -63,9 +67,8 @@ impl Tool {
             .chain(args.iter().map(|a| a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ");
-        run_bounded(&mut cmd, Duration::from_secs(120), &what)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        run_bounded(&mut cmd, Duration::from_secs(120), &what)?;
+        Ok(())
     }
 }
 
@@ -348,8 +351,13 @@ mod tests {
             package: "Debian package `nothing`",
         };
         let e = tool.find().unwrap_err();
-        assert!(e.contains("bootmatrix-no-such-tool"), "{e}");
-        assert!(e.contains("Debian package `nothing`"), "{e}");
+        assert!(matches!(e, ToolError::Missing(t) if t == tool), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "`bootmatrix-no-such-tool` not found in PATH: install the Debian package `nothing`"
+        );
+        let e = tool.run(&[]).unwrap_err();
+        assert!(matches!(e, ToolError::Missing(_)), "{e}");
     }
 
     fn sh(script: &str) -> Command {

@@ -15,7 +15,7 @@ use self::optionrom::OPROM_EFI;
 use crate::matrix::{Payload, Vars};
 use crate::plan::layout::Layout;
 use crate::plan::{Artifact, RunSpec};
-use crate::tools::{shell_line, OPENSSL, SBSIGN, VIRT_FW_VARS};
+use crate::tools::{shell_line, ToolError, OPENSSL, SBSIGN, VIRT_FW_VARS};
 
 /// The probe EFI application, built from `images/probe` by the build script.
 pub const PROBE_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootmatrix-probe.efi"));
@@ -23,7 +23,52 @@ pub const PROBE_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootmatri
 /// Owner GUID for the certificates bootmatrix enrolls.
 const OWNER_GUID: &str = "b0075a7e-0b1e-4c3e-8e57-000000000b07";
 
-/// Artifacts that could not be made, and why.
+/// Why an artifact or a cell's folder could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// A file or folder could not be made, read or written: `cannot create DIR: ...`.
+    #[error("cannot {action} {}: {source}", .path.display())]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot copy {} to {}: {source}", .from.display(), .to.display())]
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make {} writable: {source}", .path.display())]
+    MakeWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// openssl, sbsign or virt-fw-vars is missing or failed.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("the kernel {} is not an EFI-stub bzImage: {reason}", .path.display())]
+    NotEfiStub { path: PathBuf, reason: String },
+    #[error("cannot wrap {} into an option ROM: {reason}", .driver.display())]
+    OptionRom { driver: PathBuf, reason: String },
+    #[error("the shipped varstore needs no preparing")]
+    ShippedVarstore,
+}
+
+/// `PrepareError::File` for `action` (`create`, `write`, `read`) on `path`.
+fn file_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError {
+    let path = path.to_path_buf();
+    move |source| PrepareError::File {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Artifacts that could not be made, and why (in words, for the reports).
 #[derive(Debug, Default, Clone)]
 pub struct Prepared {
     pub failed: BTreeMap<Artifact, String>,
@@ -46,7 +91,7 @@ pub fn prepare(artifacts: &[Artifact], layout: &Layout) -> Prepared {
         let result = if let Some(why) = prerequisite_failure(artifact, &prepared) {
             Err(why)
         } else {
-            make(artifact, layout)
+            make(artifact, layout).map_err(|e| e.to_string())
         };
         if let Err(why) = result {
             prepared.failed.insert(artifact.clone(), why);
@@ -63,7 +108,7 @@ fn prerequisite_failure(artifact: &Artifact, prepared: &Prepared) -> Option<Stri
     }
 }
 
-fn make(artifact: &Artifact, layout: &Layout) -> Result<(), String> {
+fn make(artifact: &Artifact, layout: &Layout) -> Result<(), PrepareError> {
     match artifact {
         Artifact::TestKeys => make_keys(&layout.keys()),
         Artifact::Probe(payload) => make_probe(layout, *payload),
@@ -81,12 +126,12 @@ fn make(artifact: &Artifact, layout: &Layout) -> Result<(), String> {
     }
 }
 
-fn create_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+fn create_dir(dir: &Path) -> Result<(), PrepareError> {
+    std::fs::create_dir_all(dir).map_err(file_error("create", dir))
 }
 
 /// Self-signed PK, KEK and db pairs, made fresh for every run: nothing secret is kept.
-fn make_keys(dir: &Path) -> Result<(), String> {
+fn make_keys(dir: &Path) -> Result<(), PrepareError> {
     create_dir(dir)?;
     for name in ["PK", "KEK", "db"] {
         let key = dir.join(format!("{name}.key"));
@@ -113,12 +158,12 @@ fn make_keys(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PrepareError> {
+    std::fs::write(path, bytes).map_err(file_error("write", path))
 }
 
 /// Signs `unsigned` with the run's db key into `signed`.
-fn sign(layout: &Layout, unsigned: &Path, signed: &Path) -> Result<(), String> {
+fn sign(layout: &Layout, unsigned: &Path, signed: &Path) -> Result<(), PrepareError> {
     let keys = layout.keys();
     SBSIGN.run(&[
         OsStr::new("--key"),
@@ -128,7 +173,8 @@ fn sign(layout: &Layout, unsigned: &Path, signed: &Path) -> Result<(), String> {
         OsStr::new("--output"),
         signed.as_os_str(),
         unsigned.as_os_str(),
-    ])
+    ])?;
+    Ok(())
 }
 
 /// Writes the unsigned image (once) and, for `Signed`, its signed copy; returns the one asked.
@@ -136,8 +182,8 @@ fn image_pair(
     layout: &Layout,
     payload: Payload,
     path: impl Fn(Payload) -> PathBuf,
-    unsigned_bytes: impl FnOnce() -> Result<Vec<u8>, String>,
-) -> Result<PathBuf, String> {
+    unsigned_bytes: impl FnOnce() -> Result<Vec<u8>, PrepareError>,
+) -> Result<PathBuf, PrepareError> {
     create_dir(&layout.prepared())?;
     let unsigned = path(Payload::Unsigned);
     if !unsigned.exists() {
@@ -150,7 +196,7 @@ fn image_pair(
     Ok(image)
 }
 
-fn make_option_rom(layout: &Layout, payload: Payload) -> Result<(), String> {
+fn make_option_rom(layout: &Layout, payload: Payload) -> Result<(), PrepareError> {
     let dir = layout.prepared();
     let driver = image_pair(
         layout,
@@ -158,28 +204,27 @@ fn make_option_rom(layout: &Layout, payload: Payload) -> Result<(), String> {
         |p| dir.join(format!("oprom-{}.efi", p.as_str())),
         || Ok(OPROM_EFI.to_vec()),
     )?;
-    let pe =
-        std::fs::read(&driver).map_err(|e| format!("cannot read {}: {e}", driver.display()))?;
+    let pe = std::fs::read(&driver).map_err(file_error("read", &driver))?;
     let rom = optionrom::expansion_rom(&pe, optionrom::E1000_VENDOR, optionrom::E1000_DEVICE)
-        .map_err(|e| format!("cannot wrap {} into an option ROM: {e}", driver.display()))?;
+        .map_err(|reason| PrepareError::OptionRom {
+            driver: driver.clone(),
+            reason,
+        })?;
     write_file(&layout.option_rom(payload), &rom)
 }
 
 /// The kernel without any signature it came with (so "unsigned" means signed by no key), and
 /// that signed with the test db key.
-fn make_kernel(layout: &Layout, source: &Path, payload: Payload) -> Result<(), String> {
+fn make_kernel(layout: &Layout, source: &Path, payload: Payload) -> Result<(), PrepareError> {
     image_pair(
         layout,
         payload,
         |p| layout.kernel(p),
         || {
-            let bytes = std::fs::read(source)
-                .map_err(|e| format!("cannot read the kernel {}: {e}", source.display()))?;
-            pe::strip_signatures(&bytes).map_err(|e| {
-                format!(
-                    "the kernel {} is not an EFI-stub bzImage: {e}",
-                    source.display()
-                )
+            let bytes = std::fs::read(source).map_err(file_error("read the kernel", source))?;
+            pe::strip_signatures(&bytes).map_err(|reason| PrepareError::NotEfiStub {
+                path: source.to_path_buf(),
+                reason,
             })
         },
     )
@@ -207,7 +252,7 @@ pub fn empty_cpio() -> Vec<u8> {
     out
 }
 
-fn make_probe(layout: &Layout, payload: Payload) -> Result<(), String> {
+fn make_probe(layout: &Layout, payload: Payload) -> Result<(), PrepareError> {
     let image = image_pair(
         layout,
         payload,
@@ -219,10 +264,10 @@ fn make_probe(layout: &Layout, payload: Payload) -> Result<(), String> {
     let target = boot_dir.join("BOOTX64.EFI");
     std::fs::copy(&image, &target)
         .map(|_| ())
-        .map_err(|e| format!("cannot copy the probe to {}: {e}", target.display()))
+        .map_err(file_error("copy the probe to", &target))
 }
 
-fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result<(), String> {
+fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result<(), PrepareError> {
     if let Some(dir) = out.parent() {
         create_dir(dir)?;
     }
@@ -236,7 +281,7 @@ fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result
         out.as_os_str(),
     ];
     match vars {
-        Vars::Shipped => return Err("the shipped varstore needs no preparing".into()),
+        Vars::Shipped => return Err(PrepareError::ShippedVarstore),
         // --enroll-cert alone leaves db empty; set all three and turn Secure Boot on.
         Vars::OwnKeys => args.extend([
             OsStr::new("--set-pk"),
@@ -252,28 +297,30 @@ fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result
         ]),
         Vars::DbAdded => args.extend([OsStr::new("--add-db"), guid, &db]),
     }
-    VIRT_FW_VARS.run(&args)
+    VIRT_FW_VARS.run(&args)?;
+    Ok(())
 }
 
 /// Makes the cell's folder, its private copies (writable, whatever the source's mode) and
 /// `argv.txt`.
-pub fn cell(spec: &RunSpec) -> Result<(), String> {
+pub fn cell(spec: &RunSpec) -> Result<(), PrepareError> {
     create_dir(&spec.dir)?;
     for (source, copy) in &spec.copies {
-        std::fs::copy(source, copy).map_err(|e| {
-            format!(
-                "cannot copy {} to {}: {e}",
-                source.display(),
-                copy.display()
-            )
+        std::fs::copy(source, copy).map_err(|source_error| PrepareError::Copy {
+            from: source.clone(),
+            to: copy.clone(),
+            source: source_error,
         })?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(copy, std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| format!("cannot make {} writable: {e}", copy.display()))?;
+        std::fs::set_permissions(copy, std::fs::Permissions::from_mode(0o644)).map_err(
+            |source| PrepareError::MakeWritable {
+                path: copy.clone(),
+                source,
+            },
+        )?;
     }
     let argv_txt = spec.dir.join("argv.txt");
-    std::fs::write(&argv_txt, shell_line(&spec.argv) + "\n")
-        .map_err(|e| format!("cannot write {}: {e}", argv_txt.display()))
+    std::fs::write(&argv_txt, shell_line(&spec.argv) + "\n").map_err(file_error("write", &argv_txt))
 }
 
 /// Where `bootmatrix run` writes by default: `./bootmatrix-runs/<UTC timestamp>`.
@@ -341,5 +388,67 @@ mod tests {
             std::fs::read_to_string(cell_dir.join("argv.txt")).unwrap(),
             "qemu\n"
         );
+    }
+
+    #[test]
+    fn a_missing_template_is_a_copy_error_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("VARS.fd");
+        let copy = dir.path().join("cell/vars.fd");
+        let spec = RunSpec {
+            check: crate::matrix::Check::SecureBoot,
+            targets: Default::default(),
+            grace: std::time::Duration::from_secs(1),
+            argv: vec!["qemu".into()],
+            dir: dir.path().join("cell"),
+            copies: vec![(missing.clone(), copy.clone())],
+            debug_log: None,
+            deadline: std::time::Duration::from_secs(1),
+            needs: vec![],
+        };
+        let e = cell(&spec).unwrap_err();
+        assert!(
+            matches!(&e, PrepareError::Copy { from, to, .. } if *from == missing && *to == copy),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "cannot copy {} to {}: ",
+                missing.display(),
+                copy.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_failed_artifact_is_recorded_and_the_rest_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        // The run folder is a file: nothing can be made under it.
+        let root = dir.path().join("run");
+        std::fs::write(&root, b"").unwrap();
+        let layout = Layout::new(&root);
+        let prepared = prepare(&[Artifact::Initrd], &layout);
+        let why = &prepared.failed[&Artifact::Initrd];
+        assert!(
+            why.starts_with(&format!("cannot create {}: ", layout.prepared().display())),
+            "{why}"
+        );
+        let made = Layout::new(dir.path().join("ok"));
+        assert!(prepare(&[Artifact::Initrd], &made).failed.is_empty());
+        assert_eq!(std::fs::read(made.initrd()).unwrap(), empty_cpio());
+    }
+
+    #[test]
+    fn the_shipped_varstore_is_never_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = make_varstore(
+            dir.path(),
+            &dir.path().join("VARS.fd"),
+            Vars::Shipped,
+            &dir.path().join("out/vars.fd"),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PrepareError::ShippedVarstore), "{e}");
     }
 }
