@@ -322,19 +322,51 @@ pub struct Scenarios {
     pub origin: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why the scenarios could not be loaded, with the file (or, for a rule that clashes with
+/// another file's, the folder) at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", .file.display())]
 pub struct ScenarioError {
     pub file: PathBuf,
-    pub message: String,
+    pub problem: ScenarioProblem,
 }
 
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.message)
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioProblem {
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    /// Not JSON, or not a scenario file's shape (the text names the field).
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    #[error("rule {check}/{rule} is defined twice")]
+    RuleTwice { check: Check, rule: String },
+    #[error(
+        "rule {check}/{rule} expects {:?}, which is not an outcome of {check} (one of: {})",
+        .expects.as_str(),
+        outcome_list(*.check)
+    )]
+    NotAnOutcome {
+        check: Check,
+        rule: String,
+        expects: Outcome,
+    },
+    #[error(
+        "known deviation {deviation} observes {:?}, which is not an outcome of {check} (one of: {})",
+        .observed.as_str(),
+        outcome_list(*.check)
+    )]
+    DeviationNotAnOutcome {
+        deviation: String,
+        check: Check,
+        observed: Outcome,
+    },
+    #[error("known deviation {deviation} names rule {check}/{rule} which does not exist")]
+    NoSuchRule {
+        deviation: String,
+        check: Check,
+        rule: String,
+    },
 }
-
-impl std::error::Error for ScenarioError {}
 
 fn outcome_list(check: Check) -> String {
     check
@@ -356,11 +388,14 @@ impl Scenarios {
 
     /// Reads every `*.json` file of `dir`.
     pub fn load_dir(dir: &Path) -> Result<Scenarios, ScenarioError> {
-        let err = |file: &Path, message: String| ScenarioError {
-            file: file.to_path_buf(),
-            message,
+        let err = |file: &Path| {
+            let file = file.to_path_buf();
+            move |e| ScenarioError {
+                file,
+                problem: ScenarioProblem::Read(e),
+            }
         };
-        let entries = std::fs::read_dir(dir).map_err(|e| err(dir, e.to_string()))?;
+        let entries = std::fs::read_dir(dir).map_err(err(dir))?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -368,7 +403,7 @@ impl Scenarios {
         paths.sort();
         let mut files = Vec::new();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
+            let text = std::fs::read_to_string(&path).map_err(err(&path))?;
             files.push((path, text));
         }
         Scenarios::from_files(&dir.display().to_string(), files)
@@ -383,44 +418,43 @@ impl Scenarios {
             ..Scenarios::default()
         };
         for (path, text) in files {
-            let err = |message: String| ScenarioError {
+            let err = |e| ScenarioError {
                 file: path.clone(),
-                message,
+                problem: ScenarioProblem::Json(e),
             };
-            let value: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(err)?;
             if value.get("measured_direct_boot").is_some() {
-                let file: MeasuredFile =
-                    serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                let file: MeasuredFile = serde_json::from_value(value).map_err(err)?;
                 scenarios.measured.extend(file.measured_direct_boot);
             } else if value.get("deviations").is_some() {
-                let file: DeviationFile =
-                    serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                let file: DeviationFile = serde_json::from_value(value).map_err(err)?;
                 scenarios.deviations.extend(file.deviations);
             } else {
-                let file: CheckFile =
-                    serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                let file: CheckFile = serde_json::from_value(value).map_err(err)?;
                 scenarios
                     .rules
                     .extend(file.rules.into_iter().map(|r| (file.check, r)));
             }
         }
-        scenarios.validate()?;
+        scenarios.validate().map_err(|problem| ScenarioError {
+            file: PathBuf::from(origin),
+            problem,
+        })?;
         Ok(scenarios)
     }
 
-    /// Rule ids are unique per check and every deviation names an existing rule.
-    fn validate(&self) -> Result<(), ScenarioError> {
-        let err = |message: String| ScenarioError {
-            file: PathBuf::from(&self.origin),
-            message,
-        };
+    /// Rule ids are unique per check, rules and deviations name outcomes of their check, and
+    /// every deviation names an existing rule.
+    fn validate(&self) -> Result<(), ScenarioProblem> {
         for (i, (check, rule)) in self.rules.iter().enumerate() {
             if self.rules[..i]
                 .iter()
                 .any(|(c, r)| c == check && r.id == rule.id)
             {
-                return Err(err(format!("rule {check}/{} is defined twice", rule.id)));
+                return Err(ScenarioProblem::RuleTwice {
+                    check: *check,
+                    rule: rule.id.clone(),
+                });
             }
         }
         for (check, rule) in &self.rules {
@@ -431,33 +465,31 @@ impl Scenarios {
                 .iter()
                 .find(|o| !check.outcomes().contains(o))
             {
-                return Err(err(format!(
-                    "rule {check}/{} expects {:?}, which is not an outcome of {check} (one of: {})",
-                    rule.id,
-                    wrong.as_str(),
-                    outcome_list(*check)
-                )));
+                return Err(ScenarioProblem::NotAnOutcome {
+                    check: *check,
+                    rule: rule.id.clone(),
+                    expects: *wrong,
+                });
             }
         }
         for d in &self.deviations {
             if !d.check.outcomes().contains(&d.observed) {
-                return Err(err(format!(
-                    "known deviation {} observes {:?}, which is not an outcome of {} (one of: {})",
-                    d.id,
-                    d.observed.as_str(),
-                    d.check,
-                    outcome_list(d.check)
-                )));
+                return Err(ScenarioProblem::DeviationNotAnOutcome {
+                    deviation: d.id.clone(),
+                    check: d.check,
+                    observed: d.observed,
+                });
             }
             if !self
                 .rules
                 .iter()
                 .any(|(c, r)| *c == d.check && r.id == d.rule)
             {
-                return Err(err(format!(
-                    "known deviation {} names rule {}/{} which does not exist",
-                    d.id, d.check, d.rule
-                )));
+                return Err(ScenarioProblem::NoSuchRule {
+                    deviation: d.id.clone(),
+                    check: d.check,
+                    rule: d.rule.clone(),
+                });
             }
         }
         Ok(())
@@ -592,7 +624,11 @@ mod tests {
             );
             let err = Scenarios::from_files("test", [(PathBuf::from("k.json"), rule)]).unwrap_err();
             assert!(
-                err.message.contains("not an outcome of kernel-boot"),
+                matches!(err.problem, ScenarioProblem::NotAnOutcome { expects, .. } if expects == outcome),
+                "{err}"
+            );
+            assert!(
+                err.to_string().contains("not an outcome of kernel-boot"),
                 "{err}"
             );
         }
@@ -614,8 +650,71 @@ mod tests {
             r#"{"check": "option-rom", "rules": [{"id": "x", "when": {}, "expect": {"payload": "verified"}, "because": "b"}]}"#,
         )])
         .unwrap_err();
-        assert!(err.message.contains("rule option-rom/x"), "{err}");
-        assert!(err.message.contains("executed, not-executed"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "test: rule option-rom/x expects \"verified\", which is not an outcome of option-rom \
+             (one of: executed, not-executed)"
+        );
+    }
+
+    /// A kernel-boot rule file, and a deviation of `rule` that observed `observed`.
+    fn rule_and_deviation(rule: &str, observed: &str) -> [(&'static str, String); 2] {
+        [
+            (
+                "kernel-boot.json",
+                r#"{"check": "kernel-boot", "rules": [{"id": "x", "when": {}, "expect": {"payload": "refused"}, "because": "b"}]}"#.to_string(),
+            ),
+            (
+                "known-deviations.json",
+                format!(
+                    r#"{{"deviations": [{{"id": "d", "check": "kernel-boot", "rule": "{rule}", "executable_sha256": "00", "observed": "{observed}", "reason": "r", "reference": "ref"}}]}}"#
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_whole_set_is_checked_and_the_problem_named() {
+        let load = |files: &[(&str, String)]| {
+            Scenarios::from_files(
+                "folder",
+                files.iter().map(|(n, t)| (PathBuf::from(n), t.clone())),
+            )
+        };
+        assert!(load(&rule_and_deviation("x", "legacy-silent")).is_ok());
+        let e = load(&rule_and_deviation("y", "legacy-silent")).unwrap_err();
+        assert!(
+            matches!(e.problem, ScenarioProblem::NoSuchRule { .. }),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "folder: known deviation d names rule kernel-boot/y which does not exist"
+        );
+        let e = load(&rule_and_deviation("x", "executed")).unwrap_err();
+        assert!(
+            matches!(
+                e.problem,
+                ScenarioProblem::DeviationNotAnOutcome {
+                    observed: Outcome::Executed,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("observes \"executed\""), "{e}");
+        let [rules, _] = rule_and_deviation("x", "refused");
+        let e = load(&[rules.clone(), rules]).unwrap_err();
+        assert_eq!(e.to_string(), "folder: rule kernel-boot/x is defined twice");
+    }
+
+    #[test]
+    fn an_unreadable_folder_is_a_read_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none");
+        let e = Scenarios::load_dir(&missing).unwrap_err();
+        assert_eq!(e.file, missing);
+        assert!(matches!(e.problem, ScenarioProblem::Read(_)), "{e}");
     }
 
     #[test]
@@ -626,8 +725,9 @@ mod tests {
         )])
         .unwrap_err();
         assert_eq!(err.file, PathBuf::from("kernel-boot.json"));
+        assert!(matches!(err.problem, ScenarioProblem::Json(_)), "{err}");
         assert!(
-            err.message.contains("\"soon\" is not an edk2 release"),
+            err.to_string().contains("\"soon\" is not an edk2 release"),
             "{err}"
         );
     }
