@@ -115,8 +115,10 @@ pub enum Feature {
     Other(String),
 }
 
-/// A file that could not be used, with the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file that could not be used, with the field at fault:
+/// `FILE: mapping.executable.format: unknown format "vmdk" (expected raw or qcow2)`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}{message}", .path.display(), field_prefix(.field))]
 pub struct DescriptorError {
     pub path: PathBuf,
     /// JSON path of the offending field (`mapping.executable.format`), or empty for the whole file.
@@ -124,16 +126,13 @@ pub struct DescriptorError {
     pub message: String,
 }
 
-impl fmt::Display for DescriptorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.field.as_str() {
-            "" => write!(f, "{}: {}", self.path.display(), self.message),
-            field => write!(f, "{}: {field}: {}", self.path.display(), self.message),
-        }
+/// `FIELD: `, or nothing for the whole file.
+fn field_prefix(field: &str) -> String {
+    match field {
+        "" => String::new(),
+        field => format!("{field}: "),
     }
 }
-
-impl std::error::Error for DescriptorError {}
 
 /// The closed vocabularies of the schema: one table per type gives the spelling for `Display`,
 /// parsing, and the list of allowed values in error messages, so the three cannot drift apart.
@@ -761,6 +760,22 @@ mod tests {
         assert_eq!(err.path, Path::new(TEST_PATH));
         assert_eq!(err.field, field, "{err}");
         assert!(err.message.contains(message), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field() {
+        let err = parse_value(&edited("/mapping", "mode", Some(json!("hybrid")))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                r#"{TEST_PATH}: mapping.mode: unknown mode "hybrid" (expected split, combined or stateless)"#
+            )
+        );
+        let err = parse(Path::new(TEST_PATH), "[1]").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{TEST_PATH}: expected an object, found an array")
+        );
     }
 
     #[test]

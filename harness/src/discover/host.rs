@@ -167,25 +167,56 @@ pub struct SevParams {
     pub reduced_phys_bits: u32,
 }
 
+/// Why SEV guests cannot start on this host, or through one QEMU binary.
+#[derive(Debug, thiserror::Error)]
+pub enum SevError {
+    #[error("kvm_amd is not loaded (no /sys/module/kvm_amd/parameters/sev)")]
+    NoKvmAmd,
+    #[error("kvm_amd has SEV disabled (/sys/module/kvm_amd/parameters/sev is off)")]
+    Disabled,
+    #[error("cannot open /dev/sev read-write: {0}")]
+    DevSev(#[source] std::io::Error),
+    #[error("CPUID leaf 0x8000001F is missing")]
+    NoCpuidLeaf,
+    #[error("CPUID 0x8000001F says the CPU has no SEV")]
+    CpuHasNoSev,
+    /// QEMU's own `query-sev-capabilities` error.
+    #[error("QEMU says: {0}")]
+    Qemu(String),
+    #[error("QEMU did not answer query-sev-capabilities within 10 s")]
+    NoAnswerInTime,
+    /// QEMU ended without an answer; `why` is the line of its stderr that says why, if any.
+    #[error("QEMU gave no answer to query-sev-capabilities{}", in_parens(.why))]
+    NoAnswer { why: Option<String> },
+    #[error(transparent)]
+    Run(RunError),
+}
+
+/// ` (why)`, or nothing.
+fn in_parens(why: &Option<String>) -> String {
+    why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+}
+
 /// Decides SEV availability from the facts the kernel and CPU give.
 /// `sysfs_sev` is the content of `/sys/module/kvm_amd/parameters/sev` (None: missing);
+/// `dev_sev` whether `/dev/sev` opened read-write;
 /// `cpuid` is (EAX, EBX) of leaf 0x8000001F (None: leaf not present).
 pub fn sev_from_facts(
     sysfs_sev: Option<&str>,
-    dev_sev: Result<(), String>,
+    dev_sev: std::io::Result<()>,
     cpuid: Option<(u32, u32)>,
-) -> Result<SevParams, String> {
+) -> Result<SevParams, SevError> {
     let enabled = match sysfs_sev.map(str::trim) {
-        None => return Err("kvm_amd is not loaded (no /sys/module/kvm_amd/parameters/sev)".into()),
+        None => return Err(SevError::NoKvmAmd),
         Some(v) => v == "Y" || v == "1",
     };
     if !enabled {
-        return Err("kvm_amd has SEV disabled (/sys/module/kvm_amd/parameters/sev is off)".into());
+        return Err(SevError::Disabled);
     }
-    dev_sev?;
-    let (eax, ebx) = cpuid.ok_or("CPUID leaf 0x8000001F is missing")?;
+    dev_sev.map_err(SevError::DevSev)?;
+    let (eax, ebx) = cpuid.ok_or(SevError::NoCpuidLeaf)?;
     if eax & 0b10 == 0 {
-        return Err("CPUID 0x8000001F says the CPU has no SEV".into());
+        return Err(SevError::CpuHasNoSev);
     }
     Ok(SevParams {
         cbitpos: ebx & 0x3f,
@@ -212,20 +243,19 @@ fn cpuid_sev_leaf() -> Option<(u32, u32)> {
 }
 
 /// Reads the host's SEV facts. Checked before any QEMU is asked.
-pub fn probe_sev_host() -> Result<SevParams, String> {
+pub fn probe_sev_host() -> Result<SevParams, SevError> {
     let sysfs = std::fs::read_to_string("/sys/module/kvm_amd/parameters/sev").ok();
     let dev = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/sev")
-        .map(|_| ())
-        .map_err(|e| format!("cannot open /dev/sev read-write: {e}"));
+        .map(|_| ());
     sev_from_facts(sysfs.as_deref(), dev, cpuid_sev_leaf())
 }
 
 /// Asks QEMU itself (QMP `query-sev-capabilities`, which needs KVM) whether it can start a SEV
 /// guest, and prefers its C-bit over CPUID's.
-pub fn probe_sev_qemu(qemu: &QemuBinary, host: SevParams) -> Result<SevParams, String> {
+pub fn probe_sev_qemu(qemu: &QemuBinary, host: SevParams) -> Result<SevParams, SevError> {
     let mut cmd = Command::new(&qemu.path);
     cmd.args(qemu.data_dir_args())
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-S"])
@@ -240,21 +270,20 @@ pub fn probe_sev_qemu(qemu: &QemuBinary, host: SevParams) -> Result<SevParams, S
     )
     .run()
     .map_err(|e| match e {
-        RunError::Timeout { .. } => {
-            "QEMU did not answer query-sev-capabilities within 10 s".to_string()
-        }
-        RunError::Spawn { source, .. } => format!("cannot run {}: {source}", qemu.path.display()),
-        other => other.to_string(),
+        RunError::Timeout { .. } => SevError::NoAnswerInTime,
+        other => SevError::Run(other),
     })?;
-    sev_from_qmp(&out.stdout, host).map_err(|why| match first_error_line(&out.stderr) {
+    sev_from_qmp(&out.stdout, host).map_err(|e| match e {
         // QEMU that would not start says why on stderr.
-        Some(line) => format!("{why} ({line})"),
-        None => why,
+        SevError::NoAnswer { .. } => SevError::NoAnswer {
+            why: first_error_line(&out.stderr),
+        },
+        other => other,
     })
 }
 
 /// Reads the answer to `query-sev-capabilities` from a QMP transcript.
-pub fn sev_from_qmp(transcript: &str, host: SevParams) -> Result<SevParams, String> {
+pub fn sev_from_qmp(transcript: &str, host: SevParams) -> Result<SevParams, SevError> {
     for line in transcript.lines() {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -271,10 +300,10 @@ pub fn sev_from_qmp(transcript: &str, host: SevParams) -> Result<SevParams, Stri
             .and_then(|e| e.get("desc"))
             .and_then(|d| d.as_str())
         {
-            return Err(format!("QEMU says: {desc}"));
+            return Err(SevError::Qemu(desc.to_string()));
         }
     }
-    Err("QEMU gave no answer to query-sev-capabilities".into())
+    Err(SevError::NoAnswer { why: None })
 }
 
 #[cfg(test)]
@@ -331,19 +360,30 @@ mod tests {
     #[test]
     fn no_kvm_amd_means_no_sev() {
         let e = sev_from_facts(None, Ok(()), Some((2, 47))).unwrap_err();
-        assert!(e.contains("kvm_amd is not loaded"), "{e}");
+        assert!(matches!(e, SevError::NoKvmAmd), "{e}");
+        assert!(e.to_string().contains("kvm_amd is not loaded"), "{e}");
     }
 
     #[test]
     fn sev_disabled_in_module() {
         let e = sev_from_facts(Some("N\n"), Ok(()), Some((2, 47))).unwrap_err();
-        assert!(e.contains("disabled"), "{e}");
+        assert!(matches!(e, SevError::Disabled), "{e}");
+        assert!(e.to_string().contains("disabled"), "{e}");
     }
 
     #[test]
     fn missing_dev_sev_is_reported() {
-        let e = sev_from_facts(Some("Y"), Err("no /dev/sev".into()), Some((2, 47))).unwrap_err();
-        assert_eq!(e, "no /dev/sev");
+        let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "no /dev/sev");
+        let e = sev_from_facts(Some("Y"), Err(gone), Some((2, 47))).unwrap_err();
+        assert!(matches!(e, SevError::DevSev(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "cannot open /dev/sev read-write: no /dev/sev"
+        );
+        let e = sev_from_facts(Some("Y"), Ok(()), None).unwrap_err();
+        assert!(matches!(e, SevError::NoCpuidLeaf), "{e}");
+        let e = sev_from_facts(Some("Y"), Ok(()), Some((0b01, 47))).unwrap_err();
+        assert!(matches!(e, SevError::CpuHasNoSev), "{e}");
     }
 
     #[test]
@@ -368,9 +408,23 @@ mod tests {
         let t = "{\"QMP\": {}}\n{\"return\": {}}\n{\"return\": {\"cbitpos\": 51, \"reduced-phys-bits\": 1, \"pdh\": \"x\", \"cert-chain\": \"y\"}}\n";
         assert_eq!(sev_from_qmp(t, host).unwrap().cbitpos, 51);
         let e = "{\"return\": {}}\n{\"error\": {\"class\": \"GenericError\", \"desc\": \"SEV is not enabled in KVM\"}}\n";
-        assert!(sev_from_qmp(e, host)
-            .unwrap_err()
-            .contains("SEV is not enabled"));
+        let e = sev_from_qmp(e, host).unwrap_err();
+        assert!(
+            matches!(&e, SevError::Qemu(desc) if desc == "SEV is not enabled in KVM"),
+            "{e}"
+        );
+        assert_eq!(e.to_string(), "QEMU says: SEV is not enabled in KVM");
+        let e = sev_from_qmp("{\"QMP\": {}}\n", host).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "QEMU gave no answer to query-sev-capabilities"
+        );
+        let why = Some("could not access KVM kernel module: No such file or directory".into());
+        assert_eq!(
+            SevError::NoAnswer { why }.to_string(),
+            "QEMU gave no answer to query-sev-capabilities (could not access KVM kernel module: \
+             No such file or directory)"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct QemuTarget {
     pub sev: Result<SevParams, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub struct Inventory {
     pub firmware: Vec<Firmware>,
     pub descriptor_errors: Vec<DescriptorError>,
@@ -103,7 +103,9 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
                 let sev = match (&sev_host, &kvm.usable) {
                     (Err(why), _) => Err(format!("host has no AMD SEV: {why}")),
                     (Ok(_), Err(why)) => Err(format!("SEV needs a working KVM: {why}")),
-                    (Ok(params), Ok(())) => host::probe_sev_qemu(&binary, *params),
+                    (Ok(params), Ok(())) => {
+                        host::probe_sev_qemu(&binary, *params).map_err(|e| e.to_string())
+                    }
                 };
                 qemus.push(QemuTarget { binary, kvm, sev });
             }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::tools::RunError;
+
 /// The system emulator bootmatrix drives (x86_64 guests only, for now).
 pub const SYSTEM_EMULATOR: &str = "qemu-system-x86_64";
 
@@ -129,33 +131,43 @@ pub struct QemuBinary {
     pub machines: Machines,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A binary that could not be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", .path.display())]
 pub struct QemuError {
     pub path: PathBuf,
-    pub message: String,
+    pub problem: QemuProblem,
 }
 
-impl fmt::Display for QemuError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum QemuProblem {
+    /// It could not be run, did not answer in time, or failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("cannot read a version from {banner:?}")]
+    NoVersion { banner: String },
+    #[error("`-machine help` listed no machine types")]
+    NoMachines,
 }
 
 impl QemuBinary {
     /// Asks the binary for its version and machine types.
     pub fn inspect(path: &Path, data_dir: Option<&Path>) -> Result<QemuBinary, QemuError> {
-        let err = |message: String| QemuError {
+        let err = |problem: QemuProblem| QemuError {
             path: path.to_path_buf(),
-            message,
+            problem,
         };
-        let banner_text = query(path, data_dir, &["--version"]).map_err(err)?;
+        let banner_text = query(path, data_dir, &["--version"]).map_err(|e| err(e.into()))?;
         let banner = banner_text.lines().next().unwrap_or_default().to_string();
-        let version = Version::parse_banner(&banner)
-            .ok_or_else(|| err(format!("cannot read a version from {banner:?}")))?;
-        let help = query(path, data_dir, &["-machine", "help"]).map_err(err)?;
+        let version = Version::parse_banner(&banner).ok_or_else(|| {
+            err(QemuProblem::NoVersion {
+                banner: banner.clone(),
+            })
+        })?;
+        let help = query(path, data_dir, &["-machine", "help"]).map_err(|e| err(e.into()))?;
         let machines = Machines::parse_help(&help);
         if machines.names.is_empty() {
-            return Err(err("`-machine help` listed no machine types".into()));
+            return Err(err(QemuProblem::NoMachines));
         }
         Ok(QemuBinary {
             path: path.to_path_buf(),
@@ -212,14 +224,13 @@ impl QemuBinary {
 
 /// Runs the binary with `args` and returns its stdout; bounded, so a broken binary cannot hang
 /// discovery.
-fn query(path: &Path, data_dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
+fn query(path: &Path, data_dir: Option<&Path>, args: &[&str]) -> Result<String, RunError> {
     let mut cmd = Command::new(path);
     if let Some(dir) = data_dir {
         cmd.arg("-L").arg(dir);
     }
     cmd.args(args);
     crate::tools::run_bounded(&mut cmd, Duration::from_secs(20), &args.join(" "))
-        .map_err(|e| e.to_string())
 }
 
 /// `qemu-system-x86_64` in every `PATH` folder (first one wins for each real file).
@@ -295,6 +306,29 @@ none                 empty machine
         assert_eq!(m.resolve("pc-i440fx-7.1"), Some("pc-i440fx-7.1"));
         assert_eq!(m.resolve("virt"), None);
         assert!(!m.names.contains(&"q35".to_string()));
+    }
+
+    #[test]
+    fn a_binary_that_is_no_qemu_is_an_error_naming_it() {
+        let e = QemuBinary::inspect(Path::new("/bin/true"), None).unwrap_err();
+        assert_eq!(e.path, Path::new("/bin/true"));
+        assert!(matches!(&e.problem, QemuProblem::NoVersion { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/bin/true: cannot read a version from \""),
+            "{e}"
+        );
+        let missing = Path::new("/nonexistent/qemu-system-x86_64");
+        let e = QemuBinary::inspect(missing, None).unwrap_err();
+        assert!(
+            matches!(e.problem, QemuProblem::Run(RunError::Spawn { .. })),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/qemu-system-x86_64: cannot run `--version`: "),
+            "{e}"
+        );
     }
 
     #[test]
