@@ -60,6 +60,13 @@
 //! OVMF 2022.11: a ROM claiming 8086:10d3 or 1af4:1000 still ran from an `e1000`). Use
 //! [`E1000_VENDOR`]/[`E1000_DEVICE`] with `-device e1000` anyway, so the ROM is also valid for
 //! firmware that does check.
+//!
+//! # Why this is written here
+//!
+//! No Rust crate builds PCI expansion ROMs. The tools that do are edk2's `EfiRom` (BaseTools,
+//! C) and iPXE's build scripts: either would be one more program to build or install and run
+//! bounded, for a fixed 56-byte header and some padding. The layout above is short, comes with
+//! its references, and the tests read every field back.
 
 /// The option ROM driver built from `images/oprom` (PE32+, boot-service driver).
 pub const OPROM_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootmatrix-oprom.efi"));

@@ -3,6 +3,18 @@
 //! Offsets per the Microsoft PE format: `e_lfanew` at 0x3C points at `PE\0\0`, followed by the
 //! 20-byte COFF header and the optional header, whose data directory 4 (the certificate table)
 //! holds a file offset and size of the Authenticode signatures, which sit at the end of the file.
+//!
+//! # Why this is written here
+//!
+//! Considered: `goblin` and `object` (PE parsers) and `authenticode` (the Authenticode digest,
+//! on top of `object`). Both parsers only read, and taking the signatures off is a write: cut
+//! the file at the certificate table and zero its directory entry, which needs nothing but the
+//! header fields read here. `goblin`'s `pe_authenticode` feature and the `authenticode` crate
+//! compute the same digest as [`authenticode_sha256`], but the latter always brings an RSA,
+//! X.509 and CMS stack, and either would give the stripper and the digest two readings of the
+//! same headers, with error texts bootmatrix does not choose for a kernel that is not a PE. The
+//! digest here is tested against a known answer and against `sbsign`, which must leave it
+//! unchanged.
 
 /// `IMAGE_FILE_MACHINE_AMD64`.
 pub const MACHINE_X64: u16 = 0x8664;
