@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strum::{Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 use crate::discover::qemu::QemuBinary;
@@ -24,6 +24,7 @@ use crate::tools::{Bounded, Ended, RunError};
     Eq,
     Hash,
     Serialize,
+    Deserialize,
     PartialOrd,
     Ord,
     IntoStaticStr,

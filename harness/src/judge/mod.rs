@@ -6,7 +6,7 @@
 //! deviation that did not happen fails as stale. A value the rule asks for that the guest could
 //! not read is an error, and absence is read as a value only where UEFI defines it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strum::{Display, IntoStaticStr, VariantArray};
 
 use crate::discover::qemu::Version;
@@ -22,6 +22,7 @@ use crate::scenario::{Expectation, KnownDeviation, Rule, Scenarios};
     Eq,
     Hash,
     Serialize,
+    Deserialize,
     PartialOrd,
     Ord,
     IntoStaticStr,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::boot::Console;
 use crate::matrix::Outcome;
@@ -109,8 +109,9 @@ impl Serialize for Reading {
 }
 
 /// How the firmware started a `-kernel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum LoadPath {
     /// LoadImage/StartImage: the image was verified against db/dbx.
     LoadImage,

@@ -9,7 +9,6 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::record::{read_json, CellRecord, Observed, Report};
-use super::words::Word;
 use crate::discover::Firmware;
 use crate::plan::admission::AdmissionRule;
 use crate::plan::{Action, Cell, Plan};
@@ -292,7 +291,7 @@ fn observed_fields(observed: &Observed) -> Vec<(&'static str, String)> {
         fields.extend([
             ("linux_version", Some(k.linux_version.clone())),
             ("command_line", k.command_line.clone()),
-            ("loaded_by", k.loaded_by.map(|l| l.word().to_string())),
+            ("loaded_by", k.loaded_by.map(|l| l.to_string())),
             ("legacy_warning", k.legacy_warning.clone()),
         ]);
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::words::{kebab, nullable, optional_word, present, text, variant, word};
+use super::words::{kebab, nullable, present, text, variant};
 
 use crate::boot::Console;
 use crate::discover::host::Accel;
@@ -65,7 +65,6 @@ pub struct CellRecord {
     pub descriptor: String,
     pub qemu_version: Version,
     pub machine: String,
-    #[serde(deserialize_with = "word")]
     pub accel: Accel,
     /// Why that accelerator (`KVM unusable: ...`).
     pub accel_reason: String,
@@ -75,7 +74,6 @@ pub struct CellRecord {
     #[serde(serialize_with = "text", deserialize_with = "variant")]
     pub variant: Variant,
     pub profile: Profile,
-    #[serde(deserialize_with = "word")]
     pub verdict: VerdictKind,
     /// Why the verdict (for a skip: why the cell did not boot).
     pub reason: String,
@@ -336,7 +334,6 @@ impl From<&ProbeReport> for ProbeRecord {
 /// One console line a verdict rests on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvidenceRecord {
-    #[serde(deserialize_with = "word")]
     pub stream: Console,
     /// When it was read, from QEMU start.
     pub at_ms: u64,
@@ -391,7 +388,6 @@ impl From<&PciDevice> for PciRecord {
 pub struct KernelRecord {
     pub linux_version: String,
     pub command_line: Option<String>,
-    #[serde(deserialize_with = "optional_word")]
     pub loaded_by: Option<LoadPath>,
     pub legacy_warning: Option<String>,
 }
@@ -724,7 +720,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("\"stderr\" is not one of serial, debug"),
+            err.contains("unknown variant `stderr`, expected `serial` or `debug`"),
             "{err}"
         );
     }

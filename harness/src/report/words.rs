@@ -1,81 +1,10 @@
-//! How a record reads back what the library only writes: the names of enums that serde writes
-//! but cannot read (verdict kinds, accelerators, consoles, load paths), the matrix's kebab-case
-//! names, variants, and fields that are either absent or present and null.
+//! How a record reads back what the library writes in a form serde alone cannot read: the
+//! matrix's kebab-case names, variants, and fields that are either absent or present and null.
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::boot::Console;
-use crate::discover::host::Accel;
-use crate::judge::VerdictKind;
 use crate::matrix::{Payload, Tweak, Variant, Vars};
-use crate::observe::evidence::LoadPath;
-
-/// The library's enums that serde writes by name but cannot read back: their names.
-pub trait Word: Copy + 'static {
-    const ALL: &'static [Self];
-    fn word(self) -> &'static str;
-}
-
-impl Word for VerdictKind {
-    const ALL: &'static [VerdictKind] = &VerdictKind::ALL;
-    fn word(self) -> &'static str {
-        self.as_str()
-    }
-}
-
-impl Word for Accel {
-    const ALL: &'static [Accel] = &[Accel::Kvm, Accel::Tcg];
-    fn word(self) -> &'static str {
-        // Exhaustive: a new accelerator does not compile until ALL names it too.
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-impl Word for Console {
-    const ALL: &'static [Console] = &[Console::Serial, Console::Debug];
-    fn word(self) -> &'static str {
-        match self {
-            Console::Serial | Console::Debug => self.as_str(),
-        }
-    }
-}
-
-impl Word for LoadPath {
-    const ALL: &'static [LoadPath] = &[LoadPath::LoadImage, LoadPath::LegacyLoader];
-    fn word(self) -> &'static str {
-        match self {
-            LoadPath::LoadImage => "load-image",
-            LoadPath::LegacyLoader => "legacy-loader",
-        }
-    }
-}
-
-fn from_word<T: Word, E: de::Error>(text: &str) -> Result<T, E> {
-    T::ALL
-        .iter()
-        .copied()
-        .find(|t| t.word() == text)
-        .ok_or_else(|| {
-            let names: Vec<&str> = T::ALL.iter().map(|t| t.word()).collect();
-            E::custom(format!("{text:?} is not one of {}", names.join(", ")))
-        })
-}
-
-pub(super) fn word<'de, D: Deserializer<'de>, T: Word>(d: D) -> Result<T, D::Error> {
-    from_word(&String::deserialize(d)?)
-}
-
-pub(super) fn optional_word<'de, D: Deserializer<'de>, T: Word>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    Option::<String>::deserialize(d)?
-        .map(|w| from_word(&w))
-        .transpose()
-}
 
 /// A kebab-case name read as one of the matrix's enums.
 pub(super) fn kebab<T: DeserializeOwned, E: de::Error>(text: &str) -> Result<T, E> {
@@ -136,25 +65,35 @@ mod tests {
         Value::String(text.into())
     }
 
-    /// Every name reads back as what wrote it, and the names are the ones serde writes.
-    fn reads_back_what_serde_writes<T: Word + Serialize + PartialEq + std::fmt::Debug>() {
-        for &t in T::ALL {
-            assert_eq!(serde_json::to_value(t).unwrap(), t.word());
-            assert_eq!(word::<_, T>(json(t.word())).unwrap(), t);
-            assert_eq!(optional_word::<_, T>(json(t.word())).unwrap(), Some(t));
+    /// Every value reads back as what wrote it, by the name its Display gives.
+    fn round_trips<T>(all: &[T])
+    where
+        T: Serialize
+            + serde::de::DeserializeOwned
+            + PartialEq
+            + std::fmt::Debug
+            + std::fmt::Display,
+    {
+        for t in all {
+            let written = serde_json::to_value(t).unwrap();
+            assert_eq!(written, json(&t.to_string()));
+            assert_eq!(&serde_json::from_value::<T>(written).unwrap(), t);
         }
-        assert_eq!(optional_word::<_, T>(Value::Null).unwrap(), None);
     }
 
     #[test]
-    fn names_read_back_as_serde_writes_them() {
-        reads_back_what_serde_writes::<VerdictKind>();
-        reads_back_what_serde_writes::<Accel>();
-        reads_back_what_serde_writes::<Console>();
-        reads_back_what_serde_writes::<LoadPath>();
-        let err = word::<_, Accel>(json("hvf")).unwrap_err().to_string();
-        assert_eq!(err, r#""hvf" is not one of kvm, tcg"#);
-        assert!(word::<_, VerdictKind>(json("Pass")).is_err());
+    fn the_records_enums_read_back_as_serde_writes_them() {
+        use crate::boot::Console;
+        use crate::discover::host::Accel;
+        use crate::judge::VerdictKind;
+        use crate::observe::evidence::LoadPath;
+        use strum::VariantArray;
+        round_trips(VerdictKind::VARIANTS);
+        round_trips(Accel::VARIANTS);
+        round_trips(Console::VARIANTS);
+        round_trips(&[LoadPath::LoadImage, LoadPath::LegacyLoader]);
+        assert!(serde_json::from_value::<Accel>(json("hvf")).is_err());
+        assert!(serde_json::from_value::<VerdictKind>(json("Pass")).is_err());
     }
 
     #[test]
