@@ -2,6 +2,7 @@
 //! pids it records, and proving that none of them outlived the harness.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod expected;
 pub mod run;
 
 use std::fs;

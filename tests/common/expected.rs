@@ -1,0 +1,239 @@
+//! Expected results as data, one file per firmware build: `tests/expected/<package>.json` holds,
+//! for every cell of the build on each QEMU version (keyed by the cell id with the QEMU version
+//! cut to major.minor), the verdict, the outcome the firmware showed, the known deviation that
+//! excused it, or the admission rule that skipped it. The real-boot tests compare a run against
+//! it; `BOOTMATRIX_BLESS=1` writes what the run gave into the file (review the diff).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bootmatrix::judge::VerdictKind;
+use bootmatrix::matrix::Outcome;
+use bootmatrix::report::record::{CellRecord, PayloadOutcome, Report};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Admission rules that depend on the host: a cell skipped by one of them here may run (and be
+/// judged) on a host that has what it needs, so such an entry is not held against a run there.
+const HOST_RULES: &[&str] = &["sev-kvm", "sev-host"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    pub verdict: VerdictKind,
+    /// What the firmware did with the payload (cells that booted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The known deviation that excused the cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<String>,
+    /// The admission rule that skipped (or refused) the cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedFile {
+    package: String,
+    about: String,
+    cells: BTreeMap<String, Expected>,
+}
+
+const ABOUT: &str = "What bootmatrix gives every cell of this firmware build under the strict \
+profile, per QEMU version (major.minor in the key), on a host without usable KVM or SEV. \
+Compared by tests/qemu_boot.rs; BOOTMATRIX_BLESS=1 rewrites it from a run.";
+
+/// `tests/expected/ovmf_2022.11-6+deb12u2.json` for `ovmf 2022.11-6+deb12u2`.
+pub fn file_for(package: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/expected")
+        .join(format!("{}.json", package.replace(' ', "_")))
+}
+
+/// `ovmf 2025.02-8+deb13u1` of `ovmf 2025.02-8+deb13u1 (unpacked in DIR)`: name and version.
+pub fn package_id(package: &str) -> &str {
+    package.split(" (").next().unwrap_or(package)
+}
+
+/// A cell id with its QEMU version cut to major.minor: `.../qemu-7.2.22/...` -> `.../qemu-7.2/...`.
+pub fn key(id: &str) -> String {
+    let re = Regex::new(r"/qemu-(\d+)\.(\d+)\.\d+/").unwrap();
+    re.replace(id, "/qemu-$1.$2/").into_owned()
+}
+
+/// What the run gave one cell, in the file's terms.
+pub fn seen(cell: &CellRecord) -> Expected {
+    Expected {
+        verdict: cell.verdict,
+        outcome: match cell.observed.payload {
+            Some(PayloadOutcome::Decided(o)) => Some(o),
+            _ => None,
+        },
+        deviation: cell.deviation.as_ref().map(|d| d.id.clone()),
+        skipped_by: cell.admission_rule.map(|r| r.to_string()),
+    }
+}
+
+fn load(path: &Path, package: &str) -> ExpectedFile {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let file: ExpectedFile =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(file.package, package, "{}", path.display());
+            file
+        }
+        Err(_) => ExpectedFile {
+            package: package.to_string(),
+            about: ABOUT.to_string(),
+            cells: BTreeMap::new(),
+        },
+    }
+}
+
+/// Compares every cell of `package` in `report` against its expected-results file, and every
+/// entry of that file that `scope` (the run's `--filter`) selects, on a QEMU the run had,
+/// against the run. Panics listing every difference.
+pub fn compare(report: &Report, package: &str, scope: &Regex) {
+    let path = file_for(package);
+    let mut file = load(&path, package);
+    let cells: Vec<&CellRecord> = report
+        .cells
+        .iter()
+        .filter(|c| c.firmware.package.as_deref().map(package_id) == Some(package))
+        .collect();
+    assert!(!cells.is_empty(), "no cell of {package} in the run");
+    if std::env::var_os("BOOTMATRIX_BLESS").is_some() {
+        for cell in &cells {
+            file.cells.insert(key(&cell.id), seen(cell));
+        }
+        let text = serde_json::to_string_pretty(&file).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let problems = differences(&file.cells, &cells, scope);
+    assert!(
+        problems.is_empty(),
+        "{} differs from the run ({} cells):\n  {}\n(BOOTMATRIX_BLESS=1 rewrites it; review the diff)",
+        path.display(),
+        cells.len(),
+        problems.join("\n  ")
+    );
+}
+
+/// Every way the run's cells of one build and the expected entries disagree.
+fn differences(
+    expected: &BTreeMap<String, Expected>,
+    cells: &[&CellRecord],
+    scope: &Regex,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut qemus = std::collections::BTreeSet::new();
+    for cell in cells {
+        let k = key(&cell.id);
+        qemus.insert(k.split('/').nth(1).unwrap_or_default().to_string());
+        let got = seen(cell);
+        match expected.get(&k) {
+            None => problems.push(format!("{k}: not in the file; the run gave {got:?}")),
+            Some(want) if *want == got => {}
+            Some(want)
+                if want
+                    .skipped_by
+                    .as_deref()
+                    .is_some_and(|r| HOST_RULES.contains(&r))
+                    && got.skipped_by.is_none() => {}
+            Some(want) => problems.push(format!(
+                "{k}: expected {want:?}, the run gave {got:?}\n    {}",
+                cell.reason
+            )),
+        }
+    }
+    for k in expected.keys() {
+        let qemu = k.split('/').nth(1).unwrap_or_default();
+        if scope.is_match(k) && qemus.contains(qemu) && !cells.iter().any(|c| key(&c.id) == *k) {
+            problems.push(format!("{k}: expected, but the run has no such cell"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn keys_cut_the_qemu_version_to_major_minor() {
+    assert_eq!(
+        key("50-edk2-x86_64-secure/qemu-7.2.22/sev-off/kernel-boot/own-keys-vars-signed"),
+        "50-edk2-x86_64-secure/qemu-7.2/sev-off/kernel-boot/own-keys-vars-signed"
+    );
+    assert_eq!(key("a/qemu-10.0.2/b"), "a/qemu-10.0/b");
+    assert_eq!(
+        package_id("ovmf 2025.02-8+deb13u1 (unpacked in /x/trixie)"),
+        "ovmf 2025.02-8+deb13u1"
+    );
+    assert_eq!(
+        file_for("ovmf 2022.11-6+deb12u2").file_name().unwrap(),
+        "ovmf_2022.11-6+deb12u2.json"
+    );
+}
+
+#[test]
+fn differences_name_every_disagreement() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json");
+    let report = Report::read(&path).unwrap();
+    let cells: Vec<&CellRecord> = report.cells.iter().collect();
+    let all = Regex::new("").unwrap();
+    let mut expected: BTreeMap<String, Expected> =
+        cells.iter().map(|c| (key(&c.id), seen(c))).collect();
+    assert!(differences(&expected, &cells, &all).is_empty());
+
+    // A verdict that changed, an entry that is missing, an entry without a cell.
+    let id = &cells[0].id;
+    expected.get_mut(&key(id)).unwrap().verdict = VerdictKind::Fail;
+    let gone = key(&cells[1].id);
+    expected.remove(&gone);
+    expected.insert(format!("{}-extra", key(id)), seen(cells[0]));
+    let found = differences(&expected, &cells, &all);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0].starts_with(&format!("{}: expected Expected {{ verdict: Fail", key(id))),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|d| d.starts_with(&format!("{gone}: not in the file"))),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|d| d.ends_with("-extra: expected, but the run has no such cell")),
+        "{found:#?}"
+    );
+    // Out of scope, the entry without a cell is not missed.
+    let scope = Regex::new(&format!("^{}$", regex::escape(&key(id)))).unwrap();
+    assert_eq!(differences(&expected, &cells, &scope).len(), 2);
+}
+
+#[test]
+fn a_host_skip_is_not_held_against_a_host_that_can_run_the_cell() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json");
+    let report = Report::read(&path).unwrap();
+    let ran = report
+        .cells
+        .iter()
+        .find(|c| c.verdict == VerdictKind::Pass)
+        .unwrap();
+    let all = Regex::new("").unwrap();
+    let skipped_here = |rule: &str| {
+        BTreeMap::from([(
+            key(&ran.id),
+            Expected {
+                verdict: VerdictKind::Skip,
+                outcome: None,
+                deviation: None,
+                skipped_by: Some(rule.into()),
+            },
+        )])
+    };
+    assert!(differences(&skipped_here("sev-host"), &[ran], &all).is_empty());
+    assert_eq!(differences(&skipped_here("shim"), &[ran], &all).len(), 1);
+}
