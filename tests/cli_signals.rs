@@ -91,7 +91,12 @@ impl Setup {
             .arg(self.path("descriptors"))
             .arg("--out")
             .arg(self.path("run"))
-            .args(["--filter", filter, "--jobs", "1"])
+            .args(["--filter", filter])
+            .args(if command == "run" {
+                &["--jobs", "1"][..]
+            } else {
+                &[]
+            })
             .env("FAKE_QEMU_MODE", mode)
             .env("FAKE_QEMU_PIDS", self.pids_file())
             .current_dir(self.tmp.path())

@@ -260,12 +260,10 @@ fn wrong_secure_boot_value_fails() {
 }
 
 fn executable_sha(descriptor: &str) -> String {
-    let text =
-        std::fs::read_to_string(Path::new("/usr/share/qemu/firmware").join(descriptor)).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    sha256(Path::new(
-        v["mapping"]["executable"]["filename"].as_str().unwrap(),
-    ))
+    let path = Path::new("/usr/share/qemu/firmware").join(descriptor);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let parsed = bootmatrix::discover::descriptor::parse(&path, &text).unwrap();
+    sha256(bootmatrix::discover::executable_of(&parsed))
 }
 
 #[test]

@@ -150,9 +150,6 @@ pub struct PlanArgs {
     /// Run folder the printed argv use (default: ./bootmatrix-runs/<UTC time>)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub out: Option<PathBuf>,
-    /// Accepted so that a `run` command line works with `plan`; plans the same cells
-    #[arg(long, value_name = "N", value_parser = parse_jobs, hide = true)]
-    pub jobs: Option<usize>,
     #[command(flatten)]
     pub found: Found,
     #[command(flatten)]
@@ -280,7 +277,6 @@ impl Command {
             Command::Plan(a) => Options {
                 filter: a.filter,
                 out: a.out,
-                jobs: a.jobs,
                 ..Options::new(Verb::Plan, a.found, a.cells)
             },
             Command::Run(a) => Options {
