@@ -385,3 +385,69 @@ fn the_invocations_in_use_still_parse() {
         explain.stderr
     );
 }
+
+#[test]
+fn expect_needs_one_build_and_names_what_it_found_instead() {
+    let e = Empty::new();
+    let descriptors = e.path("descriptors");
+    let data = format!("{}/tests/data/descriptors", env!("CARGO_MANIFEST_DIR"));
+    let none = e.run(&["expect", "--no-path-qemu"]);
+    assert_eq!(none.status, 2, "{}", none.stderr);
+    assert!(none.stderr.contains("--package"), "{}", none.stderr);
+    let both = e.run(&["expect", "--package", "ovmf", "--firmware", "x.json"]);
+    assert_eq!(both.status, 2, "{}", both.stderr);
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
+    let empty = e.run(&[
+        "expect",
+        "--package=ovmf",
+        "--no-path-qemu",
+        "--descriptors",
+        &descriptors,
+    ]);
+    assert_eq!(empty.status, 2, "{}", empty.stderr);
+    assert!(
+        empty
+            .stderr
+            .contains("no descriptor names firmware of package \"ovmf\"; descriptors found: none"),
+        "{}",
+        empty.stderr
+    );
+    // A package nothing belongs to: the error lists the descriptors there are.
+    let other = e.run(&[
+        "expect",
+        "--package=no-such-firmware",
+        "--no-path-qemu",
+        "--descriptors",
+        &data,
+    ]);
+    assert_eq!(other.status, 2, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("50-edk2-x86_64-secure.json"),
+        "{}",
+        other.stderr
+    );
+    let file = format!("{data}/50-edk2-x86_64-secure.json");
+    let one = e.run(&[
+        "expect",
+        "--firmware",
+        &file,
+        "--no-path-qemu",
+        "--descriptors",
+        &data,
+    ]);
+    assert_eq!(one.status, 0, "{}", one.stderr);
+    assert!(
+        one.stdout.contains("\n50-edk2-x86_64-secure.json ("),
+        "{}",
+        one.stdout
+    );
+    assert!(
+        !one.stdout.contains("\n60-edk2-x86_64.json ("),
+        "{}",
+        one.stdout
+    );
+}
