@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,13 +90,22 @@ pub enum RunError {
         stderr: String,
     },
     /// It exited unsuccessfully ([`run_bounded`] only).
-    #[error("`{what}` failed ({status}): {text}")]
+    #[error("`{what}` failed ({status}){}", said(.text))]
     Failed {
         what: String,
         status: ExitStatus,
         /// Its stderr (or stdout, when stderr is empty), trimmed.
         text: String,
     },
+}
+
+/// `: text`, or nothing when the process said nothing.
+fn said(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
 }
 
 /// Runs `cmd` (stdin closed) to completion within `limit` and returns its stdout. The error
@@ -124,6 +133,11 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Result<Str
 /// reads on stdin, and optionally a test of its stderr that says it has shown enough (QEMU
 /// does not exit when a guest fails, it waits). Every process bootmatrix starts goes through
 /// here, except the guests themselves (`boot`).
+///
+/// It runs in its own process group, and whatever ends it early (the time limit, enough
+/// stderr, a signal to bootmatrix through [`kill_groups`]) kills the whole group: a script
+/// that hangs cannot leave its children behind, orphaned. Should bootmatrix itself be killed,
+/// the process gets SIGKILL too (`PR_SET_PDEATHSIG`).
 pub struct Bounded<'a> {
     cmd: &'a mut Command,
     what: String,
@@ -146,6 +160,50 @@ pub struct Output {
     pub ended: Ended,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// The process groups of the bounded processes running now, for [`kill_groups`].
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Kills the process group of every bounded process still running and reaps their leaders:
+/// for a signal that ends bootmatrix (the processes lead their own groups, so a Ctrl-C at
+/// the terminal does not reach them).
+pub fn kill_groups() {
+    let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for pgid in &groups {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(*pgid, libc::SIGKILL);
+        }
+    }
+    for pid in groups {
+        // SAFETY: waitpid with a null status pointer is allowed. A leader its own thread has
+        // reaped already gives ECHILD, which is fine.
+        unsafe {
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// A bounded process's group, registered for [`kill_groups`] while it runs. The group has the
+/// leader's pid, so it is killed only while the leader is not reaped (its pid not reusable).
+struct Group(i32);
+
+impl Group {
+    fn kill(&self) {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(self.0, libc::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.retain(|g| *g != self.0);
+        }
+    }
 }
 
 /// How often a process whose stderr is watched is checked.
@@ -187,19 +245,32 @@ impl<'a> Bounded<'a> {
             stdin,
             enough,
         } = self;
-        let mut child = cmd
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| RunError::Spawn {
-                what: what.clone(),
-                source,
-            })?;
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // Registered before a signal can look: kill_groups waits for the lock.
+        let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
+            what: what.clone(),
+            source,
+        })?;
+        let group = Group(child.id() as i32);
+        groups.push(group.0);
+        drop(groups);
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // From a thread: a child that does not read must not block the wait. Dropping the
             // pipe afterwards closes its stdin.
@@ -228,7 +299,7 @@ impl<'a> Bounded<'a> {
             match child.wait_timeout(wait) {
                 Ok(Some(status)) => break Ended::Exited(status),
                 Ok(None) if saw_enough.load(Ordering::Relaxed) => {
-                    let _ = child.kill();
+                    group.kill();
                     // Killed by SIGKILL, should its status be lost.
                     let status = child
                         .wait()
@@ -237,7 +308,8 @@ impl<'a> Bounded<'a> {
                 }
                 Ok(None) if started.elapsed() < limit => {}
                 Ok(None) | Err(_) => {
-                    let _ = child.kill();
+                    // The whole group: a grandchild would hold the pipes open, and outlive us.
+                    group.kill();
                     let _ = child.wait();
                     return Err(RunError::Timeout {
                         what,
@@ -385,6 +457,9 @@ mod tests {
         assert_eq!(e.to_string(), "`x` failed (exit status: 3): it broke");
         let e = run_bounded(&mut sh("echo 'only out'; exit 1"), LIMIT, "y").unwrap_err();
         assert_eq!(e.to_string(), "`y` failed (exit status: 1): only out");
+        // Nothing said: no dangling colon.
+        let e = run_bounded(&mut sh("exit 1"), LIMIT, "z").unwrap_err();
+        assert_eq!(e.to_string(), "`z` failed (exit status: 1)");
     }
 
     #[test]
@@ -410,6 +485,55 @@ mod tests {
             RunError::Timeout { stderr, .. } => assert_eq!(stderr, "waiting\n"),
             other => panic!("{other}"),
         }
+    }
+
+    /// Running, not a zombie (what a killed orphan is until something reaps it).
+    fn running(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    }
+
+    #[test]
+    fn the_time_limit_kills_the_whole_group() {
+        // A script that starts a sleeping child of its own, says both pids, then hangs.
+        let limit = Duration::from_millis(300);
+        let started = Instant::now();
+        let e = run_bounded(
+            &mut sh("sleep 30 & echo $$ $! >&2; exec sleep 30"),
+            limit,
+            "script",
+        )
+        .unwrap_err();
+        let took = started.elapsed();
+        let RunError::Timeout { stderr, .. } = e else {
+            panic!("{e}");
+        };
+        let pids: Vec<i32> = stderr
+            .split_whitespace()
+            .map(|p| p.parse().expect("the script said its pids"))
+            .collect();
+        let [script, grandchild] = pids[..] else {
+            panic!("{stderr:?}");
+        };
+        // Its child is gone with it (not left to hold the pipes open until LAST_OUTPUT).
+        let until = Instant::now() + Duration::from_millis(500);
+        while running(grandchild) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let orphaned = running(grandchild);
+        if orphaned {
+            // SAFETY: kill has no memory-safety preconditions. Cleanup after the failure.
+            unsafe {
+                libc::kill(grandchild, libc::SIGKILL);
+            }
+        }
+        assert!(
+            !orphaned,
+            "pid {grandchild} outlived its group's time limit"
+        );
+        assert!(!running(script), "pid {script}");
+        assert!(took < limit + Duration::from_millis(700), "{took:?}");
+        // Nothing left for a signal to kill.
+        assert!(!GROUPS.lock().unwrap().contains(&script));
     }
 
     #[test]

@@ -133,7 +133,8 @@ fn reap_all() {
     }
 }
 
-/// On SIGINT, SIGTERM or SIGHUP: kill all guests, then exit with 128+signal.
+/// On SIGINT, SIGTERM or SIGHUP: kill all guests and bounded processes (their whole groups),
+/// then exit with 128+signal.
 pub fn install_signal_handlers() {
     SIGNALS.call_once(|| {
         let signals = [
@@ -147,6 +148,8 @@ pub fn install_signal_handlers() {
                     if let Some(sig) = it.forever().next() {
                         kill_all();
                         reap_all();
+                        // And the probes and tools running (discovery's QEMU probes).
+                        crate::tools::kill_groups();
                         eprintln!("bootmatrix: signal {sig}: stopped all guests");
                         std::process::exit(128 + sig);
                     }
