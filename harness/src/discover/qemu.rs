@@ -157,14 +157,16 @@ impl QemuBinary {
             path: path.to_path_buf(),
             problem,
         };
-        let banner_text = query(path, data_dir, &["--version"]).map_err(|e| err(e.into()))?;
+        let banner_text =
+            query(path, data_dir, &["--version"], VERSION_LIMIT).map_err(|e| err(e.into()))?;
         let banner = banner_text.lines().next().unwrap_or_default().to_string();
         let version = Version::parse_banner(&banner).ok_or_else(|| {
             err(QemuProblem::NoVersion {
                 banner: banner.clone(),
             })
         })?;
-        let help = query(path, data_dir, &["-machine", "help"]).map_err(|e| err(e.into()))?;
+        let help = query(path, data_dir, &["-machine", "help"], MACHINES_LIMIT)
+            .map_err(|e| err(e.into()))?;
         let machines = Machines::parse_help(&help);
         if machines.names.is_empty() {
             return Err(err(QemuProblem::NoMachines));
@@ -222,15 +224,29 @@ impl QemuBinary {
     }
 }
 
-/// Runs the binary with `args` and returns its stdout; bounded, so a broken binary cannot hang
-/// discovery.
-fn query(path: &Path, data_dir: Option<&Path>, args: &[&str]) -> Result<String, RunError> {
+/// How long `--version` may take. QEMU answers in milliseconds (it prints and exits before
+/// initialising anything), so a binary that takes seconds is broken, and a `--qemu` that hangs
+/// should cost no more than this.
+pub const VERSION_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long `-machine help` may take: it registers QEMU's types first, still well under a
+/// second on a loaded machine.
+pub const MACHINES_LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs the binary with `args` and returns its stdout; bounded (the whole process group is
+/// killed at `limit`), so a broken binary cannot hang discovery or leave children behind.
+fn query(
+    path: &Path,
+    data_dir: Option<&Path>,
+    args: &[&str],
+    limit: Duration,
+) -> Result<String, RunError> {
     let mut cmd = Command::new(path);
     if let Some(dir) = data_dir {
         cmd.arg("-L").arg(dir);
     }
     cmd.args(args);
-    crate::tools::run_bounded(&mut cmd, Duration::from_secs(20), &args.join(" "))
+    crate::tools::run_bounded(&mut cmd, limit, &args.join(" "))
 }
 
 /// `qemu-system-x86_64` in every `PATH` folder (first one wins for each real file).
