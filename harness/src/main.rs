@@ -99,6 +99,16 @@ fn execute(args: &Options) -> Result<u8, String> {
         no_path_qemu: args.found.no_path_qemu,
         scratch: host_scratch,
     });
+    // A QEMU asked for that cannot be used is a usage error, not an inventory finding: going
+    // on without it would test something other than what was asked.
+    if !inventory.requested_qemu_errors.is_empty() {
+        let why: Vec<String> = inventory
+            .requested_qemu_errors
+            .iter()
+            .map(|e| format!("--qemu {e}"))
+            .collect();
+        return Err(why.join("; "));
+    }
     // Absolute, so the argv printed by `plan` and stored in argv.txt works from anywhere.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
     let mut options = PlanOptions::new(Layout::new(&run_dir));

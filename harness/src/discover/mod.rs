@@ -42,7 +42,12 @@ pub struct Inventory {
     pub masked: Vec<PathBuf>,
     pub search_dirs: Vec<PathBuf>,
     pub qemus: Vec<QemuTarget>,
+    /// QEMUs from `PATH` that cannot be used: reported, and the others are tested.
     pub qemu_errors: Vec<QemuError>,
+    /// QEMUs asked for with `--qemu` that cannot be used: the command cannot do what it was
+    /// asked (a usage error). When there are any, no QEMU's host probes ran, so `qemus` is
+    /// empty.
+    pub requested_qemu_errors: Vec<QemuError>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,32 +91,43 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
                 .map(|p| (p, None)),
         );
     }
+    let from_path = candidates.len();
     candidates.extend(options.qemus.iter().cloned());
-    let mut qemus: Vec<QemuTarget> = Vec::new();
+    let mut binaries: Vec<QemuBinary> = Vec::new();
     let mut qemu_errors = Vec::new();
-    let sev_host = host::probe_sev_host();
-    for (path, data_dir) in candidates {
-        if qemus
+    let mut requested_qemu_errors = Vec::new();
+    for (n, (path, data_dir)) in candidates.into_iter().enumerate() {
+        if binaries
             .iter()
-            .any(|q| same_file(&q.binary.path, &path) && q.binary.data_dir == data_dir)
+            .any(|b| same_file(&b.path, &path) && b.data_dir == data_dir)
         {
             continue;
         }
         match QemuBinary::inspect(&path, data_dir.as_deref()) {
-            Ok(binary) => {
-                let kvm = host::probe_kvm(&binary, &options.scratch);
-                let sev = match (&sev_host, &kvm.usable) {
-                    (Err(why), _) => Err(format!("host has no AMD SEV: {why}")),
-                    (Ok(_), Err(why)) => Err(format!("SEV needs a working KVM: {why}")),
-                    (Ok(params), Ok(())) => {
-                        host::probe_sev_qemu(&binary, *params).map_err(|e| e.to_string())
-                    }
-                };
-                qemus.push(QemuTarget { binary, kvm, sev });
-            }
+            Ok(binary) => binaries.push(binary),
+            Err(e) if n >= from_path => requested_qemu_errors.push(e),
             Err(e) => qemu_errors.push(e),
         }
     }
+    // The host probes take seconds each: not for a command that is about to fail.
+    if !requested_qemu_errors.is_empty() {
+        binaries.clear();
+    }
+    let sev_host = host::probe_sev_host();
+    let qemus = binaries
+        .into_iter()
+        .map(|binary| {
+            let kvm = host::probe_kvm(&binary, &options.scratch);
+            let sev = match (&sev_host, &kvm.usable) {
+                (Err(why), _) => Err(format!("host has no AMD SEV: {why}")),
+                (Ok(_), Err(why)) => Err(format!("SEV needs a working KVM: {why}")),
+                (Ok(params), Ok(())) => {
+                    host::probe_sev_qemu(&binary, *params).map_err(|e| e.to_string())
+                }
+            };
+            QemuTarget { binary, kvm, sev }
+        })
+        .collect();
     Inventory {
         firmware,
         descriptor_errors: found.errors,
@@ -119,6 +135,7 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
         search_dirs,
         qemus,
         qemu_errors,
+        requested_qemu_errors,
     }
 }
 
