@@ -297,3 +297,22 @@ fn a_broken_qemu_on_path_is_reported_not_an_error() {
         "the fake QEMU is used: {ran:#?}"
     );
 }
+
+/// A broken QEMU both on `PATH` and asked for is a usage error, and is asked only once.
+#[test]
+fn a_broken_qemu_on_path_and_asked_for_is_asked_once() {
+    let place = Place::new();
+    let bin = place.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let broken = bin.join(SYSTEM_EMULATOR);
+    std::fs::rename(place.no_machines(), &broken).unwrap();
+    let ran = place.run(
+        &["plan", "--qemu", broken.to_str().unwrap()],
+        Some(&path_with(&bin)),
+    );
+    ran.assert_usage_error(&broken, "`-machine help` listed no machine types");
+    // --version and -machine help, once each.
+    let pids = read_pids(&place.pids());
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert_all_gone(&pids);
+}

@@ -94,13 +94,19 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
     let from_path = candidates.len();
     candidates.extend(options.qemus.iter().cloned());
     let mut binaries: Vec<QemuBinary> = Vec::new();
-    let mut qemu_errors = Vec::new();
+    let mut qemu_errors: Vec<QemuError> = Vec::new();
     let mut requested_qemu_errors = Vec::new();
     for (n, (path, data_dir)) in candidates.into_iter().enumerate() {
         if binaries
             .iter()
             .any(|b| same_file(&b.path, &path) && b.data_dir == data_dir)
         {
+            continue;
+        }
+        // Asked for and already failed from PATH: one answer is enough (a hang costs once).
+        let failed = qemu_errors.iter().position(|e| same_file(&e.path, &path));
+        if let (true, None, Some(i)) = (n >= from_path, &data_dir, failed) {
+            requested_qemu_errors.push(qemu_errors.remove(i));
             continue;
         }
         match QemuBinary::inspect(&path, data_dir.as_deref()) {
