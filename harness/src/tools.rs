@@ -398,6 +398,143 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The most bootmatrix reads of a descriptor file (1 MiB; real ones are under 2 KiB).
+pub const DESCRIPTOR_LIMIT: u64 = 1 << 20;
+/// The most it reads of a scenario file (4 MiB; the built-in ones are under 64 KiB).
+pub const SCENARIO_LIMIT: u64 = 4 << 20;
+/// The most it reads (hashes, copies) of a firmware executable or varstore template (256 MiB;
+/// flash images are 2-64 MiB).
+pub const FIRMWARE_LIMIT: u64 = 256 << 20;
+/// The most it reads of a kernel or shim (512 MiB; a distribution kernel is under 16 MiB).
+pub const KERNEL_LIMIT: u64 = 512 << 20;
+
+/// Why an input file was not read. Shown after the file's name (or the option's).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("empty path")]
+    EmptyPath,
+    #[error("not a regular file but {0}")]
+    NotRegular(&'static str),
+    #[error("{size} bytes, over the {} limit", size_words(*.limit))]
+    TooLarge { size: u64, limit: u64 },
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `1 MiB`, or `1000 bytes` for a limit that is not whole MiB.
+fn size_words(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b => format!("{b}-byte"),
+    }
+}
+
+/// What kind of file something that is not a regular file is, for messages.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match kind {
+        k if k.is_dir() => "a folder",
+        k if k.is_fifo() => "a FIFO",
+        k if k.is_char_device() => "a character device",
+        k if k.is_block_device() => "a block device",
+        k if k.is_socket() => "a socket",
+        _ => "a special file",
+    }
+}
+
+/// Opens `path` for reading if it is a regular file (or a link to one) of at most `limit`
+/// bytes; returns it with its size. Checked before opening, and opened without blocking, so a
+/// FIFO or a device (`/dev/zero`) is refused, never read or waited on.
+pub fn open_input(path: &Path, limit: u64) -> Result<(std::fs::File, u64), InputError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() {
+        return Err(InputError::EmptyPath);
+    }
+    let checked = |meta: std::fs::Metadata| {
+        if !meta.is_file() {
+            Err(InputError::NotRegular(file_kind(meta.file_type())))
+        } else if meta.len() > limit {
+            Err(InputError::TooLarge {
+                size: meta.len(),
+                limit,
+            })
+        } else {
+            Ok(meta.len())
+        }
+    };
+    checked(std::fs::metadata(path)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    // Again on what was opened: the path may have been replaced in between.
+    let size = checked(file.metadata()?)?;
+    Ok((file, size))
+}
+
+/// Reads a regular file of at most `limit` bytes (see [`open_input`]).
+pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    let (file, size) = open_input(path, limit)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // One byte more than the limit tells a file that grew while being read.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    match u64::try_from(bytes.len()).unwrap_or(u64::MAX) {
+        read if read > limit => Err(InputError::TooLarge { size: read, limit }),
+        _ => Ok(bytes),
+    }
+}
+
+/// Text from a file, for people: control characters (escape codes, newlines) shown escaped
+/// (`\x1b`, `\n`), so a file cannot forge lines or move the cursor; text past `max` characters
+/// cut, saying so: `… (52428800 bytes, cut)`.
+pub fn shown(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push_str(&format!("… ({} bytes, cut)", text.len()));
+            break;
+        }
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+/// `c`, or its escape when it is a control character or one that reorders or breaks lines.
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+        {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32))
+        }
+        c => out.push(c),
+    }
+}
+
+/// A file name or path for people, telling apart names that differ only in bytes that are not
+/// UTF-8: those bytes are shown as `\xff`, a backslash as `\\`, control characters escaped
+/// as in [`shown`]. Two different names never look the same.
+pub fn shown_name(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c => push_escaped(&mut out, c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,5 +721,60 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn shown_escapes_controls_and_cuts_long_text() {
+        assert_eq!(
+            shown("a\x1b[2Jb\nc\td\u{202e}", 200),
+            r"a\x1b[2Jb\nc\td\u{202e}"
+        );
+        assert_eq!(shown("plain ünïcode", 200), "plain ünïcode");
+        let long = "x".repeat(1000);
+        assert_eq!(shown(&long, 3), "xxx… (1000 bytes, cut)");
+        assert_eq!(shown("xxx", 3), "xxx");
+    }
+
+    #[test]
+    fn shown_names_keep_names_that_differ_in_non_utf8_bytes_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = |b: &[u8]| shown_name(std::ffi::OsStr::from_bytes(b));
+        assert_eq!(name(b"a\xff.json"), r"a\xff.json");
+        assert_eq!(name(b"a\xfe.json"), r"a\xfe.json");
+        // A literal backslash cannot pass for an escaped byte.
+        assert_eq!(name(br"a\xff.json"), r"a\\xff.json");
+        assert_eq!(name(b"a\nb"), r"a\nb");
+    }
+
+    #[test]
+    fn inputs_are_regular_files_within_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"12345").unwrap();
+        assert_eq!(read_input(&small, 5).unwrap(), b"12345");
+        let e = read_input(&small, 4).unwrap_err().to_string();
+        assert_eq!(e, "5 bytes, over the 4-byte limit");
+        assert_eq!(
+            read_input(Path::new(""), 5).unwrap_err().to_string(),
+            "empty path"
+        );
+        let zero = read_input(Path::new("/dev/zero"), DESCRIPTOR_LIMIT).unwrap_err();
+        assert_eq!(
+            zero.to_string(),
+            "not a regular file but a character device"
+        );
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path and has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let started = Instant::now();
+        let e = open_input(&fifo, DESCRIPTOR_LIMIT).unwrap_err();
+        assert_eq!(e.to_string(), "not a regular file but a FIFO");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let big = InputError::TooLarge {
+            size: 52428800,
+            limit: DESCRIPTOR_LIMIT,
+        };
+        assert_eq!(big.to_string(), "52428800 bytes, over the 1 MiB limit");
     }
 }
