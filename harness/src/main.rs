@@ -13,7 +13,7 @@ use bootmatrix::plan::{self, Action, PlanOptions};
 use bootmatrix::prepare::default_run_dir;
 use bootmatrix::report::{expect, explain};
 use bootmatrix::scenario::Scenarios;
-use bootmatrix::tools::shell_line;
+use bootmatrix::tools::{shell_line, shown, shown_name};
 use bootmatrix::{boot, prepare, report, run};
 
 mod cli;
@@ -87,7 +87,7 @@ fn execute(args: &Options) -> Result<u8, String> {
         scratch.path().to_path_buf()
     };
     if let (Some(shim), Verb::Run) = (&args.cells.shim, args.verb) {
-        std::fs::File::open(shim).map_err(|e| format!("--shim {}: {e}", shim.display()))?;
+        bootmatrix::discover::input_file("--shim", shim, bootmatrix::tools::KERNEL_LIMIT)?;
     }
     let kernel = bootmatrix::discover::find_kernel(args.found.kernel.as_deref());
     if let (Some(_), Err(why)) = (&args.found.kernel, &kernel) {
@@ -270,45 +270,66 @@ fn select_build(inventory: &mut Inventory, build: &expect::Build) -> Result<(), 
     Ok(())
 }
 
+/// How many characters of one value from a file `list` shows.
+const FIELD: usize = 200;
+
+/// A value from a file as `list` shows it: control characters escaped, long text cut.
+fn field(text: &str) -> String {
+    shown(text, FIELD)
+}
+
+/// A path from a file or a folder as `list` shows it: bytes that are not UTF-8 and control
+/// characters escaped, long paths cut.
+fn path(p: &Path) -> String {
+    shown(&shown_name(p.as_os_str()), FIELD)
+}
+
+/// A message that may quote a file (a broken descriptor, a file that cannot be hashed): one
+/// line, escaped, cut at a length no real message reaches.
+fn message(text: &str) -> String {
+    shown(text, 4 * FIELD)
+}
+
 fn mapping_summary(d: &Descriptor) -> String {
     match &d.mapping {
         Mapping::Flash(f) => {
             let mut s = format!(
                 "flash {}: {} ({})",
                 f.mode,
-                f.executable.filename.display(),
+                path(&f.executable.filename),
                 f.executable.format
             );
             if let Some(t) = &f.nvram_template {
                 s.push_str(&format!(
                     ", nvram-template {} ({})",
-                    t.filename.display(),
+                    path(&t.filename),
                     t.format
                 ));
             }
             s
         }
-        Mapping::Memory { filename } => format!("memory: {}", filename.display()),
-        Mapping::Kernel { filename } => format!("kernel: {}", filename.display()),
-        Mapping::Igvm { filename } => format!("igvm: {}", filename.display()),
+        Mapping::Memory { filename } => format!("memory: {}", path(filename)),
+        Mapping::Kernel { filename } => format!("kernel: {}", path(filename)),
+        Mapping::Igvm { filename } => format!("igvm: {}", path(filename)),
     }
 }
 
 fn print_found(inventory: &Inventory) {
     println!(
-        "descriptors: {} usable, {} broken, {} masked (searched {})",
+        "descriptors: {} usable, {} broken, {} masked, {} overridden (searched {})",
         inventory.firmware.len(),
         inventory.descriptor_errors.len(),
         inventory.masked.len(),
+        inventory.overridden.len(),
         inventory
             .search_dirs
             .iter()
-            .map(|d| d.display().to_string())
+            .map(|d| path(d))
             .collect::<Vec<_>>()
             .join(", ")
     );
     for e in &inventory.descriptor_errors {
-        println!("  skipped broken descriptor {e}");
+        println!("  skipped broken descriptor {}", message(&e.to_string()));
     }
     for q in &inventory.qemus {
         println!(
@@ -339,29 +360,41 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
         let left_out = plan.left_out.iter().find(|l| l.what == d.name);
         println!(
             "{}  [{}]",
-            d.name,
-            left_out.map_or("tested".to_string(), |l| format!("left out: {}", l.reason))
+            field(&d.name),
+            left_out.map_or("tested".to_string(), |l| format!(
+                "left out: {}",
+                message(&l.reason)
+            ))
         );
-        println!("    {}", d.description);
+        println!("    {}", field(&d.description));
         println!("    {}", mapping_summary(d));
         let features: Vec<String> = d
             .features
             .iter()
             .map(|feat| match feat {
-                Feature::Other(_) => format!("{feat} (unknown)"),
+                Feature::Other(name) => format!("{} (unknown)", field(name)),
                 known => known.to_string(),
             })
             .collect();
         println!("    features: {}", features.join(", "));
         match (&f.executable_sha256, &f.package) {
-            (Ok(sha), Some(pkg)) => println!("    executable sha256 {sha} ({pkg})"),
+            (Ok(sha), Some(pkg)) => println!("    executable sha256 {sha} ({})", field(pkg)),
             (Ok(sha), None) => println!("    executable sha256 {sha}"),
-            (Err(why), _) => println!("    executable: {why}"),
+            (Err(why), _) => println!("    executable: {}", message(why)),
         }
-        println!("    from {}", d.path.display());
+        println!("    from {}", path(&d.path));
     }
-    for masked in &inventory.masked {
-        println!("{}  [masked by an empty file]", masked.display());
+    for m in &inventory.masked {
+        println!("{} masks {}", path(&m.by), path(&m.hidden));
+    }
+    for m in &inventory.masks_nothing {
+        println!(
+            "{} masks nothing (an empty file, and no file of its name in less specific folders)",
+            path(m)
+        );
+    }
+    for o in &inventory.overridden {
+        println!("{} overrides {}", path(&o.by), path(&o.hidden));
     }
     for l in plan.left_out.iter().filter(|l| {
         !inventory
@@ -369,7 +402,7 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
             .iter()
             .any(|f| f.descriptor.name == l.what)
     }) {
-        println!("{}: {}", l.what, l.reason);
+        println!("{}: {}", field(&l.what), message(&l.reason));
     }
 }
 

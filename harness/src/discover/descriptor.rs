@@ -12,6 +12,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use crate::discover::glob;
+use crate::tools;
 
 /// One parsed descriptor file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +177,8 @@ fn unknown(kind: &str, value: &str, allowed: &[&str]) -> String {
         [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => allowed.join(""),
     };
-    format!("unknown {kind} {value:?} (expected {expected})")
+    let value = tools::shown(value, QUOTED);
+    format!("unknown {kind} \"{value}\" (expected {expected})")
 }
 
 keywords!(Interface, "interface type" {
@@ -297,12 +299,61 @@ impl Descriptor {
     }
 }
 
+/// How much of a value from a file an error message quotes.
+const QUOTED: usize = 200;
+
+/// Parses one descriptor file's bytes: UTF-8 JSON without a byte order mark (RFC 8259 forbids
+/// writing one, and QEMU's and libvirt's parsers reject it).
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Descriptor, DescriptorError> {
+    let whole = |message: String| DescriptorError {
+        path: path.to_path_buf(),
+        field: String::new(),
+        message,
+    };
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        return Err(whole(
+            "starts with a UTF-8 byte order mark (BOM, bytes EF BB BF), which JSON does not \
+             allow: save the file without it"
+                .into(),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        whole(format!(
+            "not UTF-8 text: invalid byte 0x{:02x} at offset {}",
+            bytes[e.valid_up_to()],
+            e.valid_up_to()
+        ))
+    })?;
+    parse(path, text)
+}
+
+/// `invalid JSON: ...`, naming what serde_json only points at: the number that does not fit.
+fn json_error(text: &str, e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if !message.starts_with("number out of range") {
+        return format!("invalid JSON: {message}");
+    }
+    // The number ends at the reported column (1-based, in bytes) of the reported line.
+    let line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
+    let end = e.column().min(line.len());
+    let head = line.get(..end).unwrap_or("");
+    let start = head
+        .rfind(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+        .map_or(0, |i| i + 1);
+    format!(
+        "invalid JSON: number {} out of range (beyond a 64-bit float) at line {} column {}",
+        tools::shown(&head[start..], QUOTED),
+        e.line(),
+        e.column()
+    )
+}
+
 /// Parses one descriptor. `path` is only used for `name` and error reports.
 pub fn parse(path: &Path, text: &str) -> Result<Descriptor, DescriptorError> {
     let value: Value = serde_json::from_str(text).map_err(|e| DescriptorError {
         path: path.to_path_buf(),
         field: String::new(),
-        message: format!("invalid JSON: {e}"),
+        message: json_error(text, &e),
     })?;
     let root = Node {
         value: &value,
@@ -312,10 +363,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Descriptor, DescriptorError> {
     // Fields are read in schema order, so the first error reported is the first in the file.
     Ok(Descriptor {
         path: path.to_path_buf(),
-        name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        // Escaped, so that names differing only in bytes that are not UTF-8 stay apart.
+        name: path.file_name().map(tools::shown_name).unwrap_or_default(),
         description: root.get("description")?.str()?.to_owned(),
         interface_types: root.get("interface-types")?.list(Node::keyword)?,
         mapping: parse_mapping(&root.get("mapping")?)?,
@@ -473,8 +522,12 @@ impl<'v> Node<'v> {
         self.value.as_str().ok_or_else(|| self.type_err("a string"))
     }
 
+    /// A file name; an empty one is an error (not "the current folder").
     fn path(&self) -> Result<PathBuf, DescriptorError> {
-        self.str().map(PathBuf::from)
+        match self.str()? {
+            "" => Err(self.err("empty path")),
+            path => Ok(PathBuf::from(path)),
+        }
     }
 
     fn keyword<T: FromStr<Err = String>>(&self) -> Result<T, DescriptorError> {
@@ -998,5 +1051,65 @@ mod tests {
         assert_eq!(err.path, data_dir("descriptors-broken").join(name));
         assert_eq!(err.field, field, "{err}");
         assert!(err.message.contains(message), "{err}");
+    }
+
+    #[rstest]
+    #[case::bom(b"\xef\xbb\xbf{}", "starts with a UTF-8 byte order mark (BOM")]
+    #[case::not_utf8(
+        b"{\"description\": \"\xc3\"}",
+        "not UTF-8 text: invalid byte 0xc3 at offset 17"
+    )]
+    #[case::huge_number(
+        b"{\n  \"description\": 1e400\n}",
+        "invalid JSON: number 1e400 out of range (beyond a 64-bit float) at line 2 column 22"
+    )]
+    #[case::negative_number(b"[-2.5E+999]", "invalid JSON: number -2.5E+999 out of range")]
+    fn a_file_that_is_no_json_says_why(#[case] bytes: &[u8], #[case] message: &str) {
+        let e = parse_bytes(Path::new(TEST_PATH), bytes).unwrap_err();
+        assert_eq!(e.field, "");
+        assert!(e.message.starts_with(message), "{e}");
+    }
+
+    #[rstest]
+    #[case("/mapping/executable", "mapping.executable.filename")]
+    #[case("/mapping/nvram-template", "mapping.nvram-template.filename")]
+    fn an_empty_path_is_named_so(#[case] parent: &str, #[case] field: &str) {
+        let e = parse_value(&edited(parent, "filename", Some(json!("")))).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            (field, "empty path")
+        );
+    }
+
+    #[test]
+    fn a_huge_unknown_value_is_quoted_cut_and_escaped() {
+        let value = format!("\x1b[31m{}", "v".repeat(5000));
+        let e =
+            parse_value(&edited("/mapping/executable", "format", Some(json!(value)))).unwrap_err();
+        assert!(
+            e.message.starts_with("unknown format \"\\x1b[31mvvv"),
+            "{e}"
+        );
+        assert!(
+            e.message
+                .contains("… (5005 bytes, cut)\" (expected raw or qcow2)"),
+            "{e}"
+        );
+        assert!(e.message.len() < 400, "{e}");
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_stay_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = |b: &[u8]| {
+            let path = Path::new("/d").join(std::ffi::OsStr::from_bytes(b));
+            parse_value_at(&path).name
+        };
+        assert_eq!(name(b"50-\xff.json"), r"50-\xff.json");
+        assert_ne!(name(b"50-\xff.json"), name(b"50-\xfe.json"));
+    }
+
+    fn parse_value_at(path: &Path) -> Descriptor {
+        parse(path, &base().to_string()).expect("base descriptor is valid")
     }
 }

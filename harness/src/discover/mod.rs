@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use self::descriptor::{Descriptor, DescriptorError, Mapping};
 use self::host::{KvmProbe, SevParams};
 use self::qemu::{QemuBinary, QemuError};
+use self::search::Shadowed;
+use crate::tools::{open_input, FIRMWARE_LIMIT, KERNEL_LIMIT};
 
 /// A descriptor with the identity of the build it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +41,9 @@ pub struct QemuTarget {
 pub struct Inventory {
     pub firmware: Vec<Firmware>,
     pub descriptor_errors: Vec<DescriptorError>,
-    pub masked: Vec<PathBuf>,
+    pub masked: Vec<Shadowed>,
+    pub overridden: Vec<Shadowed>,
+    pub masks_nothing: Vec<PathBuf>,
     pub search_dirs: Vec<PathBuf>,
     pub qemus: Vec<QemuTarget>,
     /// QEMUs from `PATH` that cannot be used: reported, and the others are tested.
@@ -138,6 +142,8 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
         firmware,
         descriptor_errors: found.errors,
         masked: found.masked,
+        overridden: found.overridden,
+        masks_nothing: found.masks_nothing,
         search_dirs,
         qemus,
         qemu_errors,
@@ -162,9 +168,15 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// sha256 of a regular file of at most [`FIRMWARE_LIMIT`] bytes; the error names the file.
 pub fn sha256_file(path: &Path) -> Result<String, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (file, _) = open_input(path, FIRMWARE_LIMIT).map_err(|e| match e {
+        crate::tools::InputError::EmptyPath => e.to_string(),
+        e => format!("{}: {e}", path.display()),
+    })?;
+    // One byte more than the limit tells a file that grew while being hashed.
+    let mut file = file.take(FIRMWARE_LIMIT + 1);
+    let mut read = 0u64;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -173,6 +185,17 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if n == 0 {
             break;
+        }
+        read += n as u64;
+        if read > FIRMWARE_LIMIT {
+            return Err(format!(
+                "{}: {}",
+                path.display(),
+                crate::tools::InputError::TooLarge {
+                    size: read,
+                    limit: FIRMWARE_LIMIT
+                }
+            ));
         }
         hasher.update(&buf[..n]);
     }
@@ -233,6 +256,19 @@ fn owning_package(path: &Path) -> Option<String> {
     Some(format!("{package} {}", version.trim()))
 }
 
+/// A file given on the command line (`--kernel`, `--shim`): a readable regular file of at most
+/// `limit` bytes, checked without reading it. The error names the option and the file:
+/// `--kernel /dev/zero: not a regular file but a character device`.
+pub fn input_file(option: &str, path: &Path, limit: u64) -> Result<PathBuf, String> {
+    match open_input(path, limit) {
+        Ok(_) => Ok(path.to_path_buf()),
+        Err(e) => Err(format!(
+            "{option} {}: {e}",
+            crate::tools::shown_name(path.as_os_str())
+        )),
+    }
+}
+
 /// Where `ci/setup` puts a Debian kernel for kernel-boot cells:
 /// `$XDG_CACHE_HOME/bootmatrix/vmlinuz` (default `~/.cache`).
 pub fn cached_kernel() -> Option<PathBuf> {
@@ -247,13 +283,12 @@ pub fn cached_kernel() -> Option<PathBuf> {
 /// fetched, else the newest readable `/boot/vmlinuz-*`. The error is the cells' skip reason.
 pub fn find_kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(path) = explicit {
-        return std::fs::File::open(path)
-            .map(|_| path.to_path_buf())
-            .map_err(|e| format!("--kernel {}: {e}", path.display()));
+        return input_file("--kernel", path, KERNEL_LIMIT);
     }
+    let usable = |p: &Path| open_input(p, KERNEL_LIMIT).is_ok();
     let mut looked = Vec::new();
     if let Some(cached) = cached_kernel() {
-        if std::fs::File::open(&cached).is_ok() {
+        if usable(&cached) {
             return Ok(cached);
         }
         looked.push(cached.display().to_string());
@@ -271,7 +306,7 @@ pub fn find_kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
         })
         .unwrap_or_default();
     boot.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    if let Some(readable) = boot.iter().rev().find(|p| std::fs::File::open(p).is_ok()) {
+    if let Some(readable) = boot.iter().rev().find(|p| usable(p)) {
         return Ok(readable.clone());
     }
     looked.push("/boot/vmlinuz-*".into());

@@ -6,9 +6,11 @@ use std::env;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::discover::descriptor::{self, Descriptor, DescriptorError};
+use crate::tools::{read_input, DESCRIPTOR_LIMIT};
 
 /// Everything found in the search folders.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,7 +20,18 @@ pub struct Discovery {
     /// Files that were skipped because they are broken, sorted by file name.
     pub errors: Vec<DescriptorError>,
     /// Files hidden by a zero-length file of the same name in a more specific folder.
-    pub masked: Vec<PathBuf>,
+    pub masked: Vec<Shadowed>,
+    /// Files hidden by a non-empty file of the same name in a more specific folder.
+    pub overridden: Vec<Shadowed>,
+    /// Zero-length files with nothing of their name to hide in less specific folders.
+    pub masks_nothing: Vec<PathBuf>,
+}
+
+/// A file that a file of the same name in a more specific folder hides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadowed {
+    pub hidden: PathBuf,
+    pub by: PathBuf,
 }
 
 /// The spec's search path, general to specific: later folders override earlier ones.
@@ -46,10 +59,13 @@ struct Candidate {
 
 /// Lists, merges and parses descriptors from `dirs` (general to specific). Never fails as a
 /// whole: unreadable folders and broken files are reported in `errors`, folder errors first.
+/// Files are compared by their exact names (bytes, not a lossy text), and read only when they
+/// are regular files of at most [`DESCRIPTOR_LIMIT`] bytes, so a FIFO, a device or a huge file
+/// is one broken descriptor, never a hang.
 pub fn scan(dirs: &[PathBuf]) -> Discovery {
     let mut out = Discovery::default();
     // File name -> entries from general to specific; the BTreeMap gives the spec's sort order.
-    let mut by_name: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    let mut by_name: BTreeMap<OsString, Vec<Candidate>> = BTreeMap::new();
     for dir in dirs {
         let dir_err = |e: io::Error| DescriptorError {
             path: dir.clone(),
@@ -73,8 +89,8 @@ pub fn scan(dirs: &[PathBuf]) -> Discovery {
                     continue;
                 }
             };
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !name.ends_with(".json") {
+            let name = entry.file_name();
+            if name.as_bytes().starts_with(b".") || !name.as_bytes().ends_with(b".json") {
                 continue;
             }
             let path = entry.path();
@@ -82,9 +98,9 @@ pub fn scan(dirs: &[PathBuf]) -> Discovery {
             let empty = match fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => meta.len() == 0,
                 // systemd-style masking with a link to /dev/null.
-                Ok(_) if fs::canonicalize(&path).is_ok_and(|p| p == Path::new("/dev/null")) => true,
-                Ok(_) => continue,
-                // A dangling link: keep it so that reading it reports the problem by path.
+                Ok(_) => fs::canonicalize(&path).is_ok_and(|p| p == Path::new("/dev/null")),
+                // A folder, a FIFO, a device or a dangling link is kept, so that reading it
+                // reports the problem by path.
                 Err(_) => false,
             };
             by_name
@@ -97,18 +113,26 @@ pub fn scan(dirs: &[PathBuf]) -> Discovery {
         let Some((winner, hidden)) = candidates.split_last() else {
             continue;
         };
+        let shadowed = |c: &Candidate| Shadowed {
+            hidden: c.path.clone(),
+            by: winner.path.clone(),
+        };
         if winner.empty {
-            let hidden = hidden.iter().filter(|c| !c.empty);
-            out.masked.extend(hidden.map(|c| c.path.clone()));
+            let masked: Vec<Shadowed> = hidden.iter().filter(|c| !c.empty).map(shadowed).collect();
+            if masked.is_empty() {
+                out.masks_nothing.push(winner.path.clone());
+            }
+            out.masked.extend(masked);
             continue;
         }
-        let result = fs::read_to_string(&winner.path)
+        out.overridden.extend(hidden.iter().map(shadowed));
+        let result = read_input(&winner.path, DESCRIPTOR_LIMIT)
             .map_err(|e| DescriptorError {
                 path: winner.path.clone(),
                 field: String::new(),
-                message: format!("cannot read file: {e}"),
+                message: e.to_string(),
             })
-            .and_then(|text| descriptor::parse(&winner.path, &text));
+            .and_then(|bytes| descriptor::parse_bytes(&winner.path, &bytes));
         match result {
             Ok(descriptor) => out.descriptors.push(descriptor),
             Err(e) => out.errors.push(e),
@@ -210,6 +234,14 @@ mod tests {
         assert_eq!(descriptions(&found), ["etc"]);
         assert_eq!(found.descriptors[0].path, etc);
         assert!(found.errors.is_empty() && found.masked.is_empty());
+        let by = etc;
+        assert_eq!(
+            found.overridden,
+            [Shadowed {
+                hidden: dirs[0].join("50-a.json"),
+                by
+            }]
+        );
     }
 
     #[test]
@@ -227,14 +259,19 @@ mod tests {
         let (_tmp, dirs) = folders();
         let usr = write(&dirs[0], "50-a.json", &good("usr"));
         let etc = write(&dirs[1], "50-a.json", &good("etc"));
-        write(&dirs[2], "50-a.json", "");
-        // An empty file with nothing below it hides nothing and is no error.
-        write(&dirs[1], "60-b.json", "");
+        let by = write(&dirs[2], "50-a.json", "");
+        // An empty file with nothing below it hides nothing and is no error, but is named.
+        let nothing = write(&dirs[1], "60-b.json", "");
         let found = scan(&dirs);
+        let masked = |hidden: PathBuf| Shadowed {
+            hidden,
+            by: by.clone(),
+        };
         assert_eq!(
             found,
             Discovery {
-                masked: vec![usr, etc],
+                masked: vec![masked(usr), masked(etc)],
+                masks_nothing: vec![nothing],
                 ..Discovery::default()
             }
         );
@@ -247,7 +284,8 @@ mod tests {
         std::os::unix::fs::symlink("/dev/null", dirs[1].join("50-a.json")).expect("symlink");
         let found = scan(&dirs);
         assert!(found.descriptors.is_empty() && found.errors.is_empty());
-        assert_eq!(found.masked, [usr]);
+        let by = dirs[1].join("50-a.json");
+        assert_eq!(found.masked, [Shadowed { hidden: usr, by }]);
     }
 
     #[test]
@@ -324,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn lists_only_json_files_and_links_to_them() {
+    fn lists_only_json_files_and_links_to_them_and_names_other_json_entries() {
         let (tmp, dirs) = folders();
         write(&dirs[1], ".50-hidden.json", &good("hidden"));
         write(&dirs[1], "50-readme.txt", &good("txt"));
@@ -335,13 +373,22 @@ mod tests {
         let found = scan(&dirs);
         assert_eq!(descriptions(&found), ["linked"]);
         assert_eq!(found.descriptors[0].name, "70-link.json");
-        assert!(found.errors.is_empty());
+        // A folder named like a descriptor is not silently passed over.
+        assert_eq!(found.errors.len(), 1, "{:?}", found.errors);
+        assert_eq!(found.errors[0].path, dirs[1].join("50-dir.json"));
+        assert_eq!(found.errors[0].message, "not a regular file but a folder");
     }
 
     #[rstest]
-    #[case::dangling_link(None)]
-    #[case::not_utf8(Some(&b"{\"description\": \"\xff\"}"[..]))]
-    fn unreadable_file_is_an_error_naming_it(#[case] content: Option<&[u8]>) {
+    #[case::dangling_link(None, "cannot read: No such file or directory")]
+    #[case::not_utf8(
+        Some(&b"{\"description\": \"\xff\"}"[..]),
+        "not UTF-8 text: invalid byte 0xff at offset 17"
+    )]
+    fn unreadable_file_is_an_error_naming_it(
+        #[case] content: Option<&[u8]>,
+        #[case] message: &str,
+    ) {
         let (tmp, dirs) = folders();
         let path = dirs[1].join("50-a.json");
         match content {
@@ -356,7 +403,7 @@ mod tests {
         assert_eq!(found.errors.len(), 1);
         assert_eq!(found.errors[0].path, path);
         assert!(
-            found.errors[0].message.starts_with("cannot read file"),
+            found.errors[0].message.starts_with(message),
             "{}",
             found.errors[0]
         );
