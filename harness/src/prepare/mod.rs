@@ -9,13 +9,17 @@ pub mod pe;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use self::optionrom::OPROM_EFI;
 use crate::matrix::{Payload, Vars};
 use crate::plan::layout::Layout;
 use crate::plan::{Artifact, RunSpec};
-use crate::tools::{shell_line, ToolError, OPENSSL, SBSIGN, VIRT_FW_VARS};
+use crate::tools::{
+    open_input, read_input, shell_line, InputError, ToolError, FIRMWARE_LIMIT, KERNEL_LIMIT,
+    OPENSSL, SBSIGN, VIRT_FW_VARS,
+};
 
 /// The probe EFI application, built from `images/probe` by the build script.
 pub const PROBE_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootmatrix-probe.efi"));
@@ -56,6 +60,21 @@ pub enum PrepareError {
     OptionRom { driver: PathBuf, reason: String },
     #[error("the shipped varstore needs no preparing")]
     ShippedVarstore,
+    /// A file bootmatrix was given (kernel, varstore template) is not a regular file of a
+    /// sane size: `cannot use the kernel /dev/zero: not a regular file but a character device`.
+    #[error("cannot use {what} {}: {source}", .path.display())]
+    Input {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: InputError,
+    },
+}
+
+/// `PrepareError::Input` for `what` (`the kernel`) at `path`.
+fn input_error(what: &'static str, path: &Path) -> impl FnOnce(InputError) -> PrepareError {
+    let path = path.to_path_buf();
+    move |source| PrepareError::Input { what, path, source }
 }
 
 /// `PrepareError::File` for `action` (`create`, `write`, `read`) on `path`.
@@ -221,7 +240,8 @@ fn make_kernel(layout: &Layout, source: &Path, payload: Payload) -> Result<(), P
         payload,
         |p| layout.kernel(p),
         || {
-            let bytes = std::fs::read(source).map_err(file_error("read the kernel", source))?;
+            let bytes =
+                read_input(source, KERNEL_LIMIT).map_err(input_error("the kernel", source))?;
             pe::strip_signatures(&bytes).map_err(|reason| PrepareError::NotEfiStub {
                 path: source.to_path_buf(),
                 reason,
@@ -280,6 +300,11 @@ fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result
         OsStr::new("-o"),
         out.as_os_str(),
     ];
+    if vars == Vars::Shipped {
+        return Err(PrepareError::ShippedVarstore);
+    }
+    // virt-fw-vars would read a FIFO or a device until its time limit.
+    open_input(template, FIRMWARE_LIMIT).map_err(input_error("the varstore template", template))?;
     match vars {
         Vars::Shipped => return Err(PrepareError::ShippedVarstore),
         // --enroll-cert alone leaves db empty; set all three and turn Secure Boot on.
@@ -306,11 +331,27 @@ fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result
 pub fn cell(spec: &RunSpec) -> Result<(), PrepareError> {
     create_dir(&spec.dir)?;
     for (source, copy) in &spec.copies {
-        std::fs::copy(source, copy).map_err(|source_error| PrepareError::Copy {
+        let copy_error = |source_error| PrepareError::Copy {
             from: source.clone(),
             to: copy.clone(),
             source: source_error,
+        };
+        let (from, _) = open_input(source, FIRMWARE_LIMIT).map_err(|e| match e {
+            InputError::Io(e) => copy_error(e),
+            e => input_error("the firmware file", source)(e),
         })?;
+        let mut to = std::fs::File::create(copy).map_err(copy_error)?;
+        // Bounded again while copying: the file may grow after it was measured.
+        let copied =
+            std::io::copy(&mut from.take(FIRMWARE_LIMIT + 1), &mut to).map_err(copy_error)?;
+        if copied > FIRMWARE_LIMIT {
+            return Err(input_error("the firmware file", source)(
+                InputError::TooLarge {
+                    size: copied,
+                    limit: FIRMWARE_LIMIT,
+                },
+            ));
+        }
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(copy, std::fs::Permissions::from_mode(0o644)).map_err(
             |source| PrepareError::MakeWritable {
@@ -418,6 +459,40 @@ mod tests {
                 copy.display()
             )),
             "{e}"
+        );
+    }
+
+    /// A descriptor's template that is a device or a FIFO would be copied forever, or wait.
+    #[rstest::rstest]
+    #[case::device("/dev/zero", "a character device")]
+    #[case::folder("/", "a folder")]
+    fn a_template_that_is_no_regular_file_is_refused(#[case] source: &str, #[case] kind: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = RunSpec {
+            check: crate::matrix::Check::SecureBoot,
+            targets: Default::default(),
+            grace: std::time::Duration::from_secs(1),
+            argv: vec!["qemu".into()],
+            dir: dir.path().join("cell"),
+            copies: vec![(source.into(), dir.path().join("cell/vars.fd"))],
+            debug_log: None,
+            deadline: std::time::Duration::from_secs(1),
+            needs: vec![],
+        };
+        let e = cell(&spec).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("cannot use the firmware file {source}: not a regular file but {kind}")
+        );
+        let layout = Layout::new(dir.path());
+        let kernel = Artifact::Kernel {
+            source: source.into(),
+            payload: Payload::Unsigned,
+        };
+        let why = &prepare(std::slice::from_ref(&kernel), &layout).failed[&kernel];
+        assert_eq!(
+            why,
+            &format!("cannot use the kernel {source}: not a regular file but {kind}")
         );
     }
 

@@ -15,6 +15,7 @@ use crate::discover::descriptor::{Descriptor, Feature};
 use crate::discover::qemu::Version;
 use crate::discover::release::Edk2Release;
 use crate::matrix::{Check, Outcome, Payload, Profile, Tweak, Variant, Vars};
+use crate::tools::{read_input, InputError, SCENARIO_LIMIT};
 
 /// The built-in scenarios, so the binary works from any folder.
 const BUILTIN: &[(&str, &str)] = &[
@@ -335,6 +336,11 @@ pub struct ScenarioError {
 pub enum ScenarioProblem {
     #[error("{0}")]
     Read(#[source] std::io::Error),
+    /// Not a regular file of at most [`SCENARIO_LIMIT`] bytes, or not UTF-8.
+    #[error("{0}")]
+    Input(#[source] InputError),
+    #[error("not UTF-8 text: {0}")]
+    NotText(#[source] std::string::FromUtf8Error),
     /// Not JSON, or not a scenario file's shape (the text names the field).
     #[error("{0}")]
     Json(#[source] serde_json::Error),
@@ -403,7 +409,14 @@ impl Scenarios {
         paths.sort();
         let mut files = Vec::new();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(err(&path))?;
+            let problem = |problem| ScenarioError {
+                file: path.clone(),
+                problem,
+            };
+            let bytes = read_input(&path, SCENARIO_LIMIT)
+                .map_err(|e| problem(ScenarioProblem::Input(e)))?;
+            let text =
+                String::from_utf8(bytes).map_err(|e| problem(ScenarioProblem::NotText(e)))?;
             files.push((path, text));
         }
         Scenarios::from_files(&dir.display().to_string(), files)
@@ -715,6 +728,30 @@ mod tests {
         let e = Scenarios::load_dir(&missing).unwrap_err();
         assert_eq!(e.file, missing);
         assert!(matches!(e.problem, ScenarioProblem::Read(_)), "{e}");
+    }
+
+    /// A FIFO named like a scenario file would block the read forever; a device, never end.
+    #[test]
+    fn a_scenario_file_that_is_no_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("a-fifo.json");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path and has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+        let e = Scenarios::load_dir(dir.path()).unwrap_err();
+        assert_eq!(e.file, fifo);
+        assert!(
+            e.to_string().ends_with("not a regular file but a FIFO"),
+            "{e}"
+        );
+        std::fs::remove_file(&fifo).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.json")).unwrap();
+        let e = Scenarios::load_dir(dir.path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("not a regular file but a character device"),
+            "{e}"
+        );
     }
 
     #[test]
