@@ -119,7 +119,7 @@ pub enum Feature {
 /// A file that could not be used, with the field at fault:
 /// `FILE: mapping.executable.format: unknown format "vmdk" (expected raw or qcow2)`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {}{message}", .path.display(), field_prefix(.field))]
+#[error("{}: {}{message}", tools::shown_name(.path.as_os_str()), field_prefix(.field))]
 pub struct DescriptorError {
     pub path: PathBuf,
     /// JSON path of the offending field (`mapping.executable.format`), or empty for the whole file.

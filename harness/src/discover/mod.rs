@@ -170,9 +170,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// sha256 of a regular file of at most [`FIRMWARE_LIMIT`] bytes; the error names the file.
 pub fn sha256_file(path: &Path) -> Result<String, String> {
+    // The path comes from a descriptor: shown escaped, as the error ends up on terminals.
+    let shown = crate::tools::shown_name(path.as_os_str());
     let (file, _) = open_input(path, FIRMWARE_LIMIT).map_err(|e| match e {
         crate::tools::InputError::EmptyPath => e.to_string(),
-        e => format!("{}: {e}", path.display()),
+        e => format!("{shown}: {e}"),
     })?;
     // One byte more than the limit tells a file that grew while being hashed.
     let mut file = file.take(FIRMWARE_LIMIT + 1);
@@ -182,15 +184,14 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
     loop {
         let n = file
             .read(&mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .map_err(|e| format!("{shown}: cannot read: {e}"))?;
         if n == 0 {
             break;
         }
         read += n as u64;
         if read > FIRMWARE_LIMIT {
             return Err(format!(
-                "{}: {}",
-                path.display(),
+                "{shown}: {}",
                 crate::tools::InputError::TooLarge {
                     size: read,
                     limit: FIRMWARE_LIMIT
