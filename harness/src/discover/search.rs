@@ -410,6 +410,46 @@ mod tests {
     }
 
     #[test]
+    fn names_are_compared_as_bytes_not_as_lossy_text() {
+        use std::os::unix::ffi::OsStrExt;
+        let (_tmp, dirs) = folders();
+        for (byte, description) in [(0xfe, "fe"), (0xff, "ff")] {
+            let name = [b"50-".as_slice(), &[byte], b".json"].concat();
+            let path = dirs[1].join(std::ffi::OsStr::from_bytes(&name));
+            fs::write(path, good(description)).expect("write");
+        }
+        let found = scan(&dirs);
+        assert_eq!(descriptions(&found), ["fe", "ff"]);
+        assert!(found.overridden.is_empty(), "{:?}", found.overridden);
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_named_like_a_descriptor_is_named_not_read() {
+        let (_tmp, dirs) = folders();
+        let fifo = dirs[1].join("50-fifo.json");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path and has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let zero = dirs[1].join("60-zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+        write(&dirs[1], "70-ok.json", &good("ok"));
+        let found = scan(&dirs);
+        assert_eq!(descriptions(&found), ["ok"]);
+        let errors: Vec<(&Path, &str)> = found
+            .errors
+            .iter()
+            .map(|e| (e.path.as_path(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                (fifo.as_path(), "not a regular file but a FIFO"),
+                (zero.as_path(), "not a regular file but a character device"),
+            ]
+        );
+    }
+
+    #[test]
     fn golden_folder() {
         let found = scan(&[data_dir("descriptors")]);
         assert!(found.errors.is_empty(), "{:?}", found.errors);
