@@ -80,6 +80,11 @@ impl Setup {
 
     /// `bootmatrix COMMAND` with only the fake QEMU, in `mode`; output goes to files.
     fn spawn(&self, command: &str, mode: &str, filter: &str) -> Running {
+        self.spawn_with(command, mode, filter, &[])
+    }
+
+    /// [`Setup::spawn`] with more arguments.
+    fn spawn_with(&self, command: &str, mode: &str, filter: &str, more: &[&str]) -> Running {
         let stdout = self.path(&format!("{command}.stdout"));
         let stderr = self.path(&format!("{command}.stderr"));
         let child = Command::new(env!("CARGO_BIN_EXE_bootmatrix"))
@@ -97,6 +102,7 @@ impl Setup {
             } else {
                 &[]
             })
+            .args(more)
             .env("FAKE_QEMU_MODE", mode)
             .env("FAKE_QEMU_PIDS", self.pids_file())
             .current_dir(self.tmp.path())
@@ -271,6 +277,79 @@ fn signal_stops_the_run_and_every_guest_process(#[case] signal: i32) {
         finished.stderr
     );
     assert_all_gone(&pids);
+}
+
+#[rstest]
+#[case::sigint(libc::SIGINT)]
+#[case::sigterm(libc::SIGTERM)]
+fn an_interrupted_run_reports_what_it_decided(#[case] signal: i32) {
+    // One job, skipped cells first: the four sev-on cells are skipped, the first booted cell
+    // sees the probe line and fails, the second hangs until the signal, two never boot.
+    let setup = Setup::new();
+    let json = setup.path("copy.json");
+    let junit = setup.path("junit.xml");
+    let mut running = setup.spawn_with(
+        "run",
+        "probe-first",
+        "/(secure-boot|option-rom)/",
+        &[
+            "--report-json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    let until = Instant::now() + RUN_LIMIT;
+    while read_pids(&setup.pids_file()).len() < 4 {
+        assert!(
+            Instant::now() < until,
+            "no second guest: {:?}",
+            running.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pids = read_pids(&setup.pids_file());
+    // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+    assert_eq!(unsafe { libc::kill(running.pid(), signal) }, 0);
+    let finished = running.wait(Duration::from_secs(10));
+    assert_eq!(finished.status.code(), Some(128 + signal), "{finished:?}");
+    assert_all_gone(&pids);
+
+    let report = setup.report();
+    assert_eq!(report.cells.len(), 8, "{report:#?}");
+    let decided = cell(&report, &cell_id("sev-off", "signed"));
+    assert_eq!(decided.verdict, VerdictKind::Fail, "{decided}");
+    assert!(
+        decided
+            .reason
+            .contains("expected SecureBoot=0, the guest saw 1"),
+        "{decided}"
+    );
+    assert!(!decided.evidence().is_empty(), "{decided}");
+    let stopped = cell(&report, &cell_id("sev-off", "unsigned"));
+    assert_eq!(stopped.verdict, VerdictKind::Error, "{stopped}");
+    assert_eq!(stopped.reason, "interrupted: stopped mid-boot", "{stopped}");
+    assert!(
+        stopped
+            .log_dir
+            .as_ref()
+            .is_some_and(|d| d.join("verdict.json").is_file()),
+        "{stopped}"
+    );
+    for payload in ["signed", "unsigned"] {
+        let id = format!("{DESCRIPTOR}/qemu-9.9.0/sev-off/option-rom/shipped-vars-{payload}");
+        let never = cell(&report, &id);
+        assert_eq!(never.verdict, VerdictKind::Error, "{never}");
+        assert_eq!(never.reason, "interrupted: not booted", "{never}");
+        assert_eq!(never.elapsed_ms, None, "{never}");
+        let skipped = cell(&report, &id.replace("sev-off", "sev-on"));
+        assert_eq!(skipped.verdict, VerdictKind::Skip, "{skipped}");
+        let skipped = cell(&report, &cell_id("sev-on", payload));
+        assert_eq!(skipped.verdict, VerdictKind::Skip, "{skipped}");
+    }
+    assert_eq!(Report::read(&json).as_ref(), Ok(&report));
+    let xml = fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("interrupted: not booted").count(), 2, "{xml}");
 }
 
 #[test]

@@ -198,6 +198,8 @@ fn run_all(
             plan.artifacts.len()
         );
     }
+    // From here on a signal stops the guests and the report is still written.
+    boot::report_on_signal();
     let prepared = prepare::prepare(&plan.artifacts, &Layout::new(run_dir));
     // One message per cause: a missing tool fails every artifact that needs it.
     let causes: std::collections::BTreeSet<&String> = prepared.failed.values().collect();
@@ -236,6 +238,14 @@ fn run_all(
     }
     if let Some(path) = &args.junit {
         report::junit::write(path, &results)?;
+    }
+    if let Some(sig) = boot::interrupted() {
+        eprintln!(
+            "bootmatrix: interrupted by signal {sig}: the cells not decided are errors; report \
+             written to {}",
+            run_dir.join("report.json").display()
+        );
+        return Ok(u8::try_from(128 + sig).unwrap_or(u8::MAX));
     }
     Ok(report::exit_code(&results) as u8)
 }

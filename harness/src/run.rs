@@ -33,6 +33,11 @@ fn not_booted(cell: &Cell, verdict: Verdict) -> CellResult {
     }
 }
 
+/// The reason of a cell a signal kept from booting.
+pub const NOT_BOOTED: &str = "interrupted: not booted";
+/// The reason of a cell whose guest a signal stopped before it was decided.
+pub const STOPPED_MID_BOOT: &str = "interrupted: stopped mid-boot";
+
 /// Runs one cell from its plan to its verdict.
 pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> CellResult {
     let spec = match &cell.action {
@@ -45,6 +50,9 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
     let Some(rule) = &cell.rule else {
         return not_booted(cell, Verdict::error("no expectation for this cell"));
     };
+    if boot::interrupted().is_some() {
+        return not_booted(cell, Verdict::error(NOT_BOOTED));
+    }
     if let Some(why) = prepared.blocker(spec) {
         return not_booted(cell, Verdict::error(why));
     }
@@ -53,6 +61,13 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
     }
     let mut watcher = Watcher::for_spec(spec);
     let outcome = boot::boot(spec, &mut watcher);
+    if boot::interrupted().is_some() && outcome.end != boot::BootEnd::Stopped {
+        // Whatever the guest showed, it did not get to show enough.
+        return CellResult {
+            elapsed: Some(outcome.elapsed),
+            ..not_booted(cell, Verdict::error(STOPPED_MID_BOOT))
+        };
+    }
     let case = Case {
         check: cell.check,
         tweak: cell.variant.tweak,
@@ -76,7 +91,8 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
 }
 
 /// Runs every cell; `on_done` sees each result as it finishes (progress lines, the cell's own
-/// verdict file), from the worker that ran it.
+/// verdict file), from the worker that ran it. After a signal (see [`boot::interrupted`]) no
+/// cell starts: the ones left come back as errors, [`NOT_BOOTED`], without `on_done`.
 pub fn execute(
     plan: &Plan,
     prepared: &Prepared,
@@ -96,6 +112,9 @@ pub fn execute(
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| loop {
+                if boot::interrupted().is_some() {
+                    break;
+                }
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = order.get(n) else { break };
                 let result = run_cell(&plan.cells[i], prepared, scenarios);
@@ -109,6 +128,9 @@ pub fn execute(
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
-        .flatten()
+        .zip(&plan.cells)
+        .map(|(result, cell)| {
+            result.unwrap_or_else(|| not_booted(cell, Verdict::error(NOT_BOOTED)))
+        })
         .collect()
 }

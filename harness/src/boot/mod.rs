@@ -12,6 +12,7 @@ mod console;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,28 @@ pub struct BootOutcome {
 
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 static SIGNALS: Once = Once::new();
+/// The signal that interrupted the run (0: none). Set with `RUNNING` locked, so no guest
+/// starts after it.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+/// Whether a signal leaves the exit to the run, which reports what it decided first.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+/// How long a reporting run has, after the signal, before the signal thread exits anyway.
+const REPORT_GRACE: Duration = Duration::from_secs(10);
+
+/// The signal (SIGINT, SIGTERM, SIGHUP) that interrupted a reporting run, if one did.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
+/// From now on the first signal kills every guest, starts no new one and lets the run write
+/// its report and exit with 128+signal (see [`interrupted`]); the signal thread still exits on
+/// its own after 10 s, or at once on a second signal.
+pub fn report_on_signal() {
+    REPORTING.store(true, Ordering::SeqCst);
+}
 
 /// Kills every QEMU process group still registered.
 pub fn kill_all() {
@@ -133,8 +156,8 @@ fn reap_all() {
     }
 }
 
-/// On SIGINT, SIGTERM or SIGHUP: kill all guests and bounded processes (their whole groups),
-/// then exit with 128+signal.
+/// On SIGINT, SIGTERM or SIGHUP: kill all guests and bounded processes (their whole groups), then exit with 128+signal (or, after
+/// [`report_on_signal`], leave the exit to the run).
 pub fn install_signal_handlers() {
     SIGNALS.call_once(|| {
         let signals = [
@@ -145,7 +168,24 @@ pub fn install_signal_handlers() {
         match signal_hook::iterator::Signals::new(signals) {
             Ok(mut it) => {
                 std::thread::spawn(move || {
-                    if let Some(sig) = it.forever().next() {
+                    for sig in it.forever() {
+                        if REPORTING.load(Ordering::SeqCst) && interrupted().is_none() {
+                            {
+                                // Under the registry's lock: a guest is started and
+                                // registered before this (and killed below) or not at all.
+                                let _registry = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+                                INTERRUPTED.store(sig, Ordering::SeqCst);
+                            }
+                            // The workers reap their own guests and report them interrupted.
+                            kill_all();
+                            crate::tools::kill_groups();
+                            eprintln!("bootmatrix: signal {sig}: stopped all guests");
+                            std::thread::spawn(move || {
+                                std::thread::sleep(REPORT_GRACE);
+                                std::process::exit(128 + sig);
+                            });
+                            continue;
+                        }
                         kill_all();
                         reap_all();
                         // And the probes and tools running (discovery's QEMU probes).
@@ -188,6 +228,11 @@ impl Guest {
             });
         }
         let mut registry = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sig) = interrupted() {
+            return Err(std::io::Error::other(format!(
+                "interrupted by signal {sig}"
+            )));
+        }
         let child = cmd.spawn()?;
         let pgid = child.id() as i32;
         registry.push(pgid);
