@@ -11,6 +11,7 @@ use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
 use bootmatrix::plan::layout::Layout;
 use bootmatrix::plan::{self, Action, PlanOptions};
 use bootmatrix::prepare::default_run_dir;
+use bootmatrix::report::folder::RunFolder;
 use bootmatrix::report::{expect, explain};
 use bootmatrix::scenario::Scenarios;
 use bootmatrix::tools::{shell_line, shown, shown_name};
@@ -69,7 +70,7 @@ fn execute(args: &Options) -> Result<u8, String> {
         Some(dir) => Scenarios::load_dir(dir).map_err(|e| e.to_string())?,
         None => Scenarios::builtin(),
     };
-    // list and plan write nothing that outlives them; run keeps everything in its folder.
+    // list and plan write nothing that outlives them; run keeps what it makes in its folder.
     let scratch = tempfile::tempdir().map_err(|e| format!("cannot make a temp folder: {e}"))?;
     let run_dir = match (&args.out, args.verb) {
         (Some(dir), _) => dir.clone(),
@@ -78,14 +79,6 @@ fn execute(args: &Options) -> Result<u8, String> {
             .unwrap_or_else(|| PathBuf::from("bootmatrix-runs")),
         (None, _) => default_run_dir(),
     };
-    let host_scratch = if args.verb == Verb::Run {
-        let dir = run_dir.join("host");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        dir
-    } else {
-        scratch.path().to_path_buf()
-    };
     if let (Some(shim), Verb::Run) = (&args.cells.shim, args.verb) {
         bootmatrix::discover::input_file("--shim", shim, bootmatrix::tools::KERNEL_LIMIT)?;
     }
@@ -93,11 +86,13 @@ fn execute(args: &Options) -> Result<u8, String> {
     if let (Some(_), Err(why)) = (&args.found.kernel, &kernel) {
         return Err(why.clone());
     }
+    // The run folder is made only once there is something to run: discovery's files (the KVM
+    // probe image) go to a temp folder.
     let inventory = discover(&DiscoverOptions {
         descriptor_dirs: args.found.descriptor_dirs.clone(),
         qemus: args.found.qemus.clone(),
         no_path_qemu: args.found.no_path_qemu,
-        scratch: host_scratch,
+        scratch: scratch.path().to_path_buf(),
     });
     // A QEMU asked for that cannot be used is a usage error, not an inventory finding: going
     // on without it would test something other than what was asked.
@@ -111,13 +106,7 @@ fn execute(args: &Options) -> Result<u8, String> {
     }
     // Absolute, so the argv printed by `plan` and stored in argv.txt works from anywhere.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
-    let mut options = PlanOptions::new(Layout::new(&run_dir));
-    options.forced_accel = args.cells.accel;
-    options.filter = args.filter.clone();
-    options.timeout_scale = args.timeout_scale;
-    options.profile = args.cells.profile;
-    options.kernel = kernel;
-    options.shim = args.cells.shim.clone();
+    let options = plan_options(args, &run_dir, kernel.clone());
     let mut inventory = inventory;
     if let Some(build) = &args.build {
         select_build(&mut inventory, build)?;
@@ -156,16 +145,38 @@ fn execute(args: &Options) -> Result<u8, String> {
             print!("{}", expect::render(build, &firmware, &plan, &scenarios));
             Ok(0)
         }
-        Verb::Run => run_all(args, &run_dir, &inventory, &plan, &scenarios),
+        Verb::Run => {
+            // The cells again, for a run folder other than the one planned for.
+            let replan = |dir: &Path| {
+                plan::plan(
+                    &inventory,
+                    &scenarios,
+                    &plan_options(args, dir, kernel.clone()),
+                )
+            };
+            run_all(args, &run_dir, &inventory, plan, &scenarios, &replan)
+        }
     }
+}
+
+fn plan_options(args: &Options, run_dir: &Path, kernel: Result<PathBuf, String>) -> PlanOptions {
+    let mut options = PlanOptions::new(Layout::new(run_dir));
+    options.forced_accel = args.cells.accel;
+    options.filter = args.filter.clone();
+    options.timeout_scale = args.timeout_scale;
+    options.profile = args.cells.profile;
+    options.kernel = kernel;
+    options.shim = args.cells.shim.clone();
+    options
 }
 
 fn run_all(
     args: &Options,
-    run_dir: &std::path::Path,
+    run_dir: &Path,
     inventory: &Inventory,
-    plan: &plan::Plan,
+    plan: plan::Plan,
     scenarios: &Scenarios,
+    replan: &dyn Fn(&Path) -> plan::Plan,
 ) -> Result<u8, String> {
     print_found(inventory);
     for l in &plan.left_out {
@@ -180,6 +191,20 @@ fn run_all(
             None => "no cells to run (see `bootmatrix list`)".to_string(),
         });
     }
+    // Held to the end: no other run writes into this folder meanwhile.
+    let folder = match &args.out {
+        Some(_) => RunFolder::claim(run_dir)?,
+        // Taken: the same time stamp with a suffix, planned again for it.
+        None => RunFolder::create_new(run_dir)?,
+    };
+    let plan = if folder.path == run_dir {
+        plan
+    } else {
+        replan(&folder.path)
+    };
+    let run_dir = folder.path.as_path();
+    // From here on a signal stops the guests and the report is still written.
+    boot::report_on_signal();
     let runnable = plan
         .cells
         .iter()
@@ -198,8 +223,6 @@ fn run_all(
             plan.artifacts.len()
         );
     }
-    // From here on a signal stops the guests and the report is still written.
-    boot::report_on_signal();
     let prepared = prepare::prepare(&plan.artifacts, &Layout::new(run_dir));
     // One message per cause: a missing tool fails every artifact that needs it.
     let causes: std::collections::BTreeSet<&String> = prepared.failed.values().collect();
@@ -212,7 +235,7 @@ fn run_all(
             .unwrap_or(1)
     });
     let started = std::time::Instant::now();
-    let results = run::execute(plan, &prepared, scenarios, jobs, &|result, done, total| {
+    let results = run::execute(&plan, &prepared, scenarios, jobs, &|result, done, total| {
         // Each booted cell's verdict.json as soon as it is judged, beside its logs.
         if let plan::Action::Run(spec) = &result.cell.action {
             if let Err(e) = report::write_cell_verdict(&spec.dir, result) {

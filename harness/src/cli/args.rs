@@ -161,7 +161,8 @@ pub struct RunArgs {
     /// Only cells whose id matches
     #[arg(long, value_name = "REGEX", value_parser = parse_filter)]
     pub filter: Option<Regex>,
-    /// Run folder (default: ./bootmatrix-runs/<UTC time>)
+    /// Run folder, new or empty, held by one run at a time (default:
+    /// ./bootmatrix-runs/<UTC time>, with -2, -3, ... when taken)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub out: Option<PathBuf>,
     /// Cells booted at once (default: number of CPUs)

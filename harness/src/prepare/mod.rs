@@ -364,7 +364,9 @@ pub fn cell(spec: &RunSpec) -> Result<(), PrepareError> {
     std::fs::write(&argv_txt, shell_line(&spec.argv) + "\n").map_err(file_error("write", &argv_txt))
 }
 
-/// Where `bootmatrix run` writes by default: `./bootmatrix-runs/<UTC timestamp>`.
+/// Where `bootmatrix run` writes by default: `./bootmatrix-runs/<UTC timestamp>`, or, when a
+/// run started in the same second has it, that name with `-2`, `-3`, ... (the run creates it
+/// with `RunFolder::create_new`).
 pub fn default_run_dir() -> PathBuf {
     let now = jiff::Timestamp::now().as_second();
     PathBuf::from("bootmatrix-runs").join(utc_stamp(u64::try_from(now).unwrap_or(0)))

@@ -3,6 +3,7 @@
 
 pub mod expect;
 pub mod explain;
+pub mod folder;
 pub mod junit;
 pub mod record;
 pub mod words;
