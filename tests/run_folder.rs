@@ -1,6 +1,7 @@
-//! The run folder, against the fake QEMU (`tests/fixtures/fake-qemu`): one run per folder (a
-//! second one, or one into a finished folder, is refused), default folders that never collide,
-//! and none made when there is nothing to run.
+//! The run folder and the run's inputs, against the fake QEMU (`tests/fixtures/fake-qemu`): one
+//! run per folder (a second one, or one into a finished folder, is refused), default folders
+//! that never collide, and inputs that cannot work refused before anything boots or is left
+//! behind.
 
 mod common;
 
@@ -278,6 +279,51 @@ fn the_default_folder_is_new_even_when_its_name_is_taken() {
     );
 }
 
+#[rstest::rstest]
+#[case::report_json("--report-json")]
+#[case::junit("--junit")]
+fn an_unwritable_report_path_is_refused_before_anything_boots(#[case] flag: &str) {
+    let setup = Setup::new();
+    let path = setup.path("no-such-folder/report");
+    let out = setup.path("run");
+    let finished = setup.run(
+        "probe",
+        &[
+            "--out",
+            out.to_str().unwrap(),
+            "--filter",
+            ONE_CELL,
+            flag,
+            path.to_str().unwrap(),
+        ],
+    );
+    finished.assert_usage_error(&format!("{flag} {}: cannot write", path.display()));
+    assert!(setup.pids().is_empty(), "a guest booted: {finished:#?}");
+    assert!(!out.exists(), "{:?}", files_under(&out));
+}
+
+#[test]
+fn a_scenarios_folder_without_scenarios_is_refused_naming_it() {
+    let setup = Setup::new();
+    let scenarios = setup.path("scenarios");
+    fs::create_dir(&scenarios).unwrap();
+    let out = setup.path("run");
+    let finished = setup.run(
+        "probe",
+        &[
+            "--out",
+            out.to_str().unwrap(),
+            "--filter",
+            ONE_CELL,
+            "--scenarios",
+            scenarios.to_str().unwrap(),
+        ],
+    );
+    finished.assert_usage_error(&format!("{}: no scenario rules", scenarios.display()));
+    assert!(setup.pids().is_empty(), "a guest booted: {finished:#?}");
+    assert!(!out.exists(), "{:?}", files_under(&out));
+}
+
 #[test]
 fn a_filter_that_matches_nothing_leaves_nothing_behind() {
     let setup = Setup::new();
@@ -292,4 +338,35 @@ fn a_filter_that_matches_nothing_leaves_nothing_behind() {
     let finished = setup.run("probe", &["--filter", "no-such-cell"]);
     finished.assert_usage_error("no cell matches --filter");
     assert!(!setup.path("bootmatrix-runs").exists());
+}
+
+#[test]
+fn a_kernel_that_cannot_be_prepared_points_at_no_missing_folder() {
+    let setup = Setup::new();
+    let kernel = setup.path("not-a-kernel");
+    fs::write(&kernel, "junk").unwrap();
+    let out = setup.path("run");
+    let finished = setup.run(
+        "probe",
+        &[
+            "--out",
+            out.to_str().unwrap(),
+            "--filter",
+            "sev-off/kernel-boot/",
+            "--kernel",
+            kernel.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(finished.code, Some(1), "{finished:#?}");
+    assert!(!finished.stderr.contains("cannot write"), "{finished:#?}");
+    assert!(!finished.stdout.contains("logs:"), "{finished:#?}");
+    let report = Report::read(&out.join("report.json")).unwrap();
+    assert_eq!(report.cells.len(), 4, "{report:#?}");
+    for c in &report.cells {
+        assert_eq!(c.verdict, VerdictKind::Error, "{c}");
+        assert!(c.reason.contains("not an EFI-stub bzImage"), "{c}");
+        assert_eq!(c.log_dir, None, "{c}");
+        assert!(c.argv.is_some(), "{c}");
+    }
+    assert!(setup.pids().is_empty(), "a guest booted: {finished:#?}");
 }

@@ -191,6 +191,12 @@ fn run_all(
             None => "no cells to run (see `bootmatrix list`)".to_string(),
         });
     }
+    if let Some(path) = &args.report_json {
+        report::folder::check_writable("--report-json", path)?;
+    }
+    if let Some(path) = &args.junit {
+        report::folder::check_writable("--junit", path)?;
+    }
     // Held to the end: no other run writes into this folder meanwhile.
     let folder = match &args.out {
         Some(_) => RunFolder::claim(run_dir)?,
@@ -237,7 +243,7 @@ fn run_all(
     let started = std::time::Instant::now();
     let results = run::execute(&plan, &prepared, scenarios, jobs, &|result, done, total| {
         // Each booted cell's verdict.json as soon as it is judged, beside its logs.
-        if let plan::Action::Run(spec) = &result.cell.action {
+        if let (plan::Action::Run(spec), Some(_)) = (&result.cell.action, result.elapsed) {
             if let Err(e) = report::write_cell_verdict(&spec.dir, result) {
                 eprintln!("bootmatrix: {e}");
             }

@@ -1,5 +1,6 @@
 //! The run folder, held by one run: created or found empty, locked for the whole run (an
-//! `flock` on `run.lock` inside it, which records the run's pid).
+//! `flock` on `run.lock` inside it, which records the run's pid), and the report files checked
+//! writable before anything boots.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -112,6 +113,22 @@ fn lock(dir: &Path) -> Result<RunFolder, String> {
     })
 }
 
+/// Checks that the run can write a report file at its end (opening it, or creating and removing
+/// it), so that a path it cannot write is a usage error before anything boots.
+pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
+    let existed = path.exists();
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("{flag} {}: cannot write: {e}", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +166,22 @@ mod tests {
         assert_eq!(first.path, base);
         assert_eq!(second.path, dir.path().join("runs/20261201-044704-2"));
         assert_eq!(third.path, dir.path().join("runs/20261201-044704-3"));
+    }
+
+    #[test]
+    fn an_unwritable_report_path_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing/report.json");
+        let e = check_writable("--report-json", &path).unwrap_err();
+        assert!(
+            e.starts_with(&format!("--report-json {}: cannot write", path.display())),
+            "{e}"
+        );
+        let new = dir.path().join("junit.xml");
+        check_writable("--junit", &new).unwrap();
+        assert!(!new.exists(), "the check leaves nothing behind");
+        std::fs::write(&new, "kept").unwrap();
+        check_writable("--junit", &new).unwrap();
+        assert_eq!(std::fs::read_to_string(&new).unwrap(), "kept");
     }
 }

@@ -97,7 +97,7 @@ pub struct CellRecord {
     /// The command line that booted it; absent for a cell that was not to boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv: Option<Vec<String>>,
-    /// The cell's folder: logs, varstore copy, `verdict.json`.
+    /// The cell's folder: logs, varstore copy, `verdict.json`; only for a cell that booted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_dir: Option<PathBuf>,
 }
@@ -457,7 +457,10 @@ impl CellRecord {
             }),
             deviation: verdict.deviation().cloned(),
             argv: spec.map(|s| s.argv.clone()),
-            log_dir: spec.map(|s| s.dir.clone()),
+            // Only a cell that booted has its folder; the others never got one.
+            log_dir: spec
+                .filter(|_| result.elapsed.is_some())
+                .map(|s| s.dir.clone()),
         }
     }
 

@@ -344,6 +344,11 @@ pub enum ScenarioProblem {
     /// Not JSON, or not a scenario file's shape (the text names the field).
     #[error("{0}")]
     Json(#[source] serde_json::Error),
+    #[error(
+        "no scenario rules here: expected *.json files with rules, like the built-in \
+         scenarios/secure-boot.json"
+    )]
+    NoRules,
     #[error("rule {check}/{rule} is defined twice")]
     RuleTwice { check: Check, rule: String },
     #[error(
@@ -392,7 +397,7 @@ impl Scenarios {
         Scenarios::from_files("built-in", files).expect("built-in scenarios are valid")
     }
 
-    /// Reads every `*.json` file of `dir`.
+    /// Reads every `*.json` file of `dir`; a folder without a single rule is an error.
     pub fn load_dir(dir: &Path) -> Result<Scenarios, ScenarioError> {
         let err = |file: &Path| {
             let file = file.to_path_buf();
@@ -419,7 +424,14 @@ impl Scenarios {
                 String::from_utf8(bytes).map_err(|e| problem(ScenarioProblem::NotText(e)))?;
             files.push((path, text));
         }
-        Scenarios::from_files(&dir.display().to_string(), files)
+        let scenarios = Scenarios::from_files(&dir.display().to_string(), files)?;
+        if scenarios.rules.is_empty() {
+            return Err(ScenarioError {
+                file: dir.to_path_buf(),
+                problem: ScenarioProblem::NoRules,
+            });
+        }
+        Ok(scenarios)
     }
 
     fn from_files(
@@ -752,6 +764,18 @@ mod tests {
                 .ends_with("not a regular file but a character device"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_folder_without_rules_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a scenario").unwrap();
+        let e = Scenarios::load_dir(dir.path()).unwrap_err();
+        assert_eq!(e.file, dir.path());
+        assert!(matches!(e.problem, ScenarioProblem::NoRules), "{e}");
+        assert!(e
+            .to_string()
+            .starts_with(&format!("{}: no scenario rules", dir.path().display())));
     }
 
     #[test]
