@@ -11,7 +11,6 @@
 
 mod fuzzing;
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,6 +18,7 @@ use std::time::{Duration, Instant};
 use bootmatrix::boot::Console;
 use fuzzing::Step;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
 
@@ -46,12 +46,13 @@ fn env_number(name: &str) -> Option<u64> {
     })
 }
 
-/// Runs `test` on inputs from `strategy` within the budget; prints and returns how many ran.
+/// Runs `test` on inputs from `strategy` until the budget is spent; prints and returns how many
+/// ran. A failing input is shrunk to a minimal one, which the panic shows.
 fn fuzz<S: Strategy>(target: &str, strategy: S, test: impl Fn(S::Value) -> &'static str) -> u64
 where
     S::Value: std::fmt::Debug,
 {
-    let cases = env_number("FUZZ_CASES").unwrap_or(64) as u32;
+    let cases = env_number("FUZZ_CASES").unwrap_or(64);
     let budget = env_number("FUZZ_SECONDS").map(Duration::from_secs);
     let seed = env_number("FUZZ_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -61,36 +62,59 @@ where
     });
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..8 + target.len().min(24)].copy_from_slice(&target.as_bytes()[..target.len().min(24)]);
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 2048,
-        ..Config::default()
-    };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
-    let start = Instant::now();
-    let ran = Cell::new(0u64);
-    let words = std::cell::RefCell::new(BTreeMap::<&str, u64>::new());
-    let result = runner.run(&strategy, |input| {
-        if budget.is_some_and(|b| start.elapsed() > b) {
-            return Ok(());
-        }
-        ran.set(ran.get() + 1);
-        *words.borrow_mut().entry(test(input)).or_default() += 1;
-        Ok(())
-    });
-    eprintln!(
-        "fuzz {target}: {} inputs in {:.1} s (seed {seed}): {:?}",
-        ran.get(),
-        start.elapsed().as_secs_f64(),
-        words.borrow()
+    let name = &target.as_bytes()[..target.len().min(24)];
+    key[8..8 + name.len()].copy_from_slice(name);
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
     );
-    if let Err(e) = result {
-        panic!("fuzz {target} (FUZZ_SEED={seed}): {e}");
+    let start = Instant::now();
+    let mut ran = 0u64;
+    let mut words = BTreeMap::<&str, u64>::new();
+    let fails = |value: S::Value| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(value))).is_err()
+    };
+    while ran < cases && !budget.is_some_and(|b| start.elapsed() > b) {
+        let mut tree = strategy.new_tree(&mut runner).expect("an input");
+        ran += 1;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(tree.current()))) {
+            Ok(word) => *words.entry(word).or_default() += 1,
+            Err(_) => {
+                let quiet = std::panic::take_hook();
+                std::panic::set_hook(Box::new(|_| {}));
+                let mut minimal = tree.current();
+                let mut steps = 0;
+                if tree.simplify() {
+                    while steps < 4096 {
+                        steps += 1;
+                        if fails(tree.current()) {
+                            minimal = tree.current();
+                            if !tree.simplify() {
+                                break;
+                            }
+                        } else if !tree.complicate() {
+                            break;
+                        }
+                    }
+                }
+                std::panic::set_hook(quiet);
+                eprintln!(
+                    "\nfuzz {target}: input {ran} failed (FUZZ_SEED={seed}); minimal input:\n\
+                     {minimal:#?}"
+                );
+                test(minimal);
+                panic!("fuzz {target}: the minimal input passed on its own (FUZZ_SEED={seed})");
+            }
+        }
     }
-    ran.get()
+    eprintln!(
+        "\nfuzz {target}: {ran} inputs in {:.1} s (seed {seed}): {words:?}",
+        start.elapsed().as_secs_f64()
+    );
+    ran
 }
 
 // ---- mutations shared by the JSON inputs ----

@@ -193,9 +193,19 @@ pub fn check_console(steps: &[Step], end: &BootEnd) -> &'static str {
     word
 }
 
-/// The repository's scenario files, by name.
-pub fn builtin_scenario_files() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+/// The repository's scenario files, by name (read once).
+pub fn builtin_scenario_files() -> &'static [(String, String)] {
+    static FILES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    FILES.get_or_init(read_scenario_files)
+}
+
+fn read_scenario_files() -> Vec<(String, String)> {
+    // The harness's own folder, or its parent for the libFuzzer crate in fuzz/.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = [root.join("scenarios"), root.join("../scenarios")]
+        .into_iter()
+        .find(|d| d.is_dir())
+        .expect("the repository's scenarios/ folder");
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
