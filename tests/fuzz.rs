@@ -77,7 +77,7 @@ where
     let fails = |value: S::Value| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(value))).is_err()
     };
-    while ran < cases && !budget.is_some_and(|b| start.elapsed() > b) {
+    while ran < cases && budget.is_none_or(|b| start.elapsed() <= b) {
         let mut tree = strategy.new_tree(&mut runner).expect("an input");
         ran += 1;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(tree.current()))) {
@@ -343,10 +343,11 @@ fn mutated_json(text: &str, json: &[JsonEdit], bytes: &[ByteEdit], words: &[Stri
     out
 }
 
+/// Which seed, then its JSON edits and its byte edits.
+type JsonMutation = (usize, Vec<JsonEdit>, Vec<ByteEdit>);
+
 /// A seed, a few JSON edits, a few byte edits (rarely: byte edits spoil most inputs).
-fn json_input(
-    seeds: &[(String, String)],
-) -> impl Strategy<Value = (usize, Vec<JsonEdit>, Vec<ByteEdit>)> {
+fn json_input(seeds: &[(String, String)]) -> impl Strategy<Value = JsonMutation> {
     (
         0..seeds.len(),
         proptest::collection::vec(json_edit(), 0..6),
@@ -361,14 +362,14 @@ fn fuzz_descriptor_parser() {
     let seeds = seeds("descriptor");
     let words = words_of(&seeds);
     let strategy = prop_oneof![
-        8 => json_input(&seeds).prop_map(|x| Some(x)),
+        8 => json_input(&seeds).prop_map(Some),
         1 => Just(None),
     ];
     let arbitrary = "\\PC{0,200}";
     let ran = fuzz(
         "descriptor",
         (strategy, arbitrary),
-        |(mutation, free): (Option<(usize, Vec<JsonEdit>, Vec<ByteEdit>)>, String)| {
+        |(mutation, free): (Option<JsonMutation>, String)| {
             let text = match mutation {
                 Some((seed, json, bytes)) => {
                     let out = mutated_json(&seeds[seed].1, &json, &bytes, &words);
