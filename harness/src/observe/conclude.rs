@@ -8,6 +8,7 @@ use crate::observe::evidence::{
 };
 use crate::observe::probe::summary;
 use crate::observe::{loaded_by_load_image, Watcher};
+use crate::tools::shown;
 
 impl Watcher {
     /// Concludes from what the consoles showed; `end` is how the boot ended.
@@ -348,16 +349,22 @@ impl Watcher {
     }
 }
 
-/// Why a boot that decided nothing ended, in words.
+/// How much of a console line a reason quotes (a line can be 64 KiB), and of QEMU's stderr.
+const QUOTED_LINE: usize = 200;
+const QUOTED_STDERR: usize = 2000;
+
+/// Why a boot that decided nothing ended, in words: console text escaped and cut.
 pub fn end_reason(end: &BootEnd) -> String {
     match end {
         BootEnd::Stopped => "the boot was stopped before anything decided it".into(),
-        BootEnd::Exited { status, stderr } => {
-            format!("QEMU exited ({status}) before any decisive console line; stderr: {stderr}")
-        }
+        BootEnd::Exited { status, stderr } => format!(
+            "QEMU exited ({status}) before any decisive console line; stderr: {}",
+            shown(stderr, QUOTED_STDERR)
+        ),
         BootEnd::Deadline { after, last_line } => format!(
-            "no decisive console line within {:.0} s (last line: {last_line:?})",
-            after.as_secs_f64()
+            "no decisive console line within {:.0} s (last line: \"{}\")",
+            after.as_secs_f64(),
+            shown(last_line, QUOTED_LINE)
         ),
         BootEnd::Failed(why) => why.clone(),
     }
@@ -366,6 +373,35 @@ pub fn end_reason(end: &BootEnd) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_reasons_quote_console_text_escaped_and_cut() {
+        let long = "A".repeat(65_536);
+        let reason = end_reason(&BootEnd::Deadline {
+            after: std::time::Duration::from_secs(12),
+            last_line: long.clone(),
+        });
+        assert!(reason.starts_with("no decisive console line within 12 s (last line: \"AAA"));
+        assert!(reason.ends_with("… (65536 bytes, cut)\")"), "{reason}");
+        assert!(reason.len() < 300, "{}", reason.len());
+        let short = end_reason(&BootEnd::Deadline {
+            after: std::time::Duration::from_secs(3),
+            last_line: "BdsDxe: \x1b[2J".into(),
+        });
+        assert_eq!(
+            short,
+            "no decisive console line within 3 s (last line: \"BdsDxe: \\x1b[2J\")"
+        );
+        let exited = end_reason(&BootEnd::Exited {
+            status: "exit status: 1".into(),
+            stderr: long,
+        });
+        assert!(
+            exited.len() < 2100 && exited.ends_with("bytes, cut)"),
+            "{}",
+            exited.len()
+        );
+    }
     use crate::observe::script::*;
 
     #[test]
