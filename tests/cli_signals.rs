@@ -7,7 +7,7 @@
 mod common;
 
 use common::run::cell;
-use common::{assert_all_gone, fake_qemu, kill_recorded, read_pids};
+use common::{assert_all_gone, fake_firmware, fake_qemu, kill_recorded, read_pids};
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -41,32 +41,13 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let firmware = tmp.path().join("firmware");
-        fs::create_dir(&firmware).unwrap();
-        let code = firmware.join("OVMF_CODE_4M.fd");
-        let vars = firmware.join("OVMF_VARS_4M.fd");
-        fs::write(&code, vec![0xffu8; 4096]).unwrap();
-        fs::write(&vars, vec![0u8; 4096]).unwrap();
         // Like tests/data/descriptors/60-edk2-x86_64.json: no Secure Boot, AMD SEV, debug console.
-        let descriptor = json!({
-            "description": "fake UEFI firmware for x86_64, without Secure Boot, with empty varstore",
-            "interface-types": ["uefi"],
-            "mapping": {
-                "device": "flash",
-                "executable": { "filename": code, "format": "raw" },
-                "nvram-template": { "filename": vars, "format": "raw" }
-            },
-            "targets": [{ "architecture": "x86_64", "machines": ["pc-i440fx-*", "pc-q35-*"] }],
-            "features": ["acpi-s3", "amd-sev", "verbose-dynamic"],
-            "tags": []
-        });
-        let dir = tmp.path().join("descriptors");
-        fs::create_dir(&dir).unwrap();
-        fs::write(
-            dir.join(format!("{DESCRIPTOR}.json")),
-            serde_json::to_string_pretty(&descriptor).unwrap(),
-        )
-        .unwrap();
+        fake_firmware(
+            tmp.path(),
+            DESCRIPTOR,
+            &["pc-i440fx-*", "pc-q35-*"],
+            &["acpi-s3", "amd-sev", "verbose-dynamic"],
+        );
         Setup { tmp }
     }
 

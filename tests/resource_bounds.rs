@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bootmatrix::judge::VerdictKind;
 use bootmatrix::report::record::Report;
 use common::run::cell;
-use common::{assert_all_gone, kill_recorded, read_pids};
+use common::{assert_all_gone, fake_firmware, kill_recorded, read_pids};
 use serde_json::json;
 
 /// bootmatrix may never hold more than this, whatever the guest prints.
@@ -56,31 +56,7 @@ struct Flooded {
 #[allow(clippy::zombie_processes)]
 fn run_flooded(mode: &str) -> Flooded {
     let tmp = tempfile::tempdir().unwrap();
-    let firmware = tmp.path().join("firmware");
-    fs::create_dir(&firmware).unwrap();
-    let code = firmware.join("OVMF_CODE_4M.fd");
-    let vars = firmware.join("OVMF_VARS_4M.fd");
-    fs::write(&code, vec![0xffu8; 4096]).unwrap();
-    fs::write(&vars, vec![0u8; 4096]).unwrap();
-    let descriptor = json!({
-        "description": "fake UEFI firmware for x86_64, without Secure Boot",
-        "interface-types": ["uefi"],
-        "mapping": {
-            "device": "flash",
-            "executable": { "filename": code, "format": "raw" },
-            "nvram-template": { "filename": vars, "format": "raw" }
-        },
-        "targets": [{ "architecture": "x86_64", "machines": ["pc-q35-*"] }],
-        "features": ["acpi-s3"],
-        "tags": []
-    });
-    let dir = tmp.path().join("descriptors");
-    fs::create_dir(&dir).unwrap();
-    fs::write(
-        dir.join(format!("{DESCRIPTOR}.json")),
-        descriptor.to_string(),
-    )
-    .unwrap();
+    let dir = fake_firmware(tmp.path(), DESCRIPTOR, &["pc-q35-*"], &["acpi-s3"]);
     let pids = tmp.path().join("pids");
     let stderr_file = tmp.path().join("stderr");
     let started = Instant::now();

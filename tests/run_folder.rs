@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bootmatrix::judge::VerdictKind;
 use bootmatrix::report::record::Report;
-use common::{assert_all_gone, fake_qemu, kill_recorded, read_pids};
+use common::{assert_all_gone, fake_firmware, fake_qemu, kill_recorded, read_pids};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -30,31 +30,13 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let firmware = tmp.path().join("firmware");
-        fs::create_dir(&firmware).unwrap();
-        let code = firmware.join("OVMF_CODE_4M.fd");
-        let vars = firmware.join("OVMF_VARS_4M.fd");
-        fs::write(&code, vec![0xffu8; 4096]).unwrap();
-        fs::write(&vars, vec![0u8; 4096]).unwrap();
-        let descriptor = json!({
-            "description": "fake UEFI firmware for x86_64, without Secure Boot",
-            "interface-types": ["uefi"],
-            "mapping": {
-                "device": "flash",
-                "executable": { "filename": code, "format": "raw" },
-                "nvram-template": { "filename": vars, "format": "raw" }
-            },
-            "targets": [{ "architecture": "x86_64", "machines": ["pc-q35-*"] }],
-            "features": ["acpi-s3", "amd-sev", "verbose-dynamic"],
-            "tags": []
-        });
-        let dir = tmp.path().join("descriptors");
-        fs::create_dir(&dir).unwrap();
-        fs::write(
-            dir.join(format!("{DESCRIPTOR}.json")),
-            serde_json::to_string_pretty(&descriptor).unwrap(),
-        )
-        .unwrap();
+        // No Secure Boot, AMD SEV, debug console.
+        fake_firmware(
+            tmp.path(),
+            DESCRIPTOR,
+            &["pc-q35-*"],
+            &["acpi-s3", "amd-sev", "verbose-dynamic"],
+        );
         Setup { tmp }
     }
 

@@ -77,3 +77,35 @@ pub fn kill_recorded(pids_file: &Path) {
         }
     }
 }
+
+/// A folder `descriptors/` under `root` with one descriptor, `NAME.json`, naming small fake
+/// firmware files (a 4 KiB executable and varstore under `root/firmware/`): UEFI for x86_64 on
+/// the given machine types, with the given features. Returns the descriptors folder.
+pub fn fake_firmware(root: &Path, name: &str, machines: &[&str], features: &[&str]) -> PathBuf {
+    let firmware = root.join("firmware");
+    fs::create_dir(&firmware).unwrap();
+    let code = firmware.join("OVMF_CODE_4M.fd");
+    let vars = firmware.join("OVMF_VARS_4M.fd");
+    fs::write(&code, vec![0xffu8; 4096]).unwrap();
+    fs::write(&vars, vec![0u8; 4096]).unwrap();
+    let descriptor = serde_json::json!({
+        "description": "fake UEFI firmware for x86_64",
+        "interface-types": ["uefi"],
+        "mapping": {
+            "device": "flash",
+            "executable": { "filename": code, "format": "raw" },
+            "nvram-template": { "filename": vars, "format": "raw" }
+        },
+        "targets": [{ "architecture": "x86_64", "machines": machines }],
+        "features": features,
+        "tags": []
+    });
+    let dir = root.join("descriptors");
+    fs::create_dir(&dir).unwrap();
+    fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&descriptor).unwrap(),
+    )
+    .unwrap();
+    dir
+}
