@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use bootmatrix::judge::VerdictKind;
 use bootmatrix::report::record::Report;
 use common::{assert_all_gone, fake_firmware, fake_qemu, kill_recorded, read_pids};
-use serde_json::json;
 use tempfile::TempDir;
 
 const DESCRIPTOR: &str = "60-fake-edk2-x86_64";
