@@ -20,7 +20,6 @@ use bootmatrix::judge::VerdictKind;
 use bootmatrix::matrix::Outcome;
 use bootmatrix::report::record::Report;
 use rstest::rstest;
-use serde_json::json;
 use tempfile::TempDir;
 
 const CRASH_TEXT: &str =

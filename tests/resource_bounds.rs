@@ -16,7 +16,6 @@ use bootmatrix::judge::VerdictKind;
 use bootmatrix::report::record::Report;
 use common::run::cell;
 use common::{assert_all_gone, fake_firmware, kill_recorded, read_pids};
-use serde_json::json;
 
 /// bootmatrix may never hold more than this, whatever the guest prints.
 const MEMORY_BOUND_KIB: u64 = 200 * 1024;
