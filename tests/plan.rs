@@ -48,6 +48,7 @@ fn qemu(version: Version, kvm: KvmProbe, sev: Result<SevParams, String>) -> Qemu
         binary: QemuBinary {
             path: PathBuf::from(format!("/opt/qemu-{version}/bin/qemu-system-x86_64")),
             data_dir: None,
+            launch: bootmatrix::discover::launch::Launch::Direct,
             version,
             banner: format!("QEMU emulator version {version}"),
             machines: Machines::parse_help(&help),

@@ -91,6 +91,7 @@ fn execute(args: &Options) -> Result<u8, String> {
     let inventory = discover(&DiscoverOptions {
         descriptor_dirs: args.found.descriptor_dirs.clone(),
         qemus: args.found.qemus.clone(),
+        qemu_roots: args.found.qemu_roots.clone(),
         no_path_qemu: args.found.no_path_qemu,
         scratch: scratch.path().to_path_buf(),
     });
@@ -372,9 +373,10 @@ fn print_found(inventory: &Inventory) {
     }
     for q in &inventory.qemus {
         println!(
-            "qemu: {} ({}); KVM: {}; SEV: {}",
+            "qemu: {} ({}; {}); KVM: {}; SEV: {}",
             q.binary.path.display(),
             q.binary.banner,
+            q.binary.launch.describe(),
             match (&q.kvm.usable, &q.kvm.smm) {
                 (Ok(()), Ok(())) => "works, with SMM".to_string(),
                 (Ok(()), Err(why)) => format!("works, no SMM ({why})"),

@@ -109,6 +109,10 @@ pub struct Found {
         value_hint = ValueHint::ExecutablePath
     )]
     pub qemus: Vec<(PathBuf, Option<PathBuf>)>,
+    /// Also use the QEMU of this unpacked Debian root (repeatable): DIR/usr/bin/qemu-system-x86_64,
+    /// started through DIR's own dynamic loader and libraries (see ./ci/debian-matrix)
+    #[arg(long = "qemu-root", value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub qemu_roots: Vec<PathBuf>,
     /// Do not use qemu-system-x86_64 from PATH
     #[arg(long)]
     pub no_path_qemu: bool,

@@ -6,7 +6,6 @@
 //! guest, with and without `smm=on`, through each QEMU binary.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -121,9 +120,8 @@ pub fn probe_kvm(qemu: &QemuBinary, scratch: &Path) -> KvmProbe {
 }
 
 fn run_probe_guest(qemu: &QemuBinary, bios: &Path, machine: &str) -> Result<(), String> {
-    let mut cmd = Command::new(&qemu.path);
-    cmd.args(qemu.data_dir_args())
-        .args(["-nodefaults", "-no-user-config", "-display", "none"])
+    let mut cmd = qemu.command();
+    cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
         .args(["-machine", machine, "-bios"])
         .arg(bios)
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -257,9 +255,8 @@ pub fn probe_sev_host() -> Result<SevParams, SevError> {
 /// Asks QEMU itself (QMP `query-sev-capabilities`, which needs KVM) whether it can start a SEV
 /// guest, and prefers its C-bit over CPUID's.
 pub fn probe_sev_qemu(qemu: &QemuBinary, host: SevParams) -> Result<SevParams, SevError> {
-    let mut cmd = Command::new(&qemu.path);
-    cmd.args(qemu.data_dir_args())
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-S"])
+    let mut cmd = qemu.command();
+    cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-S"])
         .args(["-machine", "none,accel=kvm", "-qmp", "stdio"]);
     let out = Bounded::new(
         &mut cmd,

@@ -3,6 +3,7 @@
 pub mod descriptor;
 pub mod glob;
 pub mod host;
+pub mod launch;
 pub mod qemu;
 pub mod release;
 pub mod search;
@@ -14,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use self::descriptor::{Descriptor, DescriptorError, Mapping};
 use self::host::{KvmProbe, SevParams};
-use self::qemu::{QemuBinary, QemuError};
+use self::launch::Launch;
+use self::qemu::{QemuBinary, QemuError, QemuProblem};
 use self::search::Shadowed;
 use crate::tools::{open_input, FIRMWARE_LIMIT, KERNEL_LIMIT};
 
@@ -60,6 +62,8 @@ pub struct DiscoverOptions {
     pub descriptor_dirs: Vec<PathBuf>,
     /// `--qemu PATH[=DATADIR]`, in addition to `PATH`.
     pub qemus: Vec<(PathBuf, Option<PathBuf>)>,
+    /// `--qemu-root DIR`: the QEMU of another Debian root, started through its own loader.
+    pub qemu_roots: Vec<PathBuf>,
     /// Skip `qemu-system-x86_64` from `PATH`.
     pub no_path_qemu: bool,
     /// Where the KVM probe guest image may be written (inside the run folder).
@@ -86,21 +90,35 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
         })
         .collect();
 
-    let mut candidates: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    let mut candidates: Vec<(PathBuf, Option<PathBuf>, Launch)> = Vec::new();
     if !options.no_path_qemu {
         let path_var = std::env::var_os("PATH");
         candidates.extend(
             qemu::find_in_path(path_var.as_deref())
                 .into_iter()
-                .map(|p| (p, None)),
+                .map(|p| (p, None, Launch::Direct)),
         );
     }
     let from_path = candidates.len();
-    candidates.extend(options.qemus.iter().cloned());
+    candidates.extend(
+        options
+            .qemus
+            .iter()
+            .map(|(p, d)| (p.clone(), d.clone(), Launch::Direct)),
+    );
     let mut binaries: Vec<QemuBinary> = Vec::new();
     let mut qemu_errors: Vec<QemuError> = Vec::new();
     let mut requested_qemu_errors = Vec::new();
-    for (n, (path, data_dir)) in candidates.into_iter().enumerate() {
+    for root in &options.qemu_roots {
+        match launch::inspect_root(root) {
+            Ok(found) => candidates.push((found.binary, found.data_dir, found.launch)),
+            Err(why) => requested_qemu_errors.push(QemuError {
+                path: root.clone(),
+                problem: QemuProblem::Root(why),
+            }),
+        }
+    }
+    for (n, (path, data_dir, launch)) in candidates.into_iter().enumerate() {
         if binaries
             .iter()
             .any(|b| same_file(&b.path, &path) && b.data_dir == data_dir)
@@ -113,7 +131,7 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
             requested_qemu_errors.push(qemu_errors.remove(i));
             continue;
         }
-        match QemuBinary::inspect(&path, data_dir.as_deref()) {
+        match QemuBinary::inspect(&path, data_dir.as_deref(), &launch) {
             Ok(binary) => binaries.push(binary),
             Err(e) if n >= from_path => requested_qemu_errors.push(e),
             Err(e) => qemu_errors.push(e),

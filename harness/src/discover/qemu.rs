@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use super::launch::Launch;
 use crate::tools::RunError;
 
 /// The system emulator bootmatrix drives (x86_64 guests only, for now).
@@ -125,6 +126,8 @@ pub struct QemuBinary {
     pub path: PathBuf,
     /// Passed as `-L DIR` (firmware and option ROMs of an unpacked QEMU).
     pub data_dir: Option<PathBuf>,
+    /// Directly, or through the loader of another Debian root (`--qemu-root`).
+    pub launch: Launch,
     pub version: Version,
     /// The whole first line of `--version`, e.g. with the Debian package version.
     pub banner: String,
@@ -148,25 +151,38 @@ pub enum QemuProblem {
     NoVersion { banner: String },
     #[error("`-machine help` listed no machine types")]
     NoMachines,
+    /// A `--qemu-root` that holds no usable QEMU.
+    #[error("{0}")]
+    Root(String),
 }
 
 impl QemuBinary {
     /// Asks the binary for its version and machine types.
-    pub fn inspect(path: &Path, data_dir: Option<&Path>) -> Result<QemuBinary, QemuError> {
+    pub fn inspect(
+        path: &Path,
+        data_dir: Option<&Path>,
+        launch: &Launch,
+    ) -> Result<QemuBinary, QemuError> {
         let err = |problem: QemuProblem| QemuError {
             path: path.to_path_buf(),
             problem,
         };
-        let banner_text =
-            query(path, data_dir, &["--version"], VERSION_LIMIT).map_err(|e| err(e.into()))?;
+        let banner_text = query(launch, path, data_dir, &["--version"], VERSION_LIMIT)
+            .map_err(|e| err(e.into()))?;
         let banner = banner_text.lines().next().unwrap_or_default().to_string();
         let version = Version::parse_banner(&banner).ok_or_else(|| {
             err(QemuProblem::NoVersion {
                 banner: banner.clone(),
             })
         })?;
-        let help = query(path, data_dir, &["-machine", "help"], MACHINES_LIMIT)
-            .map_err(|e| err(e.into()))?;
+        let help = query(
+            launch,
+            path,
+            data_dir,
+            &["-machine", "help"],
+            MACHINES_LIMIT,
+        )
+        .map_err(|e| err(e.into()))?;
         let machines = Machines::parse_help(&help);
         if machines.names.is_empty() {
             return Err(err(QemuProblem::NoMachines));
@@ -174,10 +190,23 @@ impl QemuBinary {
         Ok(QemuBinary {
             path: path.to_path_buf(),
             data_dir: data_dir.map(Path::to_path_buf),
+            launch: launch.clone(),
             version,
             banner,
             machines,
         })
+    }
+
+    /// The words that start this binary (the binary itself, or a root's loader and the binary).
+    pub fn program(&self) -> Vec<String> {
+        self.launch.program(&self.path)
+    }
+
+    /// A command that starts this binary, its data folder named (`-L`) when it has one.
+    pub fn command(&self) -> Command {
+        let mut cmd = self.launch.command(&self.path);
+        cmd.args(self.data_dir_args());
+        cmd
     }
 
     /// `-L DIR` when the binary needs its data folder named.
@@ -236,12 +265,13 @@ pub const MACHINES_LIMIT: Duration = Duration::from_secs(10);
 /// Runs the binary with `args` and returns its stdout; bounded (the whole process group is
 /// killed at `limit`), so a broken binary cannot hang discovery or leave children behind.
 fn query(
+    launch: &Launch,
     path: &Path,
     data_dir: Option<&Path>,
     args: &[&str],
     limit: Duration,
 ) -> Result<String, RunError> {
-    let mut cmd = Command::new(path);
+    let mut cmd = launch.command(path);
     if let Some(dir) = data_dir {
         cmd.arg("-L").arg(dir);
     }
@@ -326,7 +356,7 @@ none                 empty machine
 
     #[test]
     fn a_binary_that_is_no_qemu_is_an_error_naming_it() {
-        let e = QemuBinary::inspect(Path::new("/bin/true"), None).unwrap_err();
+        let e = QemuBinary::inspect(Path::new("/bin/true"), None, &Launch::Direct).unwrap_err();
         assert_eq!(e.path, Path::new("/bin/true"));
         assert!(matches!(&e.problem, QemuProblem::NoVersion { .. }), "{e}");
         assert!(
@@ -335,7 +365,7 @@ none                 empty machine
             "{e}"
         );
         let missing = Path::new("/nonexistent/qemu-system-x86_64");
-        let e = QemuBinary::inspect(missing, None).unwrap_err();
+        let e = QemuBinary::inspect(missing, None, &Launch::Direct).unwrap_err();
         assert!(
             matches!(e.problem, QemuProblem::Run(RunError::Spawn { .. })),
             "{e}"

@@ -29,7 +29,7 @@ impl<'q> QemuArgs<'q> {
     /// The binary (with `-L` for an unpacked one), no default devices, no user config, no
     /// display, one CPU, `memory_mib` MiB of memory.
     pub fn new(qemu: &'q QemuBinary, memory_mib: u32) -> QemuArgs<'q> {
-        let mut head = vec![qemu.path.display().to_string()];
+        let mut head = qemu.program();
         head.extend(qemu.data_dir_args());
         head.extend(
             [

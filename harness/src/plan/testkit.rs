@@ -28,6 +28,7 @@ pub fn qemu_binary(version: &str) -> QemuBinary {
     QemuBinary {
         path: PathBuf::from(format!("/opt/qemu-{v}/bin/qemu-system-x86_64")),
         data_dir: None,
+        launch: crate::discover::launch::Launch::Direct,
         version: v,
         banner: format!("QEMU emulator version {v}"),
         machines: Machines::parse_help(&help),
