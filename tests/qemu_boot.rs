@@ -83,12 +83,12 @@ fn every_debian_descriptor_is_judged_correctly() {
         .collect();
     let before: Vec<String> = templates.iter().map(|p| sha256(p)).collect();
 
-    // ci/test adds a second QEMU version (`--qemu PATH=DATADIR`).
+    // ci/test adds a second QEMU version (`--qemu-root DIR`, bookworm-backports' QEMU 10.0).
     let extra = std::env::var("BOOTMATRIX_EXTRA_QEMU").ok();
     let filter = "^(40|50|60)-edk2-x86_64[a-z-]*/";
     let mut args = vec!["--filter", filter];
     if let Some(q) = &extra {
-        args.extend(["--qemu", q.as_str()]);
+        args.extend(["--qemu-root", q.as_str()]);
     }
     let run = bootmatrix(&args);
     // The shim variants exist on QEMU >= 10.0 only, as skips here (no --shim).
@@ -406,7 +406,7 @@ fn trixie_ovmf_2025_02_warns_and_can_refuse() {
     let filter = "^(40|50|60)-edk2-x86_64[a-z-]*/[^/]*/sev-off/";
     let mut args = vec!["--descriptors", descriptors.as_str(), "--filter", filter];
     if let Some(q) = &extra {
-        args.extend(["--qemu", q.as_str()]);
+        args.extend(["--qemu-root", q.as_str()]);
     }
     let run = bootmatrix(&args);
     assert!(run.cells().len() >= 28, "{}", run.stdout);
@@ -446,7 +446,7 @@ fn shim_refuses_the_unsigned_kernel_on_trixie_ovmf() {
     let run = bootmatrix(&[
         "--descriptors",
         &descriptors,
-        "--qemu",
+        "--qemu-root",
         &qemu,
         "--no-path-qemu",
         "--shim",

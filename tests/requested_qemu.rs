@@ -316,3 +316,106 @@ fn a_broken_qemu_on_path_and_asked_for_is_asked_once() {
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert_all_gone(&pids);
 }
+
+/// A Debian root for `--qemu-root`: `usr/bin/qemu-system-x86_64` is a copy of `qemu`, and the
+/// root's loader is a script that records its arguments and `QEMU_MODULE_DIR`, then runs the
+/// binary the way `ld.so --inhibit-cache --library-path DIRS BINARY ARGS` does.
+fn fake_root(place: &Place, qemu: &Path) -> PathBuf {
+    let root = place.path("root");
+    let lib = root.join("usr/lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(lib.join("qemu")).unwrap();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("usr/share/qemu")).unwrap();
+    std::fs::copy(qemu, root.join("usr/bin").join(SYSTEM_EMULATOR)).unwrap();
+    let log = place.path("loader.log");
+    let loader = lib.join("ld-linux-x86-64.so.2");
+    std::fs::write(
+        &loader,
+        format!(
+            "#!/bin/sh\necho \"$QEMU_MODULE_DIR $1 $2 $3\" >> {}\nshift 3\nexec \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&loader, std::fs::Permissions::from_mode(0o755)).unwrap();
+    root
+}
+
+#[test]
+fn a_qemu_root_is_started_through_its_own_loader_and_listed_with_its_root() {
+    let place = Place::new();
+    let root = fake_root(&place, &common::fake_qemu());
+    let ran = place.run(
+        &[
+            "list",
+            "--no-path-qemu",
+            "--qemu-root",
+            root.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(ran.status, Some(0), "{ran:#?}");
+    let real = std::fs::canonicalize(&root).unwrap();
+    let lib = real.join("usr/lib/x86_64-linux-gnu");
+    assert!(
+        ran.stdout.contains(&format!(
+            "root {}, started through the root's loader {}",
+            real.display(),
+            lib.join("ld-linux-x86-64.so.2").display()
+        )),
+        "{ran:#?}"
+    );
+    // --version and -machine help, both through the loader, with the root's modules and
+    // libraries only (the host's ld.so.cache left out).
+    let log = std::fs::read_to_string(place.path("loader.log")).unwrap();
+    let expected = format!(
+        "{} --inhibit-cache --library-path {}\n",
+        lib.join("qemu").display(),
+        lib.display()
+    );
+    assert_eq!(log, expected.repeat(log.lines().count().max(2)), "{log}");
+}
+
+#[test]
+fn a_qemu_root_without_a_qemu_or_a_loader_is_a_usage_error_naming_it() {
+    let place = Place::new();
+    let empty = place.path("empty-root");
+    std::fs::create_dir(&empty).unwrap();
+    let ran = place.run(
+        &[
+            "plan",
+            "--no-path-qemu",
+            "--qemu-root",
+            empty.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(ran.status, Some(2), "{ran:#?}");
+    assert!(
+        ran.stderr.starts_with(&format!(
+            "bootmatrix: --qemu-root {}: {} has no usr/bin/qemu-system-x86_64",
+            empty.display(),
+            empty.display()
+        )),
+        "{ran:#?}"
+    );
+    // A QEMU that answers no version, behind a working loader: named by its root.
+    let root = fake_root(&place, &place.no_version());
+    let ran = place.run(
+        &[
+            "list",
+            "--no-path-qemu",
+            "--qemu-root",
+            root.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(ran.status, Some(2), "{ran:#?}");
+    assert!(
+        ran.stderr.contains("--qemu-root ")
+            && ran
+                .stderr
+                .contains("cannot read a version from \"not an emulator\""),
+        "{ran:#?}"
+    );
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use bootmatrix::discover::descriptor::{Descriptor, Feature, Mapping};
+use bootmatrix::discover::qemu::QemuProblem;
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
 use bootmatrix::plan::layout::Layout;
 use bootmatrix::plan::{self, Action, PlanOptions};
@@ -101,7 +102,10 @@ fn execute(args: &Options) -> Result<u8, String> {
         let why: Vec<String> = inventory
             .requested_qemu_errors
             .iter()
-            .map(|e| format!("--qemu {e}"))
+            .map(|e| match e.problem {
+                QemuProblem::Root(_) => format!("--qemu-root {e}"),
+                _ => format!("--qemu {e}"),
+            })
             .collect();
         return Err(why.join("; "));
     }

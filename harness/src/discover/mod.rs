@@ -133,6 +133,11 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
         }
         match QemuBinary::inspect(&path, data_dir.as_deref(), &launch) {
             Ok(binary) => binaries.push(binary),
+            // Named by the root it was asked for with.
+            Err(e) if launch.root().is_some() => requested_qemu_errors.push(QemuError {
+                path: launch.root().unwrap_or(&path).to_path_buf(),
+                problem: QemuProblem::Root(format!("{}: {}", path.display(), e.problem)),
+            }),
             Err(e) if n >= from_path => requested_qemu_errors.push(e),
             Err(e) => qemu_errors.push(e),
         }
