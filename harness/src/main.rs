@@ -83,6 +83,11 @@ fn execute(args: &Options) -> Result<u8, String> {
     if let (Some(shim), Verb::Run) = (&args.cells.shim, args.verb) {
         bootmatrix::discover::input_file("--shim", shim, bootmatrix::tools::KERNEL_LIMIT)?;
     }
+    if let Some(root) = &args.found.descriptor_root {
+        if !root.is_dir() {
+            return Err(format!("--root {}: not a folder", root.display()));
+        }
+    }
     let kernel = bootmatrix::discover::find_kernel(args.found.kernel.as_deref());
     if let (Some(_), Err(why)) = (&args.found.kernel, &kernel) {
         return Err(why.clone());
@@ -91,6 +96,7 @@ fn execute(args: &Options) -> Result<u8, String> {
     // probe image) go to a temp folder.
     let inventory = discover(&DiscoverOptions {
         descriptor_dirs: args.found.descriptor_dirs.clone(),
+        descriptor_root: args.found.descriptor_root.clone(),
         qemus: args.found.qemus.clone(),
         qemu_roots: args.found.qemu_roots.clone(),
         no_path_qemu: args.found.no_path_qemu,

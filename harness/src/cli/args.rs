@@ -101,6 +101,16 @@ pub struct Found {
     /// specific)
     #[arg(long = "descriptors", value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub descriptor_dirs: Vec<PathBuf>,
+    /// The unpacked package tree (`dpkg-deb -x PKG.deb ROOT`) the --descriptors folders name
+    /// their files in: each path resolves under ROOT, as in a chroot (default: ROOT for a
+    /// folder ROOT/usr/share/qemu/firmware)
+    #[arg(
+        long = "root",
+        value_name = "ROOT",
+        requires = "descriptor_dirs",
+        value_hint = ValueHint::DirPath
+    )]
+    pub descriptor_root: Option<PathBuf>,
     /// Also use this QEMU binary (repeatable); DATADIR is passed as -L
     #[arg(
         long = "qemu",

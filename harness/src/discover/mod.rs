@@ -7,6 +7,7 @@ pub mod launch;
 pub mod qemu;
 pub mod release;
 pub mod search;
+pub mod tree;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,9 @@ pub struct Inventory {
 pub struct DiscoverOptions {
     /// Replaces the default search folders (general to specific).
     pub descriptor_dirs: Vec<PathBuf>,
+    /// `--root`: the package tree every folder of `descriptor_dirs` names its files in. Without
+    /// it, a folder `ROOT/usr/share/qemu/firmware` implies `ROOT` ([`tree::implied_root`]).
+    pub descriptor_root: Option<PathBuf>,
     /// `--qemu PATH[=DATADIR]`, in addition to `PATH`.
     pub qemus: Vec<(PathBuf, Option<PathBuf>)>,
     /// `--qemu-root DIR`: the QEMU of another Debian root, started through its own loader.
@@ -71,20 +75,26 @@ pub struct DiscoverOptions {
 }
 
 pub fn discover(options: &DiscoverOptions) -> Inventory {
-    let search_dirs = if options.descriptor_dirs.is_empty() {
-        search::default_search_dirs()
-    } else {
-        options.descriptor_dirs.clone()
-    };
-    let found = search::scan(&search_dirs);
+    let rooted = rooted_dirs(options);
+    let search_dirs: Vec<PathBuf> = rooted.iter().map(|(dir, _)| dir.clone()).collect();
+    let found = search::scan_rooted(&rooted);
     let firmware = found
         .descriptors
         .into_iter()
         .map(|descriptor| {
             let executable = executable_of(&descriptor).to_path_buf();
+            let root = rooted
+                .iter()
+                .find(|(dir, _)| descriptor.path.parent() == Some(dir.as_path()))
+                .and_then(|(_, root)| root.as_deref());
+            let package = match root {
+                // The tree's own files say what it is; the host's dpkg knows nothing of it.
+                Some(root) => tree::tree_package(root, &executable),
+                None => owning_package(&executable).or_else(|| unpacked_package(&executable)),
+            };
             Firmware {
                 executable_sha256: sha256_file(&executable),
-                package: owning_package(&executable).or_else(|| unpacked_package(&executable)),
+                package,
                 descriptor,
             }
         })
@@ -174,6 +184,37 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
     }
 }
 
+/// The descriptor folders with the package tree each names its files in: `--root` for every
+/// `--descriptors` folder, else the root a folder inside its own tree implies; the default
+/// folders are the system's own. Rooted folders are made canonical, so their descriptors lie
+/// inside the root as it is resolved.
+fn rooted_dirs(options: &DiscoverOptions) -> Vec<(PathBuf, Option<PathBuf>)> {
+    if options.descriptor_dirs.is_empty() {
+        return search::default_search_dirs()
+            .into_iter()
+            .map(|d| (d, None))
+            .collect();
+    }
+    let explicit = options
+        .descriptor_root
+        .as_ref()
+        .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()));
+    options
+        .descriptor_dirs
+        .iter()
+        .map(|dir| {
+            let root = explicit.clone().or_else(|| tree::implied_root(dir));
+            match root {
+                Some(root) => (
+                    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()),
+                    Some(root),
+                ),
+                None => (dir.clone(), None),
+            }
+        })
+        .collect()
+}
+
 /// The file that identifies the firmware build.
 pub fn executable_of(descriptor: &Descriptor) -> &Path {
     match &descriptor.mapping {
@@ -233,28 +274,18 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
 /// For a Debian package unpacked with `dpkg-deb -x` (not installed, so dpkg does not know it):
 /// `ovmf 2025.02-8 (unpacked in DIR)`, read from the package's own changelog next to the
 /// executable (`DIR/usr/share/doc/<package>/changelog.Debian.gz`).
+///
+/// For descriptors that name absolute paths into a tree without a root being known, the tree
+/// is guessed by cutting the real path at its last `/usr/share/` (never the system's own `/`);
+/// see [`tree::tree_package`].
 fn unpacked_package(executable: &Path) -> Option<String> {
     let real = std::fs::canonicalize(executable).ok()?;
     let text = real.to_str()?;
     let (root, _) = text.rsplit_once("/usr/share/")?;
-    let docs = Path::new(root).join("usr/share/doc");
-    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&docs)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .filter(|(_, dir)| dir.join("changelog.Debian.gz").is_file())
-        .collect();
-    found.sort();
-    // One package per unpacked tree; several would leave the owner unknown.
-    let [(package, dir)] = found.as_slice() else {
+    if root.is_empty() {
         return None;
-    };
-    let mut cmd = std::process::Command::new("gzip");
-    cmd.arg("-dc").arg(dir.join("changelog.Debian.gz"));
-    let log =
-        crate::tools::run_bounded(&mut cmd, std::time::Duration::from_secs(10), "gzip -dc").ok()?;
-    let version = changelog_version(&log)?;
-    Some(format!("{package} {version} (unpacked in {root})"))
+    }
+    tree::tree_package(Path::new(root), &real)
 }
 
 /// The version of the newest entry of a Debian changelog: `edk2 (2025.02-8) unstable; ...`.

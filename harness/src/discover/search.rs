@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::discover::descriptor::{self, Descriptor, DescriptorError};
+use crate::discover::tree;
 use crate::tools::{read_input, DESCRIPTOR_LIMIT};
 
 /// Everything found in the search folders.
@@ -53,6 +54,10 @@ fn search_dirs(xdg_config_home: Option<OsString>, home: Option<OsString>) -> Vec
 /// One `*.json` entry of a search folder.
 struct Candidate {
     path: PathBuf,
+    /// What is read: `path`, or inside a package tree, `path` resolved under its root.
+    real: PathBuf,
+    /// The root of the package tree the descriptor names files in.
+    root: Option<PathBuf>,
     /// Zero-length (or a link to /dev/null): hides the name in less specific folders.
     empty: bool,
 }
@@ -63,10 +68,19 @@ struct Candidate {
 /// are regular files of at most [`DESCRIPTOR_LIMIT`] bytes, so a FIFO, a device or a huge file
 /// is one broken descriptor, never a hang.
 pub fn scan(dirs: &[PathBuf]) -> Discovery {
+    let unrooted: Vec<(PathBuf, Option<PathBuf>)> =
+        dirs.iter().map(|d| (d.clone(), None)).collect();
+    scan_rooted(&unrooted)
+}
+
+/// [`scan`] over folders each with the root of the package tree it names files in, if any:
+/// the files a descriptor from such a folder names are resolved under that root
+/// ([`tree::reroot`]), and a descriptor inside that root is itself read through it.
+pub fn scan_rooted(dirs: &[(PathBuf, Option<PathBuf>)]) -> Discovery {
     let mut out = Discovery::default();
     // File name -> entries from general to specific; the BTreeMap gives the spec's sort order.
     let mut by_name: BTreeMap<OsString, Vec<Candidate>> = BTreeMap::new();
-    for dir in dirs {
+    for (dir, root) in dirs {
         let dir_err = |e: io::Error| DescriptorError {
             path: dir.clone(),
             field: String::new(),
@@ -94,19 +108,36 @@ pub fn scan(dirs: &[PathBuf]) -> Discovery {
                 continue;
             }
             let path = entry.path();
+            // Inside a package tree, the file itself is read through the tree's links.
+            let real = match root.as_deref().map(|r| (r, path.strip_prefix(r))) {
+                Some((r, Ok(inside))) => match tree::resolve_in(r, inside) {
+                    Ok(real) => real,
+                    Err(message) => {
+                        out.errors.push(DescriptorError {
+                            path,
+                            field: String::new(),
+                            message,
+                        });
+                        continue;
+                    }
+                },
+                _ => path.clone(),
+            };
             // fs::metadata follows symlinks, so links to regular files count as files.
-            let empty = match fs::metadata(&path) {
+            let empty = match fs::metadata(&real) {
                 Ok(meta) if meta.is_file() => meta.len() == 0,
                 // systemd-style masking with a link to /dev/null.
-                Ok(_) => fs::canonicalize(&path).is_ok_and(|p| p == Path::new("/dev/null")),
+                Ok(_) => fs::canonicalize(&real).is_ok_and(|p| p == Path::new("/dev/null")),
                 // A folder, a FIFO, a device or a dangling link is kept, so that reading it
                 // reports the problem by path.
                 Err(_) => false,
             };
-            by_name
-                .entry(name)
-                .or_default()
-                .push(Candidate { path, empty });
+            by_name.entry(name).or_default().push(Candidate {
+                path,
+                real,
+                root: root.clone(),
+                empty,
+            });
         }
     }
     for candidates in by_name.into_values() {
@@ -126,13 +157,17 @@ pub fn scan(dirs: &[PathBuf]) -> Discovery {
             continue;
         }
         out.overridden.extend(hidden.iter().map(shadowed));
-        let result = read_input(&winner.path, DESCRIPTOR_LIMIT)
+        let result = read_input(&winner.real, DESCRIPTOR_LIMIT)
             .map_err(|e| DescriptorError {
                 path: winner.path.clone(),
                 field: String::new(),
                 message: e.to_string(),
             })
-            .and_then(|bytes| descriptor::parse_bytes(&winner.path, &bytes));
+            .and_then(|bytes| descriptor::parse_bytes(&winner.path, &bytes))
+            .and_then(|d| match &winner.root {
+                Some(root) => tree::reroot(d, root),
+                None => Ok(d),
+            });
         match result {
             Ok(descriptor) => out.descriptors.push(descriptor),
             Err(e) => out.errors.push(e),
