@@ -93,6 +93,7 @@ fn each_subcommand_offers_only_its_own_options() {
     let run_options = options_in(&run);
     for option in [
         "--descriptors",
+        "--root",
         "--qemu",
         "--no-path-qemu",
         "--accel",
@@ -450,4 +451,158 @@ fn expect_needs_one_build_and_names_what_it_found_instead() {
         "{}",
         one.stdout
     );
+}
+
+/// A package tree as `dpkg-deb -x` leaves it, of two packages from one source (sid's split
+/// ovmf): `TREE/usr/share/qemu/firmware` holds a descriptor naming `/usr/share/OVMF/CODE.fd`,
+/// an absolute link the tree re-roots (its target does not exist on the host), and one whose
+/// `..` leads out of the tree.
+fn package_tree(tmp: &Path) -> PathBuf {
+    let tree = tmp.join("tree");
+    let firmware = tree.join("usr/share/qemu/firmware");
+    std::fs::create_dir_all(&firmware).unwrap();
+    let real = tree.join("bootmatrix-no-such-folder/ovmf");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::write(real.join("CODE.fd"), b"tree code").unwrap();
+    std::fs::write(real.join("VARS.fd"), b"tree vars").unwrap();
+    assert!(!Path::new("/bootmatrix-no-such-folder").exists());
+    std::fs::create_dir_all(tree.join("usr/share/OVMF")).unwrap();
+    std::os::unix::fs::symlink(
+        "/bootmatrix-no-such-folder/ovmf/CODE.fd",
+        tree.join("usr/share/OVMF/CODE.fd"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "../../../bootmatrix-no-such-folder/ovmf/VARS.fd",
+        tree.join("usr/share/OVMF/VARS.fd"),
+    )
+    .unwrap();
+    let descriptor = |code: &str| {
+        serde_json::json!({
+            "description": "from the tree",
+            "interface-types": ["uefi"],
+            "mapping": {
+                "device": "flash",
+                "executable": {"filename": code, "format": "raw"},
+                "nvram-template": {"filename": "/usr/share/OVMF/VARS.fd", "format": "raw"}
+            },
+            "targets": [{"architecture": "x86_64", "machines": ["pc-q35-*"]}],
+            "features": ["secure-boot"]
+        })
+        .to_string()
+    };
+    std::fs::write(
+        firmware.join("50-tree.json"),
+        descriptor("/usr/share/OVMF/CODE.fd"),
+    )
+    .unwrap();
+    std::fs::write(
+        firmware.join("60-escape.json"),
+        descriptor("/usr/share/../../../etc/passwd"),
+    )
+    .unwrap();
+    for package in ["ovmf-generic", "ovmf-amdsev"] {
+        let doc = tree.join("usr/share/doc").join(package);
+        std::fs::create_dir_all(&doc).unwrap();
+        let log = doc.join("changelog.Debian");
+        std::fs::write(&log, "edk2 (2026.08-1) unstable; urgency=medium\n").unwrap();
+        let status = Command::new("gzip").arg(&log).status().unwrap();
+        assert!(status.success());
+    }
+    std::fs::canonicalize(tree).unwrap()
+}
+
+#[test]
+fn a_descriptor_folder_in_a_package_tree_names_files_under_its_root() {
+    let e = Empty::new();
+    let qemu = e.qemu.to_str().unwrap();
+    let tree = package_tree(e.tmp.path());
+    let root = tree.to_str().unwrap();
+    let folder = format!("{root}/usr/share/qemu/firmware");
+    let list = e.run(&[
+        "list",
+        "--descriptors",
+        &folder,
+        "--no-path-qemu",
+        "--qemu",
+        qemu,
+    ]);
+    assert_eq!(list.status, 0, "{}{}", list.stdout, list.stderr);
+    assert!(
+        list.stdout.contains("descriptors: 1 usable, 1 broken"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains(&format!(
+            "flash split: {root}/bootmatrix-no-such-folder/ovmf/CODE.fd (raw), nvram-template \
+             {root}/bootmatrix-no-such-folder/ovmf/VARS.fd (raw)"
+        )),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains(&format!(
+            "(edk2 2026.08-1 (source of ovmf-amdsev, ovmf-generic; unpacked in {root}))"
+        )),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains(&format!(
+            "skipped broken descriptor {folder}/60-escape.json: mapping.executable.filename: \
+             /usr/share/../../../etc/passwd leads out of the package tree {root}"
+        )),
+        "{}",
+        list.stdout
+    );
+
+    // The same descriptors copied out of the tree: --root names it.
+    let copy = e.tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::copy(format!("{folder}/50-tree.json"), copy.join("50-tree.json")).unwrap();
+    let copy = copy.to_str().unwrap();
+    let rooted = e.run(&[
+        "list",
+        "--descriptors",
+        copy,
+        "--root",
+        root,
+        "--no-path-qemu",
+        "--qemu",
+        qemu,
+    ]);
+    assert_eq!(rooted.status, 0, "{}{}", rooted.stdout, rooted.stderr);
+    assert!(
+        rooted.stdout.contains(&format!(
+            "flash split: {root}/bootmatrix-no-such-folder/ovmf/CODE.fd"
+        )),
+        "{}",
+        rooted.stdout
+    );
+    // Without it, the copy names the host's files, which do not exist.
+    let plain = e.run(&[
+        "list",
+        "--descriptors",
+        copy,
+        "--no-path-qemu",
+        "--qemu",
+        qemu,
+    ]);
+    assert!(
+        plain
+            .stdout
+            .contains("flash split: /usr/share/OVMF/CODE.fd"),
+        "{}",
+        plain.stdout
+    );
+
+    // --root needs --descriptors, and a folder.
+    let alone = e.run(&["list", "--root", root]);
+    assert_eq!(alone.status, 2, "{}", alone.stderr);
+    assert!(alone.stderr.contains("--descriptors"), "{}", alone.stderr);
+    let missing = e.path("missing");
+    let bad = e.run(&["list", "--descriptors", copy, "--root", &missing]);
+    assert_eq!(bad.status, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(bad.stderr.contains("--root"), "{}", bad.stderr);
 }
