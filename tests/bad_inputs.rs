@@ -1118,3 +1118,88 @@ fn kernel_and_shim_that_are_no_regular_files_are_refused_quickly() {
         );
     }
 }
+
+/// A package tree (`dpkg-deb -x`) whose descriptors and links lead out of it: each escape is a
+/// broken descriptor naming the file, the field and the path; an absolute link is followed
+/// inside the tree, never to the host file of its name; the good descriptor beside them stays.
+#[test]
+fn a_package_tree_whose_paths_lead_out_is_named_and_never_read_outside() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = fs::canonicalize(tmp.path()).unwrap();
+    let root = scratch.join("tree");
+    let dir = root.join("usr/share/qemu/firmware");
+    let ovmf = root.join("usr/share/OVMF");
+    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&ovmf).unwrap();
+    fs::write(ovmf.join("CODE.fd"), b"firmware").unwrap();
+    fs::write(ovmf.join("VARS.fd"), b"vars").unwrap();
+    let write = |name: &str, device: &str, code: &str| {
+        let mapping = match device {
+            "flash" => serde_json::json!({
+                "device": "flash",
+                "executable": {"filename": code, "format": "raw"},
+                "nvram-template": {"filename": "/usr/share/OVMF/VARS.fd", "format": "raw"}
+            }),
+            _ => serde_json::json!({"device": device, "filename": code}),
+        };
+        let text = serde_json::json!({
+            "description": name,
+            "interface-types": ["uefi"],
+            "mapping": mapping,
+            "targets": [{"architecture": "x86_64", "machines": ["pc-q35-*"]}],
+            "features": ["secure-boot"]
+        });
+        fs::write(dir.join(name), text.to_string()).unwrap();
+        dir.join(name)
+    };
+    write("99-good.json", "flash", "/usr/share/OVMF/CODE.fd");
+    let dotdot = write("10-dotdot.json", "flash", "/usr/share/../../../etc/passwd");
+    symlink("../escape/CODE.fd", ovmf.join("chain.fd")).unwrap();
+    symlink("../../..", root.join("usr/share/escape")).unwrap();
+    let chain = write("11-chain.json", "flash", "/usr/share/OVMF/chain.fd");
+    symlink("/usr/share/OVMF/loop.fd", ovmf.join("loop.fd")).unwrap();
+    let looped = write("12-loop.json", "flash", "/usr/share/OVMF/loop.fd");
+    let memory = write("13-memory.json", "memory", "/../bios.bin");
+    // A descriptor linking to a good one on the host: the tree has no such file.
+    let host = scratch.join("host.json");
+    fs::copy(dir.join("99-good.json"), &host).unwrap();
+    let to_host = dir.join("14-to-host.json");
+    symlink(&host, &to_host).unwrap();
+    let up = dir.join("15-up.json");
+    symlink("../../../../../../../../../../../etc/hostname", &up).unwrap();
+
+    let list = discover("list", &dir, &scratch);
+    let plan = discover("plan", &dir, &scratch);
+    let out = format!("leads out of the package tree {}", shown_path(&root));
+    for (path, expected) in [
+        (
+            &dotdot,
+            format!(
+                "mapping.executable.filename: /usr/share/../../../etc/passwd {}",
+                out
+            ),
+        ),
+        (
+            &chain,
+            format!(
+                "mapping.executable.filename: /usr/share/OVMF/chain.fd {}",
+                out
+            ),
+        ),
+        (&looped, "more than 40 symbolic links".to_string()),
+        (&memory, format!("mapping.filename: /../bios.bin {}", out)),
+        (
+            &to_host,
+            "cannot read: No such file or directory".to_string(),
+        ),
+        (&up, out.clone()),
+    ] {
+        assert_named(&list, &plan, &shown_path(path), &expected);
+    }
+    assert!(
+        list.stdout.contains("descriptors: 1 usable, 6 broken"),
+        "{}",
+        list.stdout
+    );
+}
