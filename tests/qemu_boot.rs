@@ -394,7 +394,8 @@ fn from_ci(variable: &str, script: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// The descriptors of Debian trixie's OVMF 2025.02, unpacked by `ci/extra-ovmf`.
+/// The descriptors of Debian trixie's OVMF 2025.02 as the package ships them, in the tree
+/// `ci/extra-ovmf` unpacks: `ROOT/usr/share/qemu/firmware`, which implies `--root ROOT`.
 fn trixie_descriptors() -> String {
     from_ci("BOOTMATRIX_EXTRA_OVMF", "extra-ovmf")
 }
@@ -413,12 +414,18 @@ fn trixie_ovmf_2025_02_warns_and_can_refuse() {
     // The fallback is warned about now, the switch turns it off, and QEMU 10 hands over the
     // unpatched kernel, whose signature verifies: all in tests/expected/.
     compare(&run.report, TRIXIE_OVMF, &Regex::new(filter).unwrap());
+    // The package's own descriptors, with their paths resolved in its tree (the implied root).
+    let tree = Path::new(&descriptors)
+        .ancestors()
+        .nth(4)
+        .expect("ROOT/usr/share/qemu/firmware");
     for cell in run.cells() {
         assert_eq!(
             cell.firmware.edk2_release,
             Edk2Release::parse("2025.02"),
             "{cell}"
         );
+        assert!(cell.firmware.executable.starts_with(tree), "{cell}");
     }
     let warned = run.cell(
         "50-edk2-x86_64-secure/qemu-7.2",
