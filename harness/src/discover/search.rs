@@ -110,7 +110,7 @@ pub fn scan_rooted(dirs: &[(PathBuf, Option<PathBuf>)]) -> Discovery {
             let path = entry.path();
             // Inside a package tree, the file itself is read through the tree's links.
             let real = match root.as_deref().map(|r| (r, path.strip_prefix(r))) {
-                Some((r, Ok(inside))) => match tree::resolve_in(r, inside) {
+                Some((r, Ok(inside))) => match tree::resolve_in(r, &Path::new("/").join(inside)) {
                     Ok(real) => real,
                     Err(message) => {
                         out.errors.push(DescriptorError {

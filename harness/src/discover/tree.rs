@@ -473,12 +473,25 @@ mod tests {
 
     #[test]
     fn a_doc_folder_linking_out_of_the_tree_is_not_read() {
-        let (_d, root) = tree(&[("usr/share/OVMF/CODE.fd", "code")]);
-        // A host changelog this points at must not be read: the tree has none there.
-        link(&root, "usr/share/doc/ovmf", "/usr/share/doc/ovmf");
-        assert_eq!(
-            tree_package(&root, &root.join("usr/share/OVMF/CODE.fd")),
-            None
+        let (dir, root) = tree(&[("usr/share/OVMF/CODE.fd", "code")]);
+        // A changelog on the host, beside the tree, that an absolute link names.
+        let host = fs::canonicalize(dir.path()).unwrap().join("host");
+        changelog(&host, "ovmf", "edk2", "2025.02-8");
+        link(
+            &root,
+            "usr/share/doc/ovmf",
+            host.join("usr/share/doc/ovmf").to_str().unwrap(),
+        );
+        let code = root.join("usr/share/OVMF/CODE.fd");
+        assert_eq!(tree_package(&root, &code), None);
+        // The same link relative, inside the tree once it has that changelog.
+        changelog(&root, "ovmf-real", "edk2", "2025.02-9");
+        fs::remove_file(root.join("usr/share/doc/ovmf")).unwrap();
+        link(&root, "usr/share/doc/ovmf", "ovmf-real");
+        let got = tree_package(&root, &code).unwrap();
+        assert!(
+            got.starts_with("edk2 2025.02-9 (source of ovmf, ovmf-real;"),
+            "{got}"
         );
     }
 }
