@@ -580,6 +580,24 @@ fn a_descriptor_folder_in_a_package_tree_names_files_under_its_root() {
         "{}",
         rooted.stdout
     );
+    // expect takes it too, and finds the build by the source the tree names.
+    let expect = e.run(&[
+        "expect",
+        "--package",
+        "edk2",
+        "--descriptors",
+        copy,
+        &format!("--root={root}"),
+        "--no-path-qemu",
+        "--qemu",
+        qemu,
+    ]);
+    assert_eq!(expect.status, 0, "{}{}", expect.stdout, expect.stderr);
+    assert!(
+        expect.stdout.contains("edk2 release: 2026.08"),
+        "{}",
+        expect.stdout
+    );
     // Without it, the copy names the host's files, which do not exist.
     let plain = e.run(&[
         "list",
