@@ -28,6 +28,7 @@ fn firmware_from_text(name: &str, text: &str) -> Firmware {
         descriptor,
         executable_sha256: Ok("00".repeat(32)),
         package: None,
+        tree: None,
     }
 }
 

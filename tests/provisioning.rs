@@ -64,10 +64,20 @@ fn provisioning_changes_nothing_on_the_machine_and_is_idempotent() {
         "{said}"
     );
     assert_eq!(listing("/etc/apt"), apt_before, "/etc/apt changed");
-    assert_eq!(listing("/var/lib/dpkg"), dpkg_before, "/var/lib/dpkg changed");
-    assert_eq!(usr_newer_than(&marker), Vec::<String>::new(), "/usr changed");
+    assert_eq!(
+        listing("/var/lib/dpkg"),
+        dpkg_before,
+        "/var/lib/dpkg changed"
+    );
+    assert_eq!(
+        usr_newer_than(&marker),
+        Vec::<String>::new(),
+        "/usr changed"
+    );
 
-    let root: PathBuf = cache.path().join("bootmatrix/debian/bookworm-backports/qemu");
+    let root: PathBuf = cache
+        .path()
+        .join("bootmatrix/debian/bookworm-backports/qemu");
     assert_eq!(
         printed.trim(),
         format!(

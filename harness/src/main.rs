@@ -138,7 +138,7 @@ fn execute(args: &Options) -> Result<u8, String> {
             let firmware = inventory
                 .firmware
                 .iter()
-                .find(|f| f.descriptor.name == cell.descriptor);
+                .find(|f| cell.id.split('/').next() == Some(f.label().as_str()));
             let recorded = explain::recorded(&run_dir, &cell.id);
             print!(
                 "{}",
@@ -408,7 +408,8 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
     println!();
     for f in &inventory.firmware {
         let d = &f.descriptor;
-        let left_out = plan.left_out.iter().find(|l| l.what == d.name);
+        let label = f.label();
+        let left_out = plan.left_out.iter().find(|l| l.what == label);
         println!(
             "{}  [{}]",
             field(&d.name),
@@ -434,6 +435,13 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
             (Err(why), _) => println!("    executable: {}", message(why)),
         }
         println!("    from {}", path(&d.path));
+        if let Some(tree) = &f.tree {
+            // Trees of several releases ship descriptors of the same name.
+            println!(
+                "    in the package tree {}; its cells are {label}/...",
+                path(tree)
+            );
+        }
     }
     for m in &inventory.masked {
         println!("{} masks {}", path(&m.by), path(&m.hidden));
@@ -447,12 +455,11 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
     for o in &inventory.overridden {
         println!("{} overrides {}", path(&o.by), path(&o.hidden));
     }
-    for l in plan.left_out.iter().filter(|l| {
-        !inventory
-            .firmware
-            .iter()
-            .any(|f| f.descriptor.name == l.what)
-    }) {
+    for l in plan
+        .left_out
+        .iter()
+        .filter(|l| !inventory.firmware.iter().any(|f| f.label() == l.what))
+    {
         println!("{}: {}", field(&l.what), message(&l.reason));
     }
 }

@@ -56,10 +56,13 @@ pub fn package_id(package: &str) -> &str {
     package.split(" (").next().unwrap_or(package)
 }
 
-/// A cell id with its QEMU version cut to major.minor: `.../qemu-7.2.22/...` -> `.../qemu-7.2/...`.
+/// A cell's key in its build's file: the id with the QEMU version cut to major.minor, and
+/// without a package tree's `@VERSION` (the file is the build's already).
 pub fn key(id: &str) -> String {
     let re = Regex::new(r"/qemu-(\d+)\.(\d+)\.\d+/").unwrap();
-    re.replace(id, "/qemu-$1.$2/").into_owned()
+    let id = re.replace(id, "/qemu-$1.$2/");
+    let tree = Regex::new(r"^([^/@]+)@[^/]*/").unwrap();
+    tree.replace(&id, "$1/").into_owned()
 }
 
 /// What the run gave one cell, in the file's terms.

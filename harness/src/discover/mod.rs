@@ -29,6 +29,48 @@ pub struct Firmware {
     pub executable_sha256: Result<String, String>,
     /// The Debian package that owns the executable, with its version, where dpkg knows it.
     pub package: Option<String>,
+    /// The package tree the descriptor names its files in (`--root`, or implied), if any.
+    pub tree: Option<PathBuf>,
+}
+
+impl Firmware {
+    /// The name of this firmware in cell ids, run folders and `list`: the descriptor's file name
+    /// without `.json` for the machine's own descriptors, and with `@VERSION` (the tree's
+    /// package version) for a package tree's, since trees of several releases ship descriptors
+    /// of the same name: `40-edk2-x86_64-secure-enrolled@2020.11-2+deb11u2`.
+    pub fn label(&self) -> String {
+        let name = &self.descriptor.name;
+        let stem = name.strip_suffix(".json").unwrap_or(name);
+        let Some(tree) = &self.tree else {
+            return stem.to_string();
+        };
+        let version = self
+            .package
+            .as_deref()
+            .and_then(|p| p.split_whitespace().nth(1))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                // No identity: the tree's own folder names it.
+                let parts: Vec<String> = tree
+                    .components()
+                    .rev()
+                    .take(2)
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                parts.into_iter().rev().collect::<Vec<_>>().join("-")
+            });
+        let version: String = version
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "+.~-_".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{stem}@{version}")
+    }
 }
 
 /// A QEMU binary with what it can do on this host.
@@ -95,6 +137,7 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
             Firmware {
                 executable_sha256: sha256_file(&executable),
                 package,
+                tree: root.map(Path::to_path_buf),
                 descriptor,
             }
         })
@@ -375,6 +418,30 @@ pub fn find_kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_s_firmware_is_labelled_with_its_version_the_machine_s_by_its_name() {
+        let text = r#"{"description": "d", "interface-types": ["uefi"],
+            "mapping": {"device": "memory", "filename": "/fw/OVMF.fd"},
+            "targets": [{"architecture": "x86_64", "machines": ["pc-q35-*"]}], "features": []}"#;
+        let descriptor =
+            descriptor::parse(Path::new("/d/40-edk2-x86_64-secure-enrolled.json"), text).unwrap();
+        let mut f = Firmware {
+            descriptor,
+            executable_sha256: Ok(String::new()),
+            package: Some("ovmf 2022.11-6+deb12u2".into()),
+            tree: None,
+        };
+        assert_eq!(f.label(), "40-edk2-x86_64-secure-enrolled");
+        f.tree = Some("/cache/debian/sid/ovmf".into());
+        f.package =
+            Some("edk2 2026.08+ds-2 (source of ovmf-generic, ovmf-amdsev; unpacked in /x)".into());
+        assert_eq!(f.label(), "40-edk2-x86_64-secure-enrolled@2026.08+ds-2");
+        f.package = None;
+        assert_eq!(f.label(), "40-edk2-x86_64-secure-enrolled@sid-ovmf");
+        f.tree = Some("/cache/my tree/a:b".into());
+        assert_eq!(f.label(), "40-edk2-x86_64-secure-enrolled@my_tree-a_b");
+    }
 
     #[test]
     fn reads_the_newest_changelog_version() {

@@ -78,8 +78,11 @@ pub fn scan(dirs: &[PathBuf]) -> Discovery {
 /// ([`tree::reroot`]), and a descriptor inside that root is itself read through it.
 pub fn scan_rooted(dirs: &[(PathBuf, Option<PathBuf>)]) -> Discovery {
     let mut out = Discovery::default();
-    // File name -> entries from general to specific; the BTreeMap gives the spec's sort order.
-    let mut by_name: BTreeMap<OsString, Vec<Candidate>> = BTreeMap::new();
+    // (tree, file name) -> entries from general to specific; the BTreeMap gives the spec's sort
+    // order. The machine's own folders (no tree) are one search path, where a more specific
+    // folder overrides or masks; each package tree is a search path of its own, so trees of
+    // several releases never hide each other's descriptors of the same name.
+    let mut by_name: BTreeMap<(Option<PathBuf>, OsString), Vec<Candidate>> = BTreeMap::new();
     for (dir, root) in dirs {
         let dir_err = |e: io::Error| DescriptorError {
             path: dir.clone(),
@@ -132,12 +135,15 @@ pub fn scan_rooted(dirs: &[(PathBuf, Option<PathBuf>)]) -> Discovery {
                 // reports the problem by path.
                 Err(_) => false,
             };
-            by_name.entry(name).or_default().push(Candidate {
-                path,
-                real,
-                root: root.clone(),
-                empty,
-            });
+            by_name
+                .entry((root.clone(), name))
+                .or_default()
+                .push(Candidate {
+                    path,
+                    real,
+                    root: root.clone(),
+                    empty,
+                });
         }
     }
     for candidates in by_name.into_values() {
@@ -277,6 +283,32 @@ mod tests {
                 by
             }]
         );
+    }
+
+    #[test]
+    fn package_trees_never_hide_each_others_descriptors() {
+        let tmp = TempDir::new().unwrap();
+        let mut dirs = vec![(tmp.path().join("host"), None)];
+        fs::create_dir_all(&dirs[0].0).unwrap();
+        write(&dirs[0].0, "50-a.json", &good("host"));
+        for release in ["bullseye", "sid"] {
+            let root = tmp.path().join(release);
+            let dir = root.join("usr/share/qemu/firmware");
+            fs::create_dir_all(&dir).unwrap();
+            fs::create_dir_all(root.join("fw")).unwrap();
+            fs::write(root.join("fw/CODE.fd"), b"code").unwrap();
+            fs::write(root.join("fw/VARS.fd"), b"vars").unwrap();
+            write(&dir, "50-a.json", &good(release));
+            dirs.push((dir, Some(root)));
+        }
+        let found = scan_rooted(&dirs);
+        assert_eq!(
+            descriptions(&found),
+            ["host", "bullseye", "sid"],
+            "{found:#?}"
+        );
+        assert!(found.overridden.is_empty() && found.masked.is_empty());
+        assert!(found.errors.is_empty(), "{:?}", found.errors);
     }
 
     #[test]

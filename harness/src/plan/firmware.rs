@@ -45,7 +45,13 @@ pub struct FirmwarePlan {
 /// is never mapped itself: the guest writes its varstore, so each cell gets a private copy (of
 /// the template as shipped, or of a varstore `prepare` enrolled). A split mapping always has a
 /// template (the descriptor parser and the `firmware-mapping` admission rule see to it).
-pub fn firmware_plan(d: &Descriptor, vars: Vars, dir: &Path, layout: &Layout) -> FirmwarePlan {
+pub fn firmware_plan(
+    d: &Descriptor,
+    label: &str,
+    vars: Vars,
+    dir: &Path,
+    layout: &Layout,
+) -> FirmwarePlan {
     let mut copies = Vec::new();
     let mut needs = Vec::new();
     let image = match &d.mapping {
@@ -71,7 +77,7 @@ pub fn firmware_plan(d: &Descriptor, vars: Vars, dir: &Path, layout: &Layout) ->
                 let source = match vars {
                     Vars::Shipped => template.filename.clone(),
                     other => {
-                        let out = layout.varstore(d, other);
+                        let out = layout.varstore(label, other);
                         needs.push(Artifact::Varstore {
                             template: template.filename.clone(),
                             vars: other,
@@ -115,7 +121,13 @@ mod tests {
 
     fn plan_of(mapping: &str, vars: Vars) -> (Descriptor, FirmwarePlan) {
         let d = firmware("50-test.json", &descriptor_text(mapping, &[])).descriptor;
-        let plan = firmware_plan(&d, vars, Path::new("/run/cells/c"), &Layout::new("/run"));
+        let plan = firmware_plan(
+            &d,
+            "50-test",
+            vars,
+            Path::new("/run/cells/c"),
+            &Layout::new("/run"),
+        );
         (d, plan)
     }
 
@@ -147,7 +159,7 @@ mod tests {
     #[test]
     fn enrolled_varstores_are_prepared_then_copied() {
         let (d, plan) = plan_of(SPLIT, Vars::OwnKeys);
-        let enrolled = Layout::new("/run").varstore(&d, Vars::OwnKeys);
+        let enrolled = Layout::new("/run").varstore("50-test", Vars::OwnKeys);
         assert_eq!(
             enrolled,
             Path::new("/run/prepared/vars/50-test.own-keys.fd")

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use crate::discover::descriptor::Descriptor;
 use crate::matrix::{Payload, Vars};
 
 /// Folder layout of one run. Everything a run writes lives under `root`.
@@ -46,12 +45,12 @@ impl Layout {
     pub fn initrd(&self) -> PathBuf {
         self.prepared().join("initrd.cpio")
     }
-    pub fn varstore(&self, descriptor: &Descriptor, vars: Vars) -> PathBuf {
-        self.prepared().join("vars").join(format!(
-            "{}.{}.fd",
-            stem(&descriptor.name),
-            vars.as_str()
-        ))
+    /// The varstore `vars` made from the template of the firmware labelled `label`
+    /// ([`crate::discover::Firmware::label`]: unique in a run, trees included).
+    pub fn varstore(&self, label: &str, vars: Vars) -> PathBuf {
+        self.prepared()
+            .join("vars")
+            .join(format!("{label}.{}.fd", vars.as_str()))
     }
     pub fn cell_dir(&self, id: &str) -> PathBuf {
         self.root.join("cells").join(id)

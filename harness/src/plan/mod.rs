@@ -28,7 +28,7 @@ use crate::scenario::{Rule, Scenarios, Subject};
 use admission::{Denial, DenialKind};
 use argv::QemuArgs;
 use firmware::{firmware_plan, FirmwarePlan};
-use layout::{stem, Layout};
+use layout::Layout;
 
 /// Something `prepare` must make before cells can run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -345,7 +345,7 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
         let d = &firmware.descriptor;
         if let Some(reason) = ineligible(d) {
             left_out.push(LeftOut {
-                what: d.name.clone(),
+                what: firmware.label(),
                 reason,
             });
             continue;
@@ -414,7 +414,7 @@ fn plan_cell(
     let d = &firmware.descriptor;
     let id = format!(
         "{}/{}/{}/{}/{}",
-        stem(&d.name),
+        firmware.label(),
         qemu.binary.label(),
         if sev { "sev-on" } else { "sev-off" },
         check,
@@ -494,7 +494,7 @@ fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
         image,
         copies,
         mut needs,
-    } = firmware_plan(d, c.variant.vars, &dir, layout);
+    } = firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout);
     let sev = if c.sev {
         c.qemu.sev.as_ref().ok()
     } else {

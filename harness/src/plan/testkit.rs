@@ -76,6 +76,7 @@ pub fn firmware(name: &str, text: &str) -> Firmware {
         descriptor: descriptor::parse(Path::new(name), text).expect("a valid descriptor"),
         executable_sha256: Ok("00".repeat(32)),
         package: None,
+        tree: None,
     }
 }
 
