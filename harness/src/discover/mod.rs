@@ -34,6 +34,15 @@ pub struct Firmware {
 }
 
 impl Firmware {
+    /// How `list` and `plan` name this firmware: the descriptor's file name, or for a package
+    /// tree's descriptor its [`label`](Self::label), which tells the trees apart.
+    pub fn shown_name(&self) -> String {
+        match self.tree {
+            None => self.descriptor.name.clone(),
+            Some(_) => self.label(),
+        }
+    }
+
     /// The name of this firmware in cell ids, run folders and `list`: the descriptor's file name
     /// without `.json` for the machine's own descriptors, and with `@VERSION` (the tree's
     /// package version) for a package tree's, since trees of several releases ship descriptors

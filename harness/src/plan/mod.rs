@@ -345,7 +345,7 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
         let d = &firmware.descriptor;
         if let Some(reason) = ineligible(d) {
             left_out.push(LeftOut {
-                what: firmware.label(),
+                what: firmware.shown_name(),
                 reason,
             });
             continue;

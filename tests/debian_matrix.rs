@@ -1,0 +1,99 @@
+//! The Debian release matrix, covered in CI: every OVMF generation Debian serves (2020.11,
+//! 2022.11, 2025.02, 2026.08) and every QEMU it serves (5.2, 7.2, 10.0.2, 10.0.13, 11.1.3) boot
+//! at least once per check, through `ci/debian-matrix`'s trees (`--descriptors` inside each
+//! package tree, `--qemu-root` for QEMUs that need their own C library). Each build's cells are
+//! held to its expected results (tests/expected/). The full matrix is `bootmatrix run
+//! $(./ci/debian-matrix)`; this is its covering subset, about 30 cells.
+#![cfg(feature = "qemu")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use bootmatrix::judge::VerdictKind;
+use bootmatrix::matrix::Check;
+use common::expected::{compare, package_id};
+use common::run::bootmatrix;
+use regex::Regex;
+
+/// The arguments `ci/debian-matrix` prints (ci/test sets BOOTMATRIX_DEBIAN_MATRIX to them).
+fn matrix_args() -> Vec<String> {
+    let text = match std::env::var("BOOTMATRIX_DEBIAN_MATRIX") {
+        Ok(text) => text,
+        Err(_) => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/debian-matrix");
+            let out = Command::new(script).output().expect("ci/debian-matrix runs");
+            assert!(
+                out.status.success(),
+                "ci/debian-matrix failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+/// Which firmware generation boots on which QEMU: each generation and each QEMU at least once,
+/// 2026.08 also on the machine's QEMU 7.2 (before QEMU 10.0 hands over an unpatched kernel).
+const PAIRS: &str = r"(@2020\.11[^/]*/qemu-5\.2\.|/qemu-10\.0\.2|@2025\.02[^/]*/qemu-10\.0\.13|@2026\.08[^/]*/qemu-(11\.1\.|7\.2\.))";
+
+/// The cells of each pair: the enrolled build, whose shipped keys enforce Secure Boot, with our
+/// certificate added to db: the signed payload must run, the unsigned one must not.
+const CELLS: &str = r"sev-off/[^/]+/db-added-vars-(un)?signed$";
+
+#[test]
+fn every_generation_on_every_qemu_once_per_check() {
+    let args = matrix_args();
+    let filter = format!("^40-edk2-x86_64-secure-enrolled{PAIRS}[^/]*/{CELLS}");
+    let mut run_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_args.extend(["--filter", &filter]);
+    let run = bootmatrix(&run_args);
+
+    // Coverage: per check, every generation and every QEMU version.
+    let releases = ["2020.11", "2022.11", "2025.02", "2026.08"];
+    let qemus = ["5.2", "7.2", "10.0.2", "10.0.13", "11.1"];
+    for check in [Check::SecureBoot, Check::OptionRom, Check::KernelBoot] {
+        let cells: Vec<_> = run.cells().iter().filter(|c| c.check == check).collect();
+        let seen_releases: BTreeSet<String> = cells
+            .iter()
+            .filter_map(|c| c.firmware.edk2_release.map(|r| r.to_string()))
+            .collect();
+        let seen_qemus: BTreeSet<String> =
+            cells.iter().map(|c| c.qemu_version.to_string()).collect();
+        for release in releases {
+            assert!(
+                seen_releases.iter().any(|r| r.starts_with(release)),
+                "{check}: no cell of edk2 {release}: {seen_releases:?}\n{}",
+                run.stdout
+            );
+        }
+        for qemu in qemus {
+            assert!(
+                seen_qemus.iter().any(|q| q.starts_with(qemu)),
+                "{check}: no cell on QEMU {qemu}: {seen_qemus:?}\n{}",
+                run.stdout
+            );
+        }
+    }
+    assert_eq!(run.cells().len(), 30, "{}", run.stdout);
+
+    // No cell is an infrastructure error: every generation boots on every QEMU here.
+    for cell in run.cells() {
+        assert_ne!(cell.verdict, VerdictKind::Error, "{cell}");
+    }
+    // Each build's cells against its expected results.
+    let scope = Regex::new(&format!("^40-edk2-x86_64-secure-enrolled/[^/]*/{CELLS}")).unwrap();
+    let packages: BTreeSet<String> = run
+        .cells()
+        .iter()
+        .filter_map(|c| c.firmware.package.as_deref().map(package_id))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(packages.len(), 4, "{packages:?}");
+    for package in &packages {
+        compare(&run.report, package, &scope);
+    }
+}
