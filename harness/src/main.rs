@@ -409,7 +409,7 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
     for f in &inventory.firmware {
         let d = &f.descriptor;
         let label = f.label();
-        let left_out = plan.left_out.iter().find(|l| l.what == label);
+        let left_out = plan.left_out.iter().find(|l| l.what == f.shown_name());
         println!(
             "{}  [{}]",
             field(&d.name),
@@ -458,7 +458,7 @@ fn print_inventory(inventory: &Inventory, plan: &plan::Plan) {
     for l in plan
         .left_out
         .iter()
-        .filter(|l| !inventory.firmware.iter().any(|f| f.label() == l.what))
+        .filter(|l| !inventory.firmware.iter().any(|f| f.shown_name() == l.what))
     {
         println!("{}: {}", field(&l.what), message(&l.reason));
     }
