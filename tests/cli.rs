@@ -624,3 +624,47 @@ fn a_descriptor_folder_in_a_package_tree_names_files_under_its_root() {
     assert_eq!(bad.status, 2, "{}{}", bad.stdout, bad.stderr);
     assert!(bad.stderr.contains("--root"), "{}", bad.stderr);
 }
+
+#[test]
+fn table_prints_a_report_and_rewrites_only_the_readme_part_between_its_markers() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json");
+    let golden = golden.to_str().unwrap();
+    let printed = ran(&["table", golden]);
+    assert_eq!(printed.status, 0, "{}", printed.stderr);
+    assert!(
+        printed
+            .stdout
+            .contains("| 50-edk2-x86_64-secure | own-keys-vars/signed | `verified` pass |"),
+        "{}",
+        printed.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let readme = dir.path().join("README.md");
+    let begin = bootmatrix::report::table::BEGIN;
+    let end = bootmatrix::report::table::END;
+    std::fs::write(&readme, format!("# t\n{begin}\nstale\n{end}\nafter\n")).unwrap();
+    let out = bootmatrix(
+        &["table", golden, "--readme", readme.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert_eq!(
+        text,
+        format!("# t\n{begin}\n{}{end}\nafter\n", printed.stdout)
+    );
+
+    // No markers: the file is named and left alone; a report that is not one is named too.
+    std::fs::write(&readme, "no markers\n").unwrap();
+    let out = bootmatrix(
+        &["table", golden, "--readme", readme.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("README.md"));
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), "no markers\n");
+    let bad = ran(&["table", "/dev/null"]);
+    assert_eq!(bad.status, 2);
+    assert!(bad.stderr.contains("/dev/null"), "{}", bad.stderr);
+}

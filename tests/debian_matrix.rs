@@ -24,7 +24,9 @@ fn matrix_args() -> Vec<String> {
         Ok(text) => text,
         Err(_) => {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/debian-matrix");
-            let out = Command::new(script).output().expect("ci/debian-matrix runs");
+            let out = Command::new(script)
+                .output()
+                .expect("ci/debian-matrix runs");
             assert!(
                 out.status.success(),
                 "ci/debian-matrix failed: {}",

@@ -31,6 +31,15 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Man { out } => return man(out.as_deref()),
+        Command::Table { reports, readme } => {
+            return match table(&reports, readme.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bootmatrix: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         command => command
             .into_options()
             .expect("every other command discovers and plans"),
@@ -43,6 +52,37 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The largest report.json `table` reads (a full Debian matrix run writes about 20 MiB).
+const REPORT_LIMIT: u64 = 256 << 20;
+
+/// `bootmatrix table REPORT... [--readme FILE]`.
+fn table(reports: &[PathBuf], readme: Option<&Path>) -> Result<(), String> {
+    let mut all = bootmatrix::report::record::Report::new(&[]);
+    for path in reports {
+        let bytes = bootmatrix::tools::read_input(path, REPORT_LIMIT)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let report: bootmatrix::report::record::Report = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not a bootmatrix report: {e}", path.display()))?;
+        all.cells.extend(report.cells);
+    }
+    let text = bootmatrix::report::table::markdown(&all);
+    let Some(file) = readme else {
+        print!("{text}");
+        return Ok(());
+    };
+    let old = bootmatrix::tools::read_input(file, bootmatrix::tools::SCENARIO_LIMIT)
+        .map_err(|e| format!("--readme {}: {e}", file.display()))?;
+    let old =
+        String::from_utf8(old).map_err(|_| format!("--readme {}: not UTF-8", file.display()))?;
+    let new = bootmatrix::report::table::replace_in(&old, &text)
+        .map_err(|e| format!("--readme {}: {e}", file.display()))?;
+    // Next to the file, then renamed over it: a reader never sees half a README.
+    let tmp = file.with_extension("table-tmp");
+    std::fs::write(&tmp, new)
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|e| format!("--readme {}: cannot write: {e}", file.display()))
 }
 
 /// `bootmatrix man [--out DIR]`.

@@ -71,6 +71,21 @@ pub enum Command {
     /// whether it is a measured-direct-boot build, and the rules the edk2 release or the QEMU
     /// version decides. Nothing is booted but the small KVM and SEV probes.
     Expect(ExpectArgs),
+    /// Markdown tables of what each firmware generation does on each QEMU, from run reports
+    ///
+    /// One table per check: a row per descriptor and variant (SEV off), a column per firmware
+    /// generation (edk2 release), each entry what the cells showed and their verdict, naming
+    /// the QEMU versions where they disagree. Several reports are read as one run. With
+    /// --readme, the part of FILE between the markers `<!-- bootmatrix table: begin ... -->` and
+    /// `<!-- bootmatrix table: end -->` is replaced (the README's table is made this way).
+    Table {
+        /// report.json of a run (repeatable)
+        #[arg(value_name = "REPORT", required = true, value_hint = ValueHint::FilePath)]
+        reports: Vec<PathBuf>,
+        /// Rewrite the table in FILE between its markers instead of printing it
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+        readme: Option<PathBuf>,
+    },
     /// Print a shell completion script
     ///
     /// For example: `bootmatrix completions bash > ~/.local/share/bash-completion/completions/bootmatrix`
@@ -317,7 +332,9 @@ impl Command {
                 }),
                 ..Options::new(Verb::Expect, a.found, a.cells)
             },
-            Command::Completions { .. } | Command::Man { .. } => return None,
+            Command::Completions { .. } | Command::Man { .. } | Command::Table { .. } => {
+                return None
+            }
         })
     }
 }

@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn enrolled_varstores_are_prepared_then_copied() {
-        let (d, plan) = plan_of(SPLIT, Vars::OwnKeys);
+        let (_, plan) = plan_of(SPLIT, Vars::OwnKeys);
         let enrolled = Layout::new("/run").varstore("50-test", Vars::OwnKeys);
         assert_eq!(
             enrolled,

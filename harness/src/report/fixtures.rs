@@ -310,3 +310,78 @@ pub fn every_shape() -> Vec<CellResult> {
         },
     ]
 }
+
+/// Cells of two generations on two QEMUs for the tables: real records of judged cells, with
+/// their generation, QEMU, descriptor, variant and outcome set per case, and one SEV-on cell
+/// that no table may show.
+pub fn table_report() -> crate::report::record::Report {
+    use crate::discover::release::Edk2Release;
+    use crate::judge::VerdictKind;
+    use crate::report::record::{CellRecord, PayloadOutcome, Report};
+    let template = CellRecord::new(&passed("template"));
+    let make = |descriptor: &str,
+                release: &str,
+                qemu: Version,
+                variant: Variant,
+                outcome: Option<Outcome>,
+                verdict: VerdictKind| {
+        let mut c = template.clone();
+        c.id = format!("{descriptor}@{release}/qemu-{qemu}/sev-off/kernel-boot/{variant}");
+        c.descriptor = format!("{descriptor}.json");
+        c.check = Check::KernelBoot;
+        c.variant = variant;
+        c.qemu_version = qemu;
+        c.firmware.edk2_release = Edk2Release::parse(release);
+        c.observed.payload = outcome.map(PayloadOutcome::Decided);
+        c.verdict = verdict;
+        c.admission_rule = (verdict == VerdictKind::Skip).then_some(AdmissionRule::Shim);
+        c
+    };
+    let unsigned = Variant::new(Vars::DbAdded, Payload::Unsigned);
+    let (q7, q10) = (Version::new(7, 2, 22), Version::new(10, 0, 2));
+    let enrolled = "40-edk2-x86_64-secure-enrolled";
+    let dev = VerdictKind::KnownDeviation;
+    let mut cells = vec![
+        make(
+            enrolled,
+            "2022.11",
+            q7,
+            unsigned,
+            Some(Outcome::LegacySilent),
+            dev,
+        ),
+        make(
+            enrolled,
+            "2025.02",
+            q7,
+            unsigned,
+            Some(Outcome::LegacyWarned),
+            dev,
+        ),
+        make(
+            enrolled,
+            "2025.02",
+            q10,
+            unsigned,
+            Some(Outcome::Refused),
+            VerdictKind::Pass,
+        ),
+        make(
+            "60-edk2-x86_64",
+            "2022.11",
+            q7,
+            Variant::new(Vars::Shipped, Payload::Unsigned),
+            None,
+            VerdictKind::Skip,
+        ),
+    ];
+    let mut sev = cells[0].clone();
+    sev.sev = true;
+    sev.id = sev.id.replace("sev-off", "sev-on");
+    sev.observed.payload = Some(PayloadOutcome::Decided(Outcome::Booted));
+    cells.push(sev);
+    Report {
+        cells,
+        ..Report::new(&[])
+    }
+}

@@ -6,6 +6,7 @@ pub mod explain;
 pub mod folder;
 pub mod junit;
 pub mod record;
+pub mod table;
 pub mod words;
 
 #[cfg(test)]
