@@ -1104,3 +1104,57 @@ fn explain_names_the_admission_rule_that_skipped_the_cell() {
     let run = explain("50-edk2-x86_64-secure/qemu-7.2.0/sev-off/secure-boot/own-keys-vars-signed");
     assert!(!run.contains("admission rule"), "{run}");
 }
+
+/// `plan --verify`: a cell skipped only for want of KVM or SEV is planned again as on a capable
+/// host (KVM, the stand-in SEV parameters) and verified; a cell the planner refuses by policy
+/// has no argv; a running cell keeps its own.
+#[test]
+fn verify_targets_plan_host_denied_cells_as_on_a_capable_host() {
+    use bootmatrix::plan::verify::{capable_inventory, targets, Target};
+    let inv = inventory(
+        debian(),
+        vec![qemu(Version::new(7, 2, 0), broken_kvm(), no_sev())],
+    );
+    let real = make_plan(&inv);
+    let capable = make_plan(&capable_inventory(&inv));
+    let found = targets(&real, &capable);
+    assert_eq!(found.len(), real.cells.len());
+    let (mut host, mut policy, mut own) = (0, 0, 0);
+    for ((id, target), cell) in found.iter().zip(&real.cells) {
+        assert_eq!(*id, cell.id);
+        match (target, &cell.action) {
+            (Target::Argv { spec, host: None }, Action::Run(planned)) => {
+                assert_eq!(spec, planned, "{id}");
+                own += 1;
+            }
+            (
+                Target::Argv {
+                    spec,
+                    host: Some(denial),
+                },
+                Action::Skip(skip),
+            ) => {
+                assert_eq!(denial, skip, "{id}");
+                assert_eq!(denial.rule, AdmissionRule::SevHost, "{id}");
+                let argv = spec.argv.join(" ");
+                assert!(argv.contains(",accel=kvm,"), "{id}: {argv}");
+                assert!(
+                    argv.contains("sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1"),
+                    "{id}: {argv}"
+                );
+                host += 1;
+            }
+            (Target::NoArgv(denial), Action::Refused(refusal)) => {
+                assert_eq!(denial, refusal, "{id}");
+                assert_eq!(denial.rule, AdmissionRule::SevKernelPolicy, "{id}");
+                policy += 1;
+            }
+            (Target::NoArgv(denial), Action::Skip(skip)) => {
+                assert_eq!(denial, skip, "{id}");
+                assert_ne!(denial.rule, AdmissionRule::SevHost, "{id}");
+            }
+            (target, action) => panic!("{id}: {target:?} for {action:?}"),
+        }
+    }
+    assert!(host > 0 && policy > 0 && own > 0, "{host} {policy} {own}");
+}

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod argv;
 pub mod firmware;
 pub mod layout;
+pub mod verify;
 
 #[cfg(test)]
 mod testkit;
