@@ -6,6 +6,7 @@
 
 pub mod optionrom;
 pub mod pe;
+pub mod standin;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
