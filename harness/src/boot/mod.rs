@@ -8,6 +8,7 @@
 //! place, until it has seen enough.
 
 mod console;
+pub mod verify;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -200,6 +201,17 @@ pub fn install_signal_handlers() {
     });
 }
 
+/// The command that starts a planned argv: its first word is the QEMU binary, the rest its
+/// arguments. The one place a guest's `Command` is made (boots and `plan --verify`).
+pub(crate) fn qemu_command(argv: &[String]) -> std::io::Result<Command> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty argv"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    Ok(cmd)
+}
+
 /// Owns a running QEMU: killing and reaping happen on every path out, panics included.
 struct Guest {
     child: Child,
@@ -209,12 +221,8 @@ struct Guest {
 
 impl Guest {
     fn spawn(argv: &[String], stdout: Stdio, stderr: Stdio) -> std::io::Result<Guest> {
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| std::io::Error::other("empty argv"))?;
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
+        let mut cmd = qemu_command(argv)?;
+        cmd.stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
             .process_group(0);
