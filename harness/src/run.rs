@@ -1,6 +1,8 @@
 //! Runs the planned cells: prepare each, boot it, judge it, record it. Cells run in parallel,
 //! `jobs` at a time; results come back in plan order.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -8,7 +10,10 @@ use std::time::Duration;
 use crate::boot;
 use crate::judge::{self, Case, Verdict};
 use crate::observe::Watcher;
-use crate::plan::{Action, Cell, Plan};
+use crate::plan::admission::Denial;
+use crate::plan::layout::Layout;
+use crate::plan::verify::Target;
+use crate::plan::{Action, Artifact, Cell, Plan, RunSpec};
 use crate::prepare::{self, Prepared};
 use crate::scenario::Scenarios;
 
@@ -133,4 +138,113 @@ pub fn execute(
             result.unwrap_or_else(|| not_booted(cell, Verdict::error(NOT_BOOTED)))
         })
         .collect()
+}
+
+/// What `plan --verify` found for one cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verified {
+    /// Its argv was started. `host`: the host-capability denial it has here, when it was
+    /// planned as on a capable host.
+    Started {
+        verdict: boot::verify::Verdict,
+        host: Option<Denial>,
+    },
+    /// Its argv could not be started: what it names could not be made.
+    NotStarted(String),
+    /// It has no argv (see [`Target::NoArgv`]).
+    NoArgv(Denial),
+}
+
+impl Verified {
+    /// Whether the cell makes `plan --verify` fail: a rejected argv, or one not started.
+    pub fn fails(&self) -> bool {
+        matches!(
+            self,
+            Verified::NotStarted(_)
+                | Verified::Started {
+                    verdict: boot::verify::Verdict::Rejected { .. },
+                    ..
+                }
+        )
+    }
+}
+
+/// `plan --verify`: starts the argv of every target paused on its own QEMU (`jobs` at a time),
+/// after making stand-ins of what the argv name (`prepare::standin`) under `layout`, which the
+/// targets were planned into (a scratch folder). `machine_property`: test-only, appended to
+/// every argv's `-machine` (a property QEMU must reject). Results in target order.
+pub fn verify(
+    targets: &[(&str, Target)],
+    layout: &Layout,
+    jobs: usize,
+    machine_property: Option<&str>,
+) -> Vec<Verified> {
+    let specs: Vec<&RunSpec> = targets
+        .iter()
+        .filter_map(|(_, t)| match t {
+            Target::Argv { spec, .. } => Some(spec.as_ref()),
+            Target::NoArgv(_) => None,
+        })
+        .collect();
+    let artifacts: BTreeSet<Artifact> = specs.iter().flat_map(|s| s.needs.clone()).collect();
+    let made = prepare::standin::stand_ins(&artifacts.into_iter().collect::<Vec<_>>(), layout);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Verified>>> = Mutex::new(vec![None; targets.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((_, target)) = targets.get(i) else {
+                    break;
+                };
+                let verified = match target {
+                    Target::NoArgv(denial) => Verified::NoArgv(denial.clone()),
+                    Target::Argv { spec, host } => {
+                        // Short: a unix socket path has at most 107 bytes.
+                        let socket = layout.root.join(format!("qmp{i}.sock"));
+                        verify_one(spec, &made, &socket, machine_property, host)
+                    }
+                };
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(verified);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| Verified::NotStarted(NOT_BOOTED.into())))
+        .collect()
+}
+
+fn verify_one(
+    spec: &RunSpec,
+    made: &Prepared,
+    socket: &Path,
+    machine_property: Option<&str>,
+    host: &Option<Denial>,
+) -> Verified {
+    if boot::interrupted().is_some() {
+        return Verified::NotStarted(NOT_BOOTED.into());
+    }
+    if let Some(why) = made.blocker(spec) {
+        return Verified::NotStarted(why);
+    }
+    if let Err(why) = prepare::cell(spec) {
+        return Verified::NotStarted(why.to_string());
+    }
+    let mut argv = spec.argv.clone();
+    if let Some(property) = machine_property {
+        if let Some(i) = argv.iter().position(|a| a == "-machine") {
+            if let Some(value) = argv.get_mut(i + 1) {
+                value.push(',');
+                value.push_str(property);
+            }
+        }
+    }
+    let start = boot::verify::start_paused(&argv, socket, boot::verify::VERIFY_LIMIT);
+    Verified::Started {
+        verdict: boot::verify::classify(&argv, &start),
+        host: host.clone(),
+    }
 }

@@ -179,6 +179,15 @@ pub struct PlanArgs {
     /// Run folder the printed argv use (default: ./bootmatrix-runs/<UTC time>)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub out: Option<PathBuf>,
+    /// Start every cell's argv paused (-S) on the cell's own QEMU, then quit it: one line per
+    /// cell, accepted, rejected (a planner bug, naming the option) or needs-host (KVM or SEV
+    /// missing here); cells skipped only for want of KVM or SEV are checked as planned for a
+    /// host that has them. Exit status 1 when any argv is rejected
+    #[arg(long)]
+    pub verify: bool,
+    /// Test only: append PROPERTY to the -machine option of every verified argv
+    #[arg(long, value_name = "PROPERTY", hide = true, requires = "verify")]
+    pub verify_machine_property: Option<String>,
     #[command(flatten)]
     pub found: Found,
     #[command(flatten)]
@@ -278,6 +287,10 @@ pub struct Options {
     pub timeout_scale: f64,
     pub report_json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    /// plan: start every argv paused (`--verify`).
+    pub verify: bool,
+    /// plan --verify: test only, a property for every argv's `-machine`.
+    pub verify_machine_property: Option<String>,
 }
 
 impl Options {
@@ -294,6 +307,8 @@ impl Options {
             timeout_scale: 1.0,
             report_json: None,
             junit: None,
+            verify: false,
+            verify_machine_property: None,
         }
     }
 }
@@ -307,6 +322,8 @@ impl Command {
             Command::Plan(a) => Options {
                 filter: a.filter,
                 out: a.out,
+                verify: a.verify,
+                verify_machine_property: a.verify_machine_property,
                 ..Options::new(Verb::Plan, a.found, a.cells)
             },
             Command::Run(a) => Options {
