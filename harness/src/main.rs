@@ -186,7 +186,18 @@ fn execute(args: &Options) -> Result<u8, String> {
             );
             Ok(0)
         }
-        Verb::Plan if args.verify => verify_plan(args, &inventory, &scenarios, kernel),
+        Verb::Plan if args.verify => {
+            let scratch = tempfile::Builder::new()
+                .prefix("bmv")
+                .tempdir()
+                .map_err(|e| format!("cannot make a temp folder: {e}"))?;
+            let options = plan_options(args, scratch.path(), kernel);
+            let verified = cli::verify::verify_plan(args, &inventory, &scenarios, &options);
+            for l in &plan.left_out {
+                println!("LEFT OUT {}: {}", l.what, l.reason);
+            }
+            Ok(verified)
+        }
         Verb::Plan => {
             print_plan(&plan);
             Ok(0)
@@ -531,71 +542,4 @@ fn print_plan(plan: &plan::Plan) {
     if plan.cells.is_empty() {
         println!("no cells (see `bootmatrix list`)");
     }
-}
-
-/// `plan --verify`: every cell's argv, planned into a scratch folder that holds stand-ins of
-/// what the argv name (the paths differ from `plan`'s; nothing else does), started paused by
-/// the cell's own QEMU. One line per cell, then a count; 1 when any argv was rejected.
-fn verify_plan(
-    args: &Options,
-    inventory: &Inventory,
-    scenarios: &Scenarios,
-    kernel: Result<PathBuf, String>,
-) -> Result<u8, String> {
-    use bootmatrix::boot::verify::Verdict;
-    use bootmatrix::plan::verify::{capable_inventory, targets};
-    use bootmatrix::run::Verified;
-    let scratch = tempfile::Builder::new()
-        .prefix("bmv")
-        .tempdir()
-        .map_err(|e| format!("cannot make a temp folder: {e}"))?;
-    let options = plan_options(args, scratch.path(), kernel);
-    let planned = plan::plan(inventory, scenarios, &options);
-    let capable_options = PlanOptions {
-        forced_accel: None,
-        ..options.clone()
-    };
-    let capable = plan::plan(&capable_inventory(inventory), scenarios, &capable_options);
-    let targets = targets(&planned, &capable);
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let results = run::verify(
-        &targets,
-        &Layout::new(scratch.path()),
-        jobs,
-        args.verify_machine_property.as_deref(),
-    );
-    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-    for ((id, _), verified) in targets.iter().zip(&results) {
-        let (word, reason) = match verified {
-            Verified::Started { verdict, host } => {
-                let mut reason = verdict.reason();
-                if let Some(denial) = host {
-                    let note = format!(
-                        "(argv as planned for a host with KVM and SEV; skipped here by {}: {})",
-                        denial.rule, denial.reason
-                    );
-                    reason = [reason, note].join(" ").trim().to_string();
-                }
-                (verdict.word(), reason)
-            }
-            Verified::NotStarted(why) => ("not-started", why.clone()),
-            Verified::NoArgv(denial) => ("no-argv", format!("{}: {}", denial.rule, denial.reason)),
-        };
-        *counts.entry(word).or_default() += 1;
-        println!("{word:<11} {id}  {}", message(&reason));
-    }
-    let count = |word| counts.get(word).copied().unwrap_or(0);
-    println!(
-        "{} cells: {} accepted, {} rejected, {} needs-host, {} not started, {} without argv",
-        results.len(),
-        count(Verdict::Accepted.word()),
-        count("rejected"),
-        count("needs-host"),
-        count("not-started"),
-        count("no-argv"),
-    );
-    for l in &planned.left_out {
-        println!("LEFT OUT {}: {}", l.what, l.reason);
-    }
-    Ok(u8::from(results.iter().any(Verified::fails)))
 }

@@ -3,3 +3,4 @@
 
 pub mod args;
 pub mod pages;
+pub mod verify;
