@@ -7,19 +7,28 @@
 use std::path::Path;
 use std::process::Command;
 
-/// `BOOTMATRIX_EXTRA_QEMU`, or what `ci/extra-qemu` prints (`BINARY=DATADIR`).
-fn extra_qemu() -> String {
-    if let Ok(value) = std::env::var("BOOTMATRIX_EXTRA_QEMU") {
-        return value;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/extra-qemu");
-    let out = Command::new(&script).output().expect("ci/extra-qemu runs");
-    assert!(
-        out.status.success(),
-        "ci/extra-qemu failed (run ./ci/test, which sets BOOTMATRIX_EXTRA_QEMU): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+/// `BOOTMATRIX_EXTRA_QEMU`, or what `ci/extra-qemu` prints, as the arguments that add that
+/// QEMU: `--qemu BINARY=DATADIR`, or `--qemu-root DIR` where it is an unpacked Debian root.
+fn extra_qemu() -> Vec<String> {
+    let value = match std::env::var("BOOTMATRIX_EXTRA_QEMU") {
+        Ok(value) => value,
+        Err(_) => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/extra-qemu");
+            let out = Command::new(&script).output().expect("ci/extra-qemu runs");
+            assert!(
+                out.status.success(),
+                "ci/extra-qemu failed (run ./ci/test, which sets BOOTMATRIX_EXTRA_QEMU): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        }
+    };
+    let option = if Path::new(&value).is_dir() {
+        "--qemu-root"
+    } else {
+        "--qemu"
+    };
+    vec![option.to_string(), value]
 }
 
 /// One line of `plan --verify`: (verdict, cell id, reason).
@@ -65,7 +74,7 @@ fn host_has_sev() -> bool {
 fn every_planned_argv_is_accepted_or_needs_the_host_on_both_qemus() {
     let extra = extra_qemu();
     let filter = "^(40|50|60)-edk2-x86_64[a-z-]*/";
-    let (code, lines, all) = verify(&["--qemu", &extra, "--filter", filter]);
+    let (code, lines, all) = verify(&[&extra[0], &extra[1], "--filter", filter]);
     assert_eq!(code, 0, "{all}");
     for qemu in ["/qemu-7.", "/qemu-10."] {
         assert!(
