@@ -1,34 +1,31 @@
-//! `bootmatrix plan --verify` against real QEMU (7.2 from the system, 10.0 from
-//! bookworm-backports through `BOOTMATRIX_EXTRA_QEMU`, see `ci/test`): every planned argv is
-//! accepted by its QEMU, or gets as far as a host capability this machine lacks; a wrong
-//! option is rejected, by name. Run with `cargo test --features qemu --test plan_verify`.
+//! `bootmatrix plan --verify` against real QEMU: over the whole Debian release matrix (every
+//! descriptor of OVMF 2020.11 to 2026.08 on QEMU 5.2 to 11.1, `ci/debian-matrix`), every planned
+//! argv is accepted by its QEMU, or gets as far as a host capability this machine lacks; a
+//! wrong option is rejected, by name. Run with `cargo test --features qemu --test plan_verify`.
 #![cfg(feature = "qemu")]
 
 use std::path::Path;
 use std::process::Command;
 
-/// `BOOTMATRIX_EXTRA_QEMU`, or what `ci/extra-qemu` prints, as the arguments that add that
-/// QEMU: `--qemu BINARY=DATADIR`, or `--qemu-root DIR` where it is an unpacked Debian root.
-fn extra_qemu() -> Vec<String> {
-    let value = match std::env::var("BOOTMATRIX_EXTRA_QEMU") {
+/// The arguments of the whole Debian release matrix: `BOOTMATRIX_DEBIAN_MATRIX` (set by
+/// `ci/test`), or what `ci/debian-matrix` prints.
+fn debian_matrix() -> Vec<String> {
+    let value = match std::env::var("BOOTMATRIX_DEBIAN_MATRIX") {
         Ok(value) => value,
         Err(_) => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/extra-qemu");
-            let out = Command::new(&script).output().expect("ci/extra-qemu runs");
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/debian-matrix");
+            let out = Command::new(&script)
+                .output()
+                .expect("ci/debian-matrix runs");
             assert!(
                 out.status.success(),
-                "ci/extra-qemu failed (run ./ci/test, which sets BOOTMATRIX_EXTRA_QEMU): {}",
+                "ci/debian-matrix failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            String::from_utf8(out.stdout).unwrap().trim().to_string()
+            String::from_utf8(out.stdout).unwrap()
         }
     };
-    let option = if Path::new(&value).is_dir() {
-        "--qemu-root"
-    } else {
-        "--qemu"
-    };
-    vec![option.to_string(), value]
+    value.split_whitespace().map(str::to_string).collect()
 }
 
 /// One line of `plan --verify`: (verdict, cell id, reason).
@@ -71,12 +68,19 @@ fn host_has_sev() -> bool {
 }
 
 #[test]
-fn every_planned_argv_is_accepted_or_needs_the_host_on_both_qemus() {
-    let extra = extra_qemu();
-    let filter = "^(40|50|60)-edk2-x86_64[a-z-]*/";
-    let (code, lines, all) = verify(&[&extra[0], &extra[1], "--filter", filter]);
+fn every_planned_argv_of_the_debian_matrix_is_accepted_or_needs_the_host() {
+    // Every descriptor of four OVMF generations, on five QEMU versions (5.2 to 11.1).
+    let args = debian_matrix();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, lines, all) = verify(&args);
     assert_eq!(code, 0, "{all}");
-    for qemu in ["/qemu-7.", "/qemu-10."] {
+    for qemu in [
+        "/qemu-5.2.",
+        "/qemu-7.2.",
+        "/qemu-10.0.2/",
+        "/qemu-10.0.13/",
+        "/qemu-11.1.",
+    ] {
         assert!(
             lines.iter().any(|l| l.id.contains(qemu)),
             "no {qemu} cell: {all}"
@@ -112,8 +116,15 @@ fn every_planned_argv_is_accepted_or_needs_the_host_on_both_qemus() {
             sev_checked += 1;
         }
     }
-    // 3 descriptors, 2 of them with SEV cells (6 per QEMU), on two QEMUs.
-    assert!(sev_checked >= 12, "{sev_checked} SEV cells: {all}");
+    // On every QEMU: the SEV cells of 40-, 50- and 60- of each generation (6 per descriptor
+    // with SEV support), and more.
+    assert!(sev_checked >= 5 * 12, "{sev_checked} SEV cells: {all}");
+    for release in ["@2020.11", "@2025.02", "@2026.08"] {
+        assert!(
+            lines.iter().any(|l| l.id.contains(release)),
+            "no cell of {release}: {all}"
+        );
+    }
 }
 
 #[test]
