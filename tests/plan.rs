@@ -798,6 +798,40 @@ fn kernel_rules_follow_profile_and_edk2_release(
     );
 }
 
+// A db-signed kernel on QEMU before 10.0 fails verification (QEMU patches its setup header);
+// since edk2 stable202602 nothing falls back to the legacy loader, so it is refused.
+#[rstest]
+#[case::edk2_2025_02("2025.02-8", "", "signed")]
+#[case::edk2_2025_02_knob("2025.02-8", "-no-legacy-loader", "signed-fallback-disabled")]
+#[case::edk2_2026_08("2026.08+ds-2", "", "signed-fallback-off-by-default")]
+#[case::edk2_2026_08_knob("2026.08+ds-2", "-no-legacy-loader", "signed-fallback-disabled")]
+fn signed_kernel_rules_follow_the_legacy_loader_default(
+    #[case] version: &str,
+    #[case] tweak: &str,
+    #[case] rule: &str,
+) {
+    for profile in ["strict", "upstream"] {
+        let plan = plan_on_7_2(
+            debian_with_package(version),
+            PlanOptions {
+                profile: profile.parse().unwrap(),
+                ..options()
+            },
+        );
+        let c = cell(
+            &plan,
+            &format!(
+                "50-edk2-x86_64-secure/qemu-7.2.0/sev-off/kernel-boot/own-keys-vars-signed{tweak}"
+            ),
+        );
+        assert_eq!(
+            c.rule.as_ref().map(|r| r.id.as_str()),
+            Some(rule),
+            "{profile}"
+        );
+    }
+}
+
 #[test]
 fn upstream_profile_without_a_known_release_is_an_error_naming_it() {
     let plan = plan_on_7_2(

@@ -90,18 +90,25 @@ pub struct Watcher {
     kernel_secure_boot: Option<(Evidence, Reading)>,
 }
 
+/// The boot manager's line for a boot option it could not load or start:
+/// `BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x5,0x0): Access
+/// Denied`. Since edk2 stable202508 (OvmfPkg PlatformBmPrintScLib) a Secure Boot status carries
+/// ` -- rejected probably by Secure Boot` after it (on `Security Violation`, and on `Access
+/// Denied` when loading); the suffix is its own group, never part of the device path or status.
 fn refusal_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(
-            r#"BdsDxe: failed to (?:load|start) (Boot[0-9A-Fa-f]{4}) "([^"]*)" from (.*): ([A-Za-z ]+?)\s*$"#,
+            r#"BdsDxe: failed to (?:load|start) (Boot[0-9A-Fa-f]{4}) "([^"]*)" from (.*): ([A-Za-z ]+?)(?: -- ([^:]*?))?\s*$"#,
         )
         .expect("valid regex")
     })
 }
 
-/// The boot manager's line after it has tried every option (edk2 up to 2025.x: `... No bootable
-/// option or device was found.`; 2026.08: `... No bootable option was found.`).
+/// The boot manager's line after it has tried every option: `... No bootable option or device
+/// was found.` (then it waits for a key), or, since edk2 stable202305 on a build with
+/// `PcdBootRestrictToFirmware` (the AmdSev build sets it), `... No bootable option was
+/// found.` (then it stops for good). Both come from OvmfPkg's PlatformBootManagerLib.
 fn is_end_of_attempts(line: &str) -> bool {
     line.contains("BdsDxe: No bootable option")
 }
@@ -171,8 +178,11 @@ impl Watcher {
                 self.other_refusals.push(ev.clone());
             } else if is_security_status(&status) {
                 if self.refusal.is_none() {
+                    let suffix = caps
+                        .get(5)
+                        .map_or(String::new(), |m| format!(" -- {}", m.as_str()));
                     self.refusal = Some(Refusal {
-                        what: format!("{} \"{}\": {status}", &caps[1], caps[2].trim()),
+                        what: format!("{} \"{}\": {status}{suffix}", &caps[1], caps[2].trim()),
                         evidence: ev.clone(),
                     });
                 }
@@ -442,6 +452,154 @@ mod tests {
             "{}",
             o.description
         );
+    }
+
+    // edk2 >= stable202508: a Secure Boot status ends with ` -- rejected probably by Secure
+    // Boot` (OvmfPkg/Library/PlatformBmPrintScLib/StatusCodeHandler.c).
+    #[rstest]
+    #[case::edk2_2022(GAVE_UP)]
+    #[case::edk2_2026(GAVE_UP_2026)]
+    fn refusal_with_the_secure_boot_suffix_is_refused(#[case] gave_up: &str) {
+        let own = r#"BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x5,0x0): Access Denied -- rejected probably by Secure Boot"#;
+        let shell = r#"BdsDxe: failed to start Boot0002 "EFI Internal Shell" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1): Security Violation -- rejected probably by Secure Boot"#;
+        let (r, read) = run(
+            Check::SecureBoot,
+            &[
+                Serial(4000, own),
+                Serial(4100, shell),
+                Serial(4200, gave_up),
+                Serial(4300, "never read"),
+            ],
+            deadline(),
+        );
+        assert_eq!(read, 3);
+        let o = r.unwrap();
+        assert_eq!(o.outcome, Outcome::Refused);
+        assert_eq!(lines(&o), [own, gave_up]);
+        assert_eq!(o.refusal.as_deref(), Some(own));
+        assert!(
+            o.description.contains(
+                "Boot0001 \"UEFI Misc Device\": Access Denied -- rejected probably by Secure Boot)"
+            ),
+            "{}",
+            o.description
+        );
+        // The suffix is not part of the device path: another slot is still another option.
+        let other = r#"BdsDxe: failed to load Boot0005 "UEFI Misc Device 2" from PciRoot(0x0)/Pci(0x5,0x1): Access Denied -- rejected probably by Secure Boot"#;
+        let o = observe(
+            Check::SecureBoot,
+            &[Serial(4000, other), Serial(4100, gave_up)],
+        )
+        .unwrap();
+        assert_eq!(o.outcome, Outcome::NothingBootable);
+        assert!(o.notes[0].contains(other), "{:?}", o.notes);
+    }
+
+    #[test]
+    fn the_suffix_is_read_off_the_device_path_and_the_status() {
+        let line = r#"BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x5,0x0): Access Denied -- rejected probably by Secure Boot"#;
+        let caps = refusal_re().captures(line).unwrap();
+        assert_eq!(&caps[3], "PciRoot(0x0)/Pci(0x5,0x0)");
+        assert_eq!(&caps[4], "Access Denied");
+        assert_eq!(&caps[5], "rejected probably by Secure Boot");
+        let caps = refusal_re().captures(OWN_REFUSAL).unwrap();
+        assert_eq!(&caps[3], "PciRoot(0x0)/Pci(0x5,0x0)");
+        assert_eq!(&caps[4], "Access Denied");
+        assert!(caps.get(5).is_none());
+        // The suffix never turns another status into a refusal.
+        let not_found = r#"BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x5,0x0): Not Found"#;
+        let o = observe(
+            Check::SecureBoot,
+            &[Serial(4000, not_found), Serial(4100, GAVE_UP_2026)],
+        )
+        .unwrap();
+        assert_eq!(o.outcome, Outcome::NothingBootable);
+        assert_eq!(lines(&o), [not_found, GAVE_UP_2026]);
+    }
+
+    // Both wordings of the end of attempts, where nothing was refused.
+    #[rstest]
+    #[case::press_any_key(GAVE_UP)]
+    #[case::restricted_to_firmware(GAVE_UP_2026)]
+    fn either_end_of_attempts_without_a_refusal_is_nothing_bootable(#[case] gave_up: &str) {
+        for check in [Check::SecureBoot, Check::KernelBoot] {
+            let (r, read) = run(
+                check,
+                &[
+                    Serial(4000, SHELL_REFUSAL),
+                    Serial(4100, gave_up),
+                    Serial(4200, "never read"),
+                ],
+                deadline(),
+            );
+            assert_eq!(read, 2, "{check}");
+            let o = r.unwrap();
+            assert_eq!(o.outcome, Outcome::NothingBootable, "{check}");
+            assert_eq!(lines(&o), [gave_up]);
+        }
+    }
+
+    // The exact lines of edk2's X86QemuLoadImageLib when LoadImage refused the kernel and the
+    // legacy loader is not used: turned off (EnableLegacyLoader=no since stable202502, off by
+    // default since stable202602), or inside a confidential VM (stable202511).
+    #[rstest]
+    #[case::legacy_loader_disabled(
+        "OVMF: Fallback to insecure legacy linux kernel loader is disabled.",
+        GAVE_UP
+    )]
+    #[case::off_by_default_2026(
+        "OVMF: Fallback to insecure legacy linux kernel loader is disabled.",
+        GAVE_UP_2026
+    )]
+    #[case::confidential_vm(
+        "OVMF: Running in confidential VM, not using insecure legacy linux kernel loader.",
+        GAVE_UP_2026
+    )]
+    fn edk2_refusals_of_the_legacy_loader_are_refused(
+        #[case] refusal: &str,
+        #[case] gave_up: &str,
+    ) {
+        let (r, read) = run(
+            Check::KernelBoot,
+            &[
+                Serial(
+                    3000,
+                    "OVMF: Secure boot image verification failed.  Consider using the '-shim'",
+                ),
+                Serial(
+                    3001,
+                    "OVMF: command line switch for qemu (available in version 10.0 + newer).",
+                ),
+                Serial(3002, ""),
+                Serial(3003, refusal),
+                Serial(3004, ""),
+                Serial(3150, SHELL_REFUSAL),
+                Serial(3200, gave_up),
+                Serial(3300, "never read"),
+            ],
+            deadline(),
+        );
+        assert_eq!(read, 7);
+        let o = r.unwrap();
+        assert_eq!(o.outcome, Outcome::Refused);
+        assert_eq!(lines(&o), [refusal, gave_up]);
+        assert_eq!(o.refusal.as_deref(), Some(refusal));
+        assert!(
+            o.description.contains("the firmware: OVMF: "),
+            "{}",
+            o.description
+        );
+        assert_eq!(o.kernel, None);
+        // The verification failure alone refuses nothing: the legacy loader may follow.
+        let o = kernel(&[
+            Serial(
+                3000,
+                "OVMF: Secure boot image verification failed.  Consider using the '-shim'",
+            ),
+            Serial(3200, gave_up),
+        ])
+        .unwrap();
+        assert_eq!(o.outcome, Outcome::NothingBootable);
     }
 
     #[test]
