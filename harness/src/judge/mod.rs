@@ -216,7 +216,8 @@ pub fn judge(
             (
                 VerdictKind::Fail,
                 format!(
-                    "stale-deviation: {} is recorded for this build ({}) but the firmware now                      behaves as rule {} expects; remove the entry{notes}",
+                    "stale-deviation: {} is recorded for this build ({}) but the firmware now \
+                     behaves as rule {} expects; remove the entry{notes}",
                     dev.id, dev.reference, rule.id
                 ),
                 Some(*dev),
@@ -368,13 +369,26 @@ fn compare_fields(case: &Case, rule: &Rule, observation: &Observation) -> Fields
             // means Secure Boot is off. Nowhere else is absence a value.
             Reading::Absent if name == "SecureBoot" && want == 0 && !case.secure_boot_support => {
                 fields.notes.push(format!(
-                    "SecureBoot does not exist; UEFI defines that as 0 on a platform without                      Secure Boot support, and {} declares none (rule {})",
+                    "SecureBoot does not exist; UEFI defines that as 0 on a platform without \
+                     Secure Boot support, and {} declares none (rule {})",
                     case.build, rule.id
                 ))
             }
             Reading::Absent => fields.problems.push(format!(
                 "expected {name}={want}, but the variable does not exist"
             )),
+            // The same build may not even be able to read it (the AmdSev build has no variable
+            // store, and the probe prints `-`). That is not 0 either: the field is not judged,
+            // and the payload's own line decides.
+            Reading::Unknown(why)
+                if name == "SecureBoot" && want == 0 && !case.secure_boot_support =>
+            {
+                fields.notes.push(format!(
+                    "SecureBoot could not be read ({why}); {} declares no Secure Boot support, so \
+                     rule {} is judged on the payload alone, without SecureBoot",
+                    case.build, rule.id
+                ))
+            }
             Reading::Unknown(why) => fields.unknown.push(format!(
                 "rule {} asks for {name}={want}, which is unknown: {why}",
                 rule.id
@@ -826,6 +840,49 @@ mod tests {
             kind(&case(Check::SecureBoot), &r0, steps, &s),
             VerdictKind::Fail
         );
+    }
+
+    // The AmdSev build: no Secure Boot feature, no variable store, the probe prints `-`.
+    #[test]
+    fn unreadable_secure_boot_is_not_judged_only_without_secure_boot_support() {
+        let probe = PROBE_SB0.replace("secureboot=0 setupmode=1", "secureboot=- setupmode=-");
+        let steps: &[Step] = &[Serial(1, &probe)];
+        let r0 = rule(&[Outcome::Runs], Some(0), None);
+        let s = Scenarios::default();
+        let amdsev = Case {
+            secure_boot_support: false,
+            build: "60-edk2-x86_64-amdsev.json",
+            ..case(Check::SecureBoot)
+        };
+        let v = judged(&amdsev, &r0, steps, &s);
+        assert_eq!(v.kind(), VerdictKind::Pass, "{}", v.reason());
+        assert!(
+            v.reason().contains(
+                "SecureBoot could not be read (the probe could not read it); \
+                 60-edk2-x86_64-amdsev.json declares no Secure Boot support, so rule r1 is judged \
+                 on the payload alone"
+            ),
+            "{}",
+            v.reason()
+        );
+        // Not read as a value: the observation keeps it unknown.
+        assert!(matches!(
+            v.observation().unwrap().secure_boot,
+            Reading::Unknown(_)
+        ));
+        // A rule that asks for 1, a build that declares Secure Boot, or an unreadable SetupMode
+        // the rule asks for: still unknown, an error.
+        let r1 = rule(&[Outcome::Runs], Some(1), None);
+        assert_eq!(kind(&amdsev, &r1, steps, &s), VerdictKind::Error);
+        assert_eq!(
+            kind(&case(Check::SecureBoot), &r0, steps, &s),
+            VerdictKind::Error
+        );
+        let setup = rule(&[Outcome::Runs], Some(0), Some(0));
+        assert_eq!(kind(&amdsev, &setup, steps, &s), VerdictKind::Error);
+        // The payload must still do what the rule expects.
+        let refused = rule(&[Outcome::Refused], Some(0), None);
+        assert_eq!(kind(&amdsev, &refused, steps, &s), VerdictKind::Fail);
     }
 
     #[rstest]
