@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::discover::descriptor::{Feature, FlashMode, Mapping};
 use crate::discover::host::Accel;
-use crate::matrix::{Check, Tweak};
+use crate::matrix::{Check, Payload, Tweak, Vars};
 
-use super::Candidate;
+use super::{vars_variants, Candidate};
 
 /// One admission rule. The order of `ADMISSION` ([`AdmissionRule::in_order`]) is their
 /// precedence.
@@ -34,6 +34,9 @@ pub enum AdmissionRule {
     HostUefiVars,
     /// The firmware executable can be read (an error when not).
     FirmwareReadable,
+    /// A cell that needs the test db key trusted runs only where it can be enrolled: not on a
+    /// build with its keys built in and no varstore (the Intel TDX `.ms` build).
+    TestKey,
     /// Kernel-boot cells need a kernel.
     Kernel,
     /// The kernel command line carries no `initrd=` (an error when it does).
@@ -78,6 +81,8 @@ const ADMISSION: &[(AdmissionRule, Objection)] = &[
     (AdmissionRule::SevQemuVersion, sev_qemu_version),
     (AdmissionRule::HostUefiVars, host_uefi_vars),
     (AdmissionRule::FirmwareReadable, firmware_readable),
+    // A property of the build, not of the host: before the kernel and shim a host may lack.
+    (AdmissionRule::TestKey, test_key),
     (AdmissionRule::Kernel, kernel),
     (AdmissionRule::KernelAppend, kernel_append),
     (AdmissionRule::ShimQemuVersion, shim_qemu_version),
@@ -102,6 +107,7 @@ impl AdmissionRule {
             AdmissionRule::SevQemuVersion => "sev-qemu-version",
             AdmissionRule::HostUefiVars => "host-uefi-vars",
             AdmissionRule::FirmwareReadable => "firmware-readable",
+            AdmissionRule::TestKey => "test-key",
             AdmissionRule::Kernel => "kernel",
             AdmissionRule::KernelAppend => "kernel-append",
             AdmissionRule::ShimQemuVersion => "shim-qemu-version",
@@ -123,6 +129,7 @@ impl AdmissionRule {
             | AdmissionRule::SevHost
             | AdmissionRule::SevQemuVersion
             | AdmissionRule::HostUefiVars
+            | AdmissionRule::TestKey
             | AdmissionRule::Kernel
             | AdmissionRule::ShimQemuVersion
             | AdmissionRule::Shim
@@ -237,6 +244,32 @@ fn firmware_readable(c: &Candidate) -> Option<String> {
         .map(|why| format!("the descriptor's firmware cannot be used: {why}"))
 }
 
+/// A build that ships with its Secure Boot keys enrolled but has no varstore template to add
+/// the test db certificate to (the keys are built into the image, as in the Intel TDX build
+/// `OVMF.inteltdx.ms.fd`, mapped as `memory`) cannot be made to trust the test key. A cell that
+/// needs the test-signed probe (every option-rom cell: the probe reports the ROM) or the
+/// test-signed kernel to run means nothing there. Cells that judge the refusal of a payload
+/// (secure-boot cells, unsigned kernels) still run.
+fn test_key(c: &Candidate) -> Option<String> {
+    let d = &c.firmware.descriptor;
+    let what = match c.check {
+        Check::SecureBoot => return None,
+        Check::OptionRom => "the probe that reports the option ROM is signed with the test db key",
+        Check::KernelBoot if c.variant.payload == Payload::Signed => {
+            "the kernel is signed with the test db key"
+        }
+        Check::KernelBoot => return None,
+    };
+    (d.has(&Feature::EnrolledKeys) && !vars_variants(d).contains(&Vars::DbAdded)).then(|| {
+        format!(
+            "{} has its Secure Boot keys built in, with no varstore template to enroll the test \
+             db key into, and {what}: the firmware cannot be made to trust it, so the cell \
+             would say nothing",
+            d.name
+        )
+    })
+}
+
 fn kernel(c: &Candidate) -> Option<String> {
     (c.check == Check::KernelBoot)
         .then(|| c.options.kernel.as_ref().err().cloned())
@@ -320,7 +353,9 @@ mod tests {
     use crate::discover::descriptor::Mapping;
     use crate::discover::release::Edk2Release;
     use crate::plan::pick_machine;
-    use crate::plan::testkit::{descriptor_text, firmware, qemu_target, sev_params, Fixture};
+    use crate::plan::testkit::{
+        descriptor_text, firmware, qemu_target, sev_params, Fixture, SPLIT,
+    };
     use crate::plan::Action;
     use crate::scenario::MeasuredBuild;
     use std::path::PathBuf;
@@ -372,6 +407,7 @@ mod tests {
                 "sev-qemu-version",
                 "host-uefi-vars",
                 "firmware-readable",
+                "test-key",
                 "kernel",
                 "kernel-append",
                 "shim-qemu-version",
@@ -565,6 +601,92 @@ mod tests {
         );
     }
 
+    /// The Intel TDX build of edk2 2026.08: keys built in, `memory` mapping, no varstore.
+    fn tdx() -> Fixture {
+        let mut f = Fixture::admitted();
+        f.firmware = firmware(
+            "60-edk2-x86_64-inteltdx.json",
+            &descriptor_text(
+                r#"{"device": "memory", "filename": "/usr/share/OVMF/OVMF.inteltdx.ms.fd"}"#,
+                &["enrolled-keys", "secure-boot", "intel-tdx"],
+            ),
+        );
+        f.variant.vars = Vars::Shipped;
+        f
+    }
+
+    #[rstest::rstest]
+    #[case::option_rom_signed(Check::OptionRom, Payload::Signed, Tweak::None, true)]
+    #[case::option_rom_unsigned(Check::OptionRom, Payload::Unsigned, Tweak::None, true)]
+    #[case::kernel_signed(Check::KernelBoot, Payload::Signed, Tweak::None, true)]
+    #[case::kernel_signed_no_legacy(
+        Check::KernelBoot,
+        Payload::Signed,
+        Tweak::NoLegacyLoader,
+        true
+    )]
+    #[case::kernel_signed_shim(Check::KernelBoot, Payload::Signed, Tweak::Shim, true)]
+    #[case::kernel_unsigned(Check::KernelBoot, Payload::Unsigned, Tweak::None, false)]
+    #[case::kernel_unsigned_shim(Check::KernelBoot, Payload::Unsigned, Tweak::Shim, false)]
+    #[case::probe_signed(Check::SecureBoot, Payload::Signed, Tweak::None, false)]
+    #[case::probe_unsigned(Check::SecureBoot, Payload::Unsigned, Tweak::None, false)]
+    fn test_key_skips_what_needs_the_test_key_on_a_build_with_keys_built_in(
+        #[case] check: Check,
+        #[case] payload: Payload,
+        #[case] tweak: Tweak,
+        #[case] skipped: bool,
+    ) {
+        let mut f = tdx();
+        f.check = check;
+        f.variant.payload = payload;
+        f.variant.tweak = tweak;
+        let why = objection(&f, R::TestKey);
+        assert_eq!(why.is_some(), skipped, "{why:?}");
+        if let Some(why) = why {
+            assert!(
+                why.starts_with(
+                    "60-edk2-x86_64-inteltdx.json has its Secure Boot keys built in, with no \
+                     varstore template to enroll the test db key into, and the "
+                ),
+                "{why}"
+            );
+            assert!(why.contains("test db key: the firmware cannot"), "{why}");
+        }
+        assert_eq!(R::TestKey.kind(), DenialKind::Skip);
+    }
+
+    #[test]
+    fn test_key_admits_builds_whose_keys_can_be_added_to_or_that_have_none() {
+        // Enrolled with a varstore template: the test db key is added (db-added).
+        let mut f = Fixture::admitted();
+        f.firmware = firmware(
+            "40-enrolled.json",
+            &descriptor_text(SPLIT, &["enrolled-keys", "secure-boot", "requires-smm"]),
+        );
+        f.check = Check::OptionRom;
+        assert_eq!(objection(&f, R::TestKey), None);
+        // No keys at all (the AmdSev build, memory mapped): nothing to trust the key.
+        f.firmware = firmware(
+            "60-amdsev.json",
+            &descriptor_text(
+                r#"{"device": "memory", "filename": "/fw/OVMF.amdsev.fd"}"#,
+                &["amd-sev", "amd-sev-es", "amd-sev-snp"],
+            ),
+        );
+        assert_eq!(objection(&f, R::TestKey), None);
+        f.check = Check::KernelBoot;
+        assert_eq!(objection(&f, R::TestKey), None);
+        // Secure Boot without enrolled keys and no varstore: not this rule's case.
+        f.firmware = firmware(
+            "60-sb.json",
+            &descriptor_text(
+                r#"{"device": "memory", "filename": "/fw/OVMF.fd"}"#,
+                &["secure-boot"],
+            ),
+        );
+        assert_eq!(objection(&f, R::TestKey), None);
+    }
+
     #[test]
     fn kernel_cells_need_a_kernel() {
         let mut f = Fixture::admitted().kernel_boot(Tweak::None);
@@ -690,6 +812,13 @@ mod tests {
         f.qemu.sev = Err("host has no AMD SEV".into());
         f.firmware.executable_sha256 = Err("gone".into());
         assert_eq!(denied_by(&f), R::SevHost);
+        // firmware-readable (an error) before test-key, test-key before kernel.
+        let mut f = tdx().kernel_boot(Tweak::None);
+        f.firmware.executable_sha256 = Err("gone".into());
+        f.options.kernel = Err("no kernel".into());
+        assert_eq!(denied_by(&f), R::FirmwareReadable);
+        f.firmware.executable_sha256 = Ok("00".repeat(32));
+        assert_eq!(denied_by(&f), R::TestKey);
         // firmware-readable (an error) before kernel (a skip).
         let mut f = Fixture::admitted().kernel_boot(Tweak::None);
         f.firmware.executable_sha256 = Err("gone".into());
