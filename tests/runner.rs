@@ -480,6 +480,61 @@ fn debug_console_lines_reach_the_watcher_but_decide_no_cell() {
     fake.assert_no_survivors();
 }
 
+/// A firmware whose debug console shows it running, that never reaches its boot manager and
+/// prints nothing on the serial console: `no-boot`, with its last lines, at the deadline or
+/// when it resets (QEMU under -no-reboot exits 0). Without a debug console nothing shows the
+/// firmware ran: an error.
+#[test]
+fn firmware_that_never_reaches_its_boot_manager_is_no_boot() {
+    let fake = Fake::new();
+    let (outcome, concluded) = observe(&fake.spec("no-boot", SHORT, true));
+    assert!(
+        matches!(outcome.end, BootEnd::Deadline { .. }),
+        "{outcome:?}"
+    );
+    let o = decided(concluded);
+    assert_eq!(o.outcome, Outcome::NoBoot);
+    let lines: Vec<&str> = o.evidence.lines().iter().map(|e| e.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "SecCoreStartupWithStack(0xFFFCC000, 0x820000)",
+            "Platform PEIM Loaded",
+            "DXE IPL Entry",
+            "Loading driver at 0x0007EB4A000 EntryPoint=0x0007EB4B0A9 BdsDxe.efi"
+        ]
+    );
+    assert!(o
+        .evidence
+        .lines()
+        .iter()
+        .all(|e| e.stream == Console::Debug));
+    assert!(o.description.contains("within 3 s"), "{}", o.description);
+    fake.assert_no_survivors();
+
+    let fake = Fake::new();
+    let (outcome, concluded) = observe(&powering_off(fake.spec("no-boot", GENEROUS, true)));
+    assert!(matches!(outcome.end, BootEnd::Exited { .. }), "{outcome:?}");
+    let o = decided(concluded);
+    assert_eq!(o.outcome, Outcome::NoBoot);
+    assert!(
+        o.description.contains("the guest reset"),
+        "{}",
+        o.description
+    );
+    fake.assert_no_survivors();
+
+    let fake = Fake::new();
+    let (_, concluded) = observe(&fake.spec("no-boot", SHORT, false));
+    let u = concluded.expect_err("no firmware output: an error");
+    assert!(
+        u.reason.contains("no decisive console line"),
+        "{}",
+        u.reason
+    );
+    fake.assert_no_survivors();
+}
+
 #[test]
 fn debug_console_line_just_before_power_off_is_read() {
     // The debug console is polled every 50 ms, but the exit is seen at once: without a final

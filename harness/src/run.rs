@@ -80,6 +80,8 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
         executable_sha256: cell.executable_sha256.as_deref(),
         secure_boot_support: cell.secure_boot_support,
         build: &cell.descriptor,
+        machine: &cell.machine,
+        machine_globs: &cell.machine_globs,
     };
     let verdict = judge::judge(&case, rule, watcher.finish(&outcome.end), scenarios);
     CellResult {

@@ -6,6 +6,8 @@
 //! deviation that did not happen fails as stale. A value the rule asks for that the guest could
 //! not read is an error, and absence is read as a value only where UEFI defines it.
 
+mod noboot;
+
 use serde::{Deserialize, Serialize};
 use strum::{Display, IntoStaticStr, VariantArray};
 
@@ -141,6 +143,11 @@ pub struct Case<'a> {
     pub secure_boot_support: bool,
     /// The descriptor's name, for reasons.
     pub build: &'a str,
+    /// The concrete machine type the cell ran on (`pc-q35-7.2`).
+    pub machine: &'a str,
+    /// The descriptor's machine globs for x86_64 (`targets[].machines`): where it promises to
+    /// boot.
+    pub machine_globs: &'a [String],
 }
 
 /// Judges one cell: what the consoles showed (or why they showed nothing decisive) against
@@ -163,6 +170,9 @@ pub fn judge(
         }
     };
     let what = subject(case.check);
+    if observation.outcome == Outcome::NoBoot {
+        return noboot::judge_no_boot(case, observation);
+    }
     if observation.outcome == Outcome::NothingBootable {
         let reason = format!(
             "{what} {}: it was never handed over, so this says nothing of the firmware's policy",
@@ -410,17 +420,22 @@ fn expected_words(outcome: Outcome) -> &'static str {
         Outcome::Booted => "to boot with Secure Boot off",
         Outcome::Started => "to start",
         Outcome::NothingBootable => "never to be tried",
+        Outcome::NoBoot => "never to reach the boot manager",
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::observe::script::*;
     use crate::scenario::{Condition, Outcomes, QemuRange};
     use rstest::rstest;
 
-    fn rule(expect: &[Outcome], secure_boot: Option<u8>, setup_mode: Option<u8>) -> Rule {
+    pub(crate) fn rule(
+        expect: &[Outcome],
+        secure_boot: Option<u8>,
+        setup_mode: Option<u8>,
+    ) -> Rule {
         Rule {
             id: "r1".into(),
             when: Condition::default(),
@@ -433,7 +448,7 @@ mod tests {
         }
     }
 
-    fn case(check: Check) -> Case<'static> {
+    pub(crate) fn case(check: Check) -> Case<'static> {
         Case {
             check,
             tweak: Tweak::None,
@@ -441,6 +456,8 @@ mod tests {
             executable_sha256: Some("abc"),
             secure_boot_support: true,
             build: "50-edk2-x86_64-secure.json",
+            machine: "pc-q35-7.2",
+            machine_globs: &[],
         }
     }
 

@@ -313,6 +313,11 @@ pub enum Outcome {
     /// The boot manager gave up without ever refusing or starting the payload: it was never
     /// handed over. No rule may expect it; it is always an error.
     NothingBootable,
+    /// The firmware never reached its boot manager: its debug console showed firmware lines,
+    /// none from the boot manager, the serial console nothing, and the guest ran to the
+    /// deadline or reset. No rule may expect it: it fails where the descriptor's machine list
+    /// promises the cell's machine type, and is skipped where it does not.
+    NoBoot,
 }
 
 impl Outcome {
@@ -395,7 +400,8 @@ mod tests {
                 "legacy-silent",
                 "booted",
                 "started",
-                "nothing-bootable"
+                "nothing-bootable",
+                "no-boot"
             ]
         );
     }

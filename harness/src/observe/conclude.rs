@@ -11,12 +11,18 @@ use crate::observe::{loaded_by_load_image, Watcher};
 use crate::tools::shown;
 
 impl Watcher {
-    /// Concludes from what the consoles showed; `end` is how the boot ended.
+    /// Concludes from what the consoles showed; `end` is how the boot ended. A boot that
+    /// decided nothing may still show a firmware that never reached its boot manager.
     pub fn finish(self, end: &BootEnd) -> Result<Observation, Undecided> {
-        match self.check {
+        let no_boot = self.progress.conclude(end);
+        let concluded = match self.check {
             Check::SecureBoot => self.secure_boot(end),
             Check::OptionRom => self.option_rom(end),
             Check::KernelBoot => self.kernel_boot(end),
+        };
+        match (concluded, no_boot) {
+            (Err(_), Some(o)) => Ok(o),
+            (concluded, _) => concluded,
         }
     }
 

@@ -16,10 +16,12 @@
 //! - The boot manager giving up without refusing the payload is `nothing-bootable`: the payload
 //!   was never handed over.
 //! - Only the serial console carries payload and boot-manager lines; the debug console decides
-//!   nothing.
+//!   nothing about the payload. It only shows, with nothing on the serial console, a firmware
+//!   that never reached its boot manager (`no-boot`, [`noboot`]).
 
 pub mod conclude;
 pub mod evidence;
+pub mod noboot;
 pub mod probe;
 #[cfg(test)]
 pub mod script;
@@ -88,6 +90,8 @@ pub struct Watcher {
     command_line: Option<Evidence>,
     /// The kernel's `secureboot:` line (or a panic before it) and what it says.
     kernel_secure_boot: Option<(Evidence, Reading)>,
+    /// How far the firmware got, for a boot that decided nothing else.
+    progress: noboot::Progress,
 }
 
 /// The boot manager's line for a boot option it could not load or start:
@@ -149,6 +153,7 @@ impl Watcher {
             linux_version: None,
             command_line: None,
             kernel_secure_boot: None,
+            progress: noboot::Progress::default(),
         }
     }
 
@@ -297,6 +302,7 @@ impl Watcher {
 impl Watch for Watcher {
     fn line(&mut self, console: Console, at: Duration, text: &str) -> Control {
         self.now = self.now.max(at);
+        self.progress.line(console, at, text);
         // The debug console carries the firmware's DEBUG output: nothing there is a payload
         // line or the boot manager's verdict.
         if console == Console::Serial {
@@ -311,6 +317,9 @@ impl Watch for Watcher {
 
     fn partial(&mut self, console: Console, at: Duration, text: &str) -> Control {
         self.now = self.now.max(at);
+        if console == Console::Serial {
+            self.progress.line(console, at, text);
+        }
         if console != Console::Serial || self.check != Check::KernelBoot || self.refusal.is_some() {
             return self.control();
         }

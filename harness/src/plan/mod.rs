@@ -153,6 +153,8 @@ pub struct Cell {
     pub package: Option<String>,
     pub qemu_version: crate::discover::qemu::Version,
     pub machine: String,
+    /// The descriptor's x86_64 machine globs: where it promises to boot.
+    pub machine_globs: Vec<String>,
     pub accel: Accel,
     pub accel_reason: String,
     pub sev: bool,
@@ -314,6 +316,16 @@ pub fn variants(check: Check, descriptor: &Descriptor) -> Vec<Variant> {
     out
 }
 
+/// The descriptor's machine globs for x86_64, in file order.
+fn x86_64_machines(descriptor: &Descriptor) -> Vec<String> {
+    descriptor
+        .targets
+        .iter()
+        .filter(|t| t.architecture == Architecture::X86_64)
+        .flat_map(|t| t.machines.iter().cloned())
+        .collect()
+}
+
 /// The concrete machine type to run `descriptor` on: q35 first, then pc.
 pub fn pick_machine(qemu: &QemuBinary, descriptor: &Descriptor) -> Result<String, String> {
     let mut tried = Vec::new();
@@ -325,12 +337,7 @@ pub fn pick_machine(qemu: &QemuBinary, descriptor: &Descriptor) -> Result<String
             tried.push(format!("{alias} ({concrete})"));
         }
     }
-    let globs: Vec<&str> = descriptor
-        .targets
-        .iter()
-        .filter(|t| t.architecture == Architecture::X86_64)
-        .flat_map(|t| t.machines.iter().map(String::as_str))
-        .collect();
+    let globs = x86_64_machines(descriptor);
     Err(format!(
         "machines [{}] match none of {} on {}",
         globs.join(", "),
@@ -469,6 +476,7 @@ fn plan_cell(
         package: firmware.package.clone(),
         qemu_version: qemu.binary.version,
         machine: machine.unwrap_or_default(),
+        machine_globs: x86_64_machines(d),
         accel,
         accel_reason,
         sev,

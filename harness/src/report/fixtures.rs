@@ -22,6 +22,7 @@ pub fn cell(id: &str, check: Check) -> Cell {
         package: Some("ovmf 2022.11-6+deb12u2".into()),
         qemu_version: Version::new(7, 2, 22),
         machine: "pc-q35-7.2".into(),
+        machine_globs: vec!["pc-q35-*".into()],
         accel: Accel::Tcg,
         accel_reason: "KVM unusable".into(),
         sev: false,
@@ -58,6 +59,8 @@ pub fn judged(id: &str, check: Check, expect: Outcome, steps: &[Step]) -> CellRe
         executable_sha256: None,
         secure_boot_support: true,
         build: "50-edk2-x86_64-secure.json",
+        machine: "pc-q35-7.2",
+        machine_globs: &[],
     };
     let verdict = judge::judge(
         &case,
@@ -110,6 +113,8 @@ pub fn judged_with(
         executable_sha256: sha,
         secure_boot_support: true,
         build: "50-edk2-x86_64-secure.json",
+        machine: "pc-q35-7.2",
+        machine_globs: &[],
     };
     let verdict = judge::judge(&case, &rule, script::observe(cell.check, steps), scenarios);
     cell.rule = Some(rule);

@@ -640,7 +640,7 @@ mod tests {
 
     #[test]
     fn no_rule_may_expect_what_cannot_be_judged() {
-        for outcome in [Outcome::Started, Outcome::NothingBootable] {
+        for outcome in [Outcome::Started, Outcome::NothingBootable, Outcome::NoBoot] {
             for check in Check::ALL {
                 assert!(!check.outcomes().contains(&outcome), "{check}: {outcome}");
             }

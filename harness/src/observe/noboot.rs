@@ -1,0 +1,236 @@
+//! `no-boot`: the firmware never reached its boot manager.
+//!
+//! Telling a firmware that hangs or resets before BDS from a harness that broke takes positive
+//! evidence, all of it:
+//!
+//! - the firmware's debug console (isa-debugcon, descriptors with `verbose-dynamic`) showed
+//!   firmware lines: the firmware ran, and the harness read what it wrote;
+//! - none of them is the boot manager's (`[Bds] Entry...`, `[BdsDxe] ...`, `BdsDxe: ...`);
+//! - the serial console showed nothing at all: edk2 connects its console (the serial port) in
+//!   BDS, so every boot-manager, payload and kernel line goes there, and a line there means the
+//!   firmware got further than the debug console says (or that something else speaks);
+//! - the guest ran until the deadline, or QEMU ended on its own with success: under
+//!   `-no-reboot` a reset (a triple fault, a reset loop) or a power-off ends QEMU with status 0.
+//!   A QEMU that failed (another status), a boot that could not be started and a boot the
+//!   watcher stopped are the harness's or QEMU's, never the firmware's.
+//!
+//! Without firmware output there is no evidence: the cell stays an error (Debian's release
+//! builds write nothing to the debug console).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::boot::{BootEnd, Console};
+use crate::matrix::Outcome;
+use crate::observe::conclude::end_reason;
+use crate::observe::evidence::{Evidence, EvidenceLines, Observation};
+
+/// How many of the firmware's last lines a no-boot observation carries.
+pub const LAST_LINES: usize = 5;
+
+/// What QEMU's exit status reads as when it ended on its own with success.
+const EXIT_SUCCESS: &str = "exit status: 0";
+
+/// Whether a firmware line comes from the boot manager: BdsDxe's DEBUG output (`[Bds] Entry...`,
+/// `[BdsDxe] Locate Variable Policy protocol`) or its console lines (`BdsDxe: loading ...`).
+/// The DXE core's `Loading driver ... BdsDxe.efi` is not: that is the driver being loaded.
+pub fn is_boot_manager_line(line: &str) -> bool {
+    line.contains("[Bds") || line.contains("BdsDxe:")
+}
+
+/// How far the firmware got, as its consoles show it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The debug console's last non-blank lines, oldest first.
+    last_debug: VecDeque<Evidence>,
+    /// How many non-blank lines the debug console showed.
+    debug_lines: usize,
+    /// A line of the boot manager, on either console.
+    boot_manager: bool,
+    /// Whether the serial console showed any non-blank line.
+    serial: bool,
+}
+
+impl Progress {
+    pub fn line(&mut self, console: Console, at: Duration, text: &str) {
+        let line = text.trim();
+        if line.is_empty() {
+            return;
+        }
+        self.boot_manager |= is_boot_manager_line(line);
+        match console {
+            Console::Serial => self.serial = true,
+            Console::Debug => {
+                self.debug_lines += 1;
+                if self.last_debug.len() == LAST_LINES {
+                    self.last_debug.pop_front();
+                }
+                self.last_debug.push_back(Evidence {
+                    stream: console,
+                    at,
+                    line: line.to_string(),
+                });
+            }
+        }
+    }
+
+    /// The no-boot observation, where the consoles and the end of the boot show one.
+    pub fn conclude(&self, end: &BootEnd) -> Option<Observation> {
+        if self.boot_manager || self.serial {
+            return None;
+        }
+        let how = match end {
+            BootEnd::Deadline { .. } => end_reason(end),
+            BootEnd::Exited { status, .. } if status == EXIT_SUCCESS => {
+                "QEMU ended on its own with success (under -no-reboot: the guest reset or powered \
+                 off)"
+                    .to_string()
+            }
+            _ => return None,
+        };
+        let mut lines = self.last_debug.iter().cloned();
+        let evidence = EvidenceLines::new(lines.next()?).with(lines);
+        Some(Observation::new(
+            Outcome::NoBoot,
+            format!(
+                "was never tried: the firmware never reached its boot manager ({} line(s) on its \
+                 debug console, none from the boot manager, nothing on the serial console; {how})",
+                self.debug_lines
+            ),
+            evidence,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::Check;
+    use crate::observe::script::*;
+
+    /// A DEBUG build that hangs in DXE: the debug console's last lines before the deadline.
+    const HANG: &[&str] = &[
+        "SecCoreStartupWithStack(0xFFFCC000, 0x820000)",
+        "Platform PEIM Loaded",
+        "DXE IPL Entry",
+        "Loading driver at 0x0007EB4A000 EntryPoint=0x0007EB4B0A9 BdsDxe.efi",
+        "InstallProtocolInterface: 5B1B31A1-9562-11D2-8E3F-00A0C969723B 7EB5D040",
+        "PlatformDxe: something went wrong",
+        "ASSERT [PlatformDxe] Platform.c(123): !EFI_ERROR (Status)",
+    ];
+
+    fn debug_steps(lines: &[&'static str]) -> Vec<Step<'static>> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| DebugCon(100 * (i as u64 + 1), l))
+            .collect()
+    }
+
+    fn exited(status: &str) -> BootEnd {
+        BootEnd::Exited {
+            status: status.into(),
+            stderr: "(stderr empty)".into(),
+        }
+    }
+
+    #[test]
+    fn firmware_lines_without_the_boot_manager_until_the_deadline_is_no_boot() {
+        for check in Check::ALL {
+            let (r, read) = run(*check, &debug_steps(HANG), deadline());
+            assert_eq!(read, HANG.len(), "no-boot never stops the guest early");
+            let o = r.unwrap();
+            assert_eq!(o.outcome, Outcome::NoBoot, "{check}");
+            let lines: Vec<&str> = o.evidence.lines().iter().map(|e| e.line.as_str()).collect();
+            assert_eq!(lines, HANG[HANG.len() - LAST_LINES..], "the last lines");
+            assert!(o
+                .evidence
+                .lines()
+                .iter()
+                .all(|e| e.stream == Console::Debug));
+            assert!(
+                o.description.contains(
+                    "never reached its boot manager (7 line(s) on its debug console, none from \
+                     the boot manager, nothing on the serial console; no decisive console line \
+                     within 80 s"
+                ),
+                "{}",
+                o.description
+            );
+        }
+    }
+
+    #[test]
+    fn a_reset_under_no_reboot_is_no_boot_and_a_failed_qemu_is_not() {
+        let steps = debug_steps(&HANG[..2]);
+        let (r, _) = run(Check::SecureBoot, &steps, exited("exit status: 0"));
+        let o = r.unwrap();
+        assert_eq!(o.outcome, Outcome::NoBoot);
+        assert!(
+            o.description.contains("the guest reset"),
+            "{}",
+            o.description
+        );
+        assert_eq!(o.evidence.lines().len(), 2);
+        for end in [
+            exited("exit status: 1"),
+            exited("signal: 6 (SIGABRT)"),
+            BootEnd::Failed("cannot start".into()),
+            BootEnd::Stopped,
+        ] {
+            let (r, _) = run(Check::SecureBoot, &steps, end.clone());
+            assert!(r.is_err(), "{end:?}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn no_firmware_output_is_no_evidence() {
+        let (r, _) = run(
+            Check::SecureBoot,
+            &[Tick(1000), DebugCon(1100, "  ")],
+            deadline(),
+        );
+        assert!(r.is_err(), "{r:?}");
+        let (r, _) = run(Check::KernelBoot, &[], exited("exit status: 0"));
+        assert!(r.is_err(), "{r:?}");
+    }
+
+    #[rstest::rstest]
+    #[case::bds_entry(DebugCon(900, "[Bds] Entry..."))]
+    #[case::bds_dxe_debug(DebugCon(900, "[BdsDxe] Locate Variable Policy protocol - Success"))]
+    #[case::bds_dxe_on_the_debug_console(DebugCon(900, "BdsDxe: loading Boot0001"))]
+    #[case::bds_dxe_on_serial(Serial(900, "BdsDxe: loading Boot0001 \"UEFI Misc Device\""))]
+    #[case::anything_on_serial(Serial(900, "EFI stub: UEFI Secure Boot is enabled."))]
+    fn the_boot_manager_or_any_serial_line_rules_it_out(#[case] step: Step<'static>) {
+        let mut steps = debug_steps(&HANG[..3]);
+        steps.push(step);
+        let (r, _) = run(Check::KernelBoot, &steps, deadline());
+        let u = r.expect_err("an error, not no-boot");
+        assert!(
+            u.reason.contains("no decisive console line"),
+            "{}",
+            u.reason
+        );
+    }
+
+    #[test]
+    fn blank_serial_lines_are_not_output() {
+        let mut steps = debug_steps(&HANG[..3]);
+        steps.push(Serial(900, ""));
+        steps.push(Serial(901, "   "));
+        let (r, _) = run(Check::SecureBoot, &steps, deadline());
+        assert_eq!(r.unwrap().outcome, Outcome::NoBoot);
+    }
+
+    #[test]
+    fn driver_loading_is_not_the_boot_manager() {
+        assert!(!is_boot_manager_line(HANG[3]));
+        assert!(is_boot_manager_line("[Bds] Entry..."));
+        assert!(is_boot_manager_line(
+            "[BdsDxe] Locate Variable Policy protocol - Success"
+        ));
+        assert!(is_boot_manager_line(
+            "BdsDxe: No bootable option was found."
+        ));
+    }
+}
