@@ -223,6 +223,14 @@ mod tests {
     }
 
     #[test]
+    fn serial_text_without_a_newline_is_output_too() {
+        let mut steps = debug_steps(&HANG[..3]);
+        steps.push(Partial(900, "Verification failed: (0x1A) Security Vi"));
+        let (r, _) = run(Check::SecureBoot, &steps, deadline());
+        assert!(r.is_err(), "{r:?}");
+    }
+
+    #[test]
     fn driver_loading_is_not_the_boot_manager() {
         assert!(!is_boot_manager_line(HANG[3]));
         assert!(is_boot_manager_line("[Bds] Entry..."));
