@@ -24,6 +24,9 @@ pub enum AdmissionRule {
     Machine,
     /// `-kernel` under SEV only when the boot is measured (a refusal, on any host).
     SevKernelPolicy,
+    /// A measured-direct-boot build hands a `-kernel` over only against SEV's hash table: its
+    /// kernel-boot cells without SEV have nothing to judge.
+    MeasuredWithoutSev,
     /// SEV guests run under KVM only.
     SevKvm,
     /// The host (and this QEMU on it) can start SEV guests.
@@ -76,6 +79,7 @@ const ADMISSION: &[(AdmissionRule, Objection)] = &[
     (AdmissionRule::Machine, machine),
     // Policy before host capability: a runtime maintainer sees the refusal on any host.
     (AdmissionRule::SevKernelPolicy, sev_kernel_policy),
+    (AdmissionRule::MeasuredWithoutSev, measured_without_sev),
     (AdmissionRule::SevKvm, sev_kvm),
     (AdmissionRule::SevHost, sev_host),
     (AdmissionRule::SevQemuVersion, sev_qemu_version),
@@ -102,6 +106,7 @@ impl AdmissionRule {
         match self {
             AdmissionRule::Machine => "machine",
             AdmissionRule::SevKernelPolicy => "sev-kernel-policy",
+            AdmissionRule::MeasuredWithoutSev => "measured-without-sev",
             AdmissionRule::SevKvm => "sev-kvm",
             AdmissionRule::SevHost => "sev-host",
             AdmissionRule::SevQemuVersion => "sev-qemu-version",
@@ -125,6 +130,7 @@ impl AdmissionRule {
             | AdmissionRule::KernelAppend
             | AdmissionRule::Expectation => DenialKind::Error,
             AdmissionRule::Machine
+            | AdmissionRule::MeasuredWithoutSev
             | AdmissionRule::SevKvm
             | AdmissionRule::SevHost
             | AdmissionRule::SevQemuVersion
@@ -203,6 +209,21 @@ fn sev_kernel_policy(c: &Candidate) -> Option<String> {
         )),
         Some(_) => None,
     }
+}
+
+fn measured_without_sev(c: &Candidate) -> Option<String> {
+    if c.sev || c.check != Check::KernelBoot {
+        return None;
+    }
+    let sha = c.firmware.executable_sha256.as_ref().ok()?;
+    let build = c.scenarios.measured_build(sha)?;
+    Some(format!(
+        "{} is a measured direct boot build ({}): it hands a -kernel over only after checking it \
+         against the hashes SEV puts in guest memory, and without SEV there are none, so no \
+         kernel starts by design and a cell without SEV has nothing to judge; its SEV cells \
+         carry the check",
+        c.firmware.descriptor.name, build.build
+    ))
 }
 
 /// Only where the host has SEV at all: otherwise `sev-host` says why.
@@ -395,6 +416,28 @@ mod tests {
     }
 
     #[test]
+    fn measured_without_sev_skips_only_kernel_cells_without_sev_of_a_measured_build() {
+        let mut f = Fixture::admitted();
+        f.check = Check::KernelBoot;
+        // Not a measured build: nothing to object to.
+        assert_eq!(objection(&f, R::MeasuredWithoutSev), None);
+        measured(&mut f);
+        let why = objection(&f, R::MeasuredWithoutSev).expect("a skip");
+        assert!(
+            why.contains("is a measured direct boot build (OvmfPkg/AmdSev/AmdSevX64.dsc)"),
+            "{why}"
+        );
+        assert!(why.contains("without SEV there are none"), "{why}");
+        assert_eq!(R::MeasuredWithoutSev.kind(), DenialKind::Skip);
+        // Its SEV cells, and its other checks, are not this rule's.
+        f.sev = true;
+        assert_eq!(objection(&f, R::MeasuredWithoutSev), None);
+        f.sev = false;
+        f.check = Check::SecureBoot;
+        assert_eq!(objection(&f, R::MeasuredWithoutSev), None);
+    }
+
+    #[test]
     fn the_precedence_is_the_documented_order() {
         let names: Vec<&str> = AdmissionRule::in_order().map(R::as_str).collect();
         assert_eq!(
@@ -402,6 +445,7 @@ mod tests {
             [
                 "machine",
                 "sev-kernel-policy",
+                "measured-without-sev",
                 "sev-kvm",
                 "sev-host",
                 "sev-qemu-version",
