@@ -65,7 +65,13 @@ fn table(reports: &[PathBuf], readme: Option<&Path>) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let report: bootmatrix::report::record::Report = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}: not a bootmatrix report: {e}", path.display()))?;
-        all.cells.extend(report.cells);
+        // A cell run again in a later report replaces the earlier one.
+        for cell in report.cells {
+            match all.cells.iter_mut().find(|c| c.id == cell.id) {
+                Some(old) => *old = cell,
+                None => all.cells.push(cell),
+            }
+        }
     }
     let text = bootmatrix::report::table::markdown(&all);
     let Some(file) = readme else {

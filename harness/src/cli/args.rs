@@ -75,7 +75,8 @@ pub enum Command {
     ///
     /// One table per check: a row per descriptor and variant (SEV off), a column per firmware
     /// generation (edk2 release), each entry what the cells showed and their verdict, naming
-    /// the QEMU versions where they disagree. Several reports are read as one run. With
+    /// the QEMU versions where they disagree. Several reports are read as one run, a cell of a
+    /// later report replacing the same cell of an earlier one. With
     /// --readme, the part of FILE between the markers `<!-- bootmatrix table: begin ... -->` and
     /// `<!-- bootmatrix table: end -->` is replaced (the README's table is made this way).
     Table {
