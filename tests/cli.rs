@@ -668,3 +668,28 @@ fn table_prints_a_report_and_rewrites_only_the_readme_part_between_its_markers()
     assert_eq!(bad.status, 2);
     assert!(bad.stderr.contains("/dev/null"), "{}", bad.stderr);
 }
+
+#[test]
+fn table_takes_a_cell_of_a_later_report_over_the_same_cell_of_an_earlier_one() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json");
+    let mut report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&golden).unwrap()).unwrap();
+    // The run again, where the verified kernel cell failed this time.
+    for cell in report["cells"].as_array_mut().unwrap() {
+        if cell["id"] == "kernel-verified" {
+            cell["verdict"] = "fail".into();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let again = dir.path().join("again.json");
+    std::fs::write(&again, report.to_string()).unwrap();
+    let both = ran(&["table", golden.to_str().unwrap(), again.to_str().unwrap()]);
+    assert_eq!(both.status, 0, "{}", both.stderr);
+    assert!(
+        both.stdout
+            .contains("| 50-edk2-x86_64-secure | own-keys-vars/signed | `verified` fail |"),
+        "{}",
+        both.stdout
+    );
+    assert!(!both.stdout.contains("`verified` pass"), "{}", both.stdout);
+}
