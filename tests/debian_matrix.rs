@@ -9,34 +9,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
 
 use bootmatrix::judge::VerdictKind;
 use bootmatrix::matrix::Check;
 use common::expected::{compare, package_id};
 use common::run::bootmatrix;
 use regex::Regex;
-
-/// The arguments `ci/debian-matrix` prints (ci/test sets BOOTMATRIX_DEBIAN_MATRIX to them).
-fn matrix_args() -> Vec<String> {
-    let text = match std::env::var("BOOTMATRIX_DEBIAN_MATRIX") {
-        Ok(text) => text,
-        Err(_) => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/debian-matrix");
-            let out = Command::new(script)
-                .output()
-                .expect("ci/debian-matrix runs");
-            assert!(
-                out.status.success(),
-                "ci/debian-matrix failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        }
-    };
-    text.split_whitespace().map(str::to_string).collect()
-}
 
 /// Which firmware generation boots on which QEMU: each generation and each QEMU at least once,
 /// 2026.08 also on the machine's QEMU 7.2 (before QEMU 10.0 hands over an unpatched kernel).
@@ -48,7 +26,7 @@ const CELLS: &str = r"sev-off/[^/]+/db-added-vars-(un)?signed$";
 
 #[test]
 fn every_generation_on_every_qemu_once_per_check() {
-    let args = matrix_args();
+    let args = common::debian_matrix_args();
     let filter = format!("^40-edk2-x86_64-secure-enrolled{PAIRS}[^/]*/{CELLS}");
     let mut run_args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_args.extend(["--filter", &filter]);

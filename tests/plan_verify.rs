@@ -4,29 +4,9 @@
 //! wrong option is rejected, by name. Run with `cargo test --features qemu --test plan_verify`.
 #![cfg(feature = "qemu")]
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-/// The arguments of the whole Debian release matrix: `BOOTMATRIX_DEBIAN_MATRIX` (set by
-/// `ci/test`), or what `ci/debian-matrix` prints.
-fn debian_matrix() -> Vec<String> {
-    let value = match std::env::var("BOOTMATRIX_DEBIAN_MATRIX") {
-        Ok(value) => value,
-        Err(_) => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/debian-matrix");
-            let out = Command::new(&script)
-                .output()
-                .expect("ci/debian-matrix runs");
-            assert!(
-                out.status.success(),
-                "ci/debian-matrix failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        }
-    };
-    value.split_whitespace().map(str::to_string).collect()
-}
+use std::process::Command;
 
 /// One line of `plan --verify`: (verdict, cell id, reason).
 struct Line {
@@ -70,7 +50,7 @@ fn host_has_sev() -> bool {
 #[test]
 fn every_planned_argv_of_the_debian_matrix_is_accepted_or_needs_the_host() {
     // Every descriptor of four OVMF generations, on five QEMU versions (5.2 to 11.1).
-    let args = debian_matrix();
+    let args = common::debian_matrix_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, lines, all) = verify(&args);
     assert_eq!(code, 0, "{all}");

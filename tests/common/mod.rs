@@ -109,3 +109,25 @@ pub fn fake_firmware(root: &Path, name: &str, machines: &[&str], features: &[&st
     .unwrap();
     dir
 }
+
+/// The arguments that add the whole Debian release matrix to a command (four OVMF generations,
+/// five QEMU versions): `BOOTMATRIX_DEBIAN_MATRIX` (set by `ci/test`), or what
+/// `ci/debian-matrix` prints.
+pub fn debian_matrix_args() -> Vec<String> {
+    let text = match std::env::var("BOOTMATRIX_DEBIAN_MATRIX") {
+        Ok(text) => text,
+        Err(_) => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/debian-matrix");
+            let out = std::process::Command::new(script)
+                .output()
+                .expect("ci/debian-matrix runs");
+            assert!(
+                out.status.success(),
+                "ci/debian-matrix failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    text.split_whitespace().map(str::to_string).collect()
+}
