@@ -693,3 +693,16 @@ fn table_takes_a_cell_of_a_later_report_over_the_same_cell_of_an_earlier_one() {
     );
     assert!(!both.stdout.contains("`verified` pass"), "{}", both.stdout);
 }
+
+#[test]
+fn the_readme_holds_the_table_markers_table_writes_between() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let begin = readme
+        .find(bootmatrix::report::table::BEGIN)
+        .expect("begin marker");
+    let end = readme
+        .find(bootmatrix::report::table::END)
+        .expect("end marker");
+    assert!(begin < end);
+}
