@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use bootmatrix::judge::VerdictKind;
 use bootmatrix::matrix::Check;
@@ -75,5 +76,30 @@ fn every_generation_on_every_qemu_once_per_check() {
     assert_eq!(packages.len(), 4, "{packages:?}");
     for package in &packages {
         compare(&run.report, package, &scope);
+    }
+}
+
+/// Writes every build's expected results from a whole run's report (not a test: run by hand
+/// after `bootmatrix run $(./ci/debian-matrix) --report-json FILE`, then review the diff):
+/// `BOOTMATRIX_BLESS=1 BOOTMATRIX_REPORT=FILE cargo test --features qemu --test debian_matrix
+/// -- --ignored expected_results_from_a_whole_run`.
+#[test]
+#[ignore = "writes tests/expected/ from BOOTMATRIX_REPORT; run by hand"]
+fn expected_results_from_a_whole_run() {
+    let path = std::env::var("BOOTMATRIX_REPORT").expect("BOOTMATRIX_REPORT names a report.json");
+    assert!(
+        std::env::var_os("BOOTMATRIX_BLESS").is_some(),
+        "set BOOTMATRIX_BLESS=1 to write"
+    );
+    let report =
+        bootmatrix::report::record::Report::read(Path::new(&path)).expect("a bootmatrix report");
+    let packages: BTreeSet<String> = report
+        .cells
+        .iter()
+        .filter_map(|c| c.firmware.package.as_deref().map(package_id))
+        .map(str::to_string)
+        .collect();
+    for package in &packages {
+        compare(&report, package, &Regex::new("").unwrap());
     }
 }
