@@ -89,13 +89,18 @@ fn entry(cells: &[&CellRecord]) -> String {
 pub fn markdown(report: &Report) -> String {
     let cells: Vec<&CellRecord> = report.cells.iter().filter(|c| !c.sev).collect();
     let generations: BTreeSet<String> = cells.iter().map(|c| generation(c)).collect();
-    let qemus: BTreeSet<String> = cells.iter().map(|c| c.qemu_version.to_string()).collect();
+    // By version, not as text: 5.2.0 before 10.0.2.
+    let qemus: BTreeSet<_> = cells.iter().map(|c| c.qemu_version).collect();
     let mut out = String::new();
     let _ = writeln!(
         out,
         "Made from a run of {} cells (SEV off) on QEMU {}, firmware generations (edk2) {}.",
         cells.len(),
-        qemus.into_iter().collect::<Vec<_>>().join(", "),
+        qemus
+            .into_iter()
+            .map(|q| q.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         generations.iter().cloned().collect::<Vec<_>>().join(", ")
     );
     for check in [Check::SecureBoot, Check::OptionRom, Check::KernelBoot] {
@@ -164,7 +169,7 @@ mod tests {
         let report = fixtures::table_report();
         let text = markdown(&report);
         assert!(
-            text.starts_with("Made from a run of 4 cells (SEV off) on QEMU 10.0.2, 7.2.22"),
+            text.starts_with("Made from a run of 4 cells (SEV off) on QEMU 7.2.22, 10.0.2"),
             "{text}"
         );
         assert!(
