@@ -51,8 +51,11 @@ fn shown(cell: &CellRecord) -> String {
     }
 }
 
+/// A QEMU version as (major, minor, micro).
+type QemuVersion = (u32, u32, u32);
+
 /// A cell's QEMU version: the whole of it, since 10.0.2 and 10.0.13 may disagree.
-fn qemu(cell: &CellRecord) -> (u32, u32, u32) {
+fn qemu(cell: &CellRecord) -> QemuVersion {
     let v = cell.qemu_version;
     (v.major, v.minor, v.micro)
 }
@@ -60,14 +63,14 @@ fn qemu(cell: &CellRecord) -> (u32, u32, u32) {
 /// One entry: the cells of one row and one generation, grouped by what they showed.
 fn entry(cells: &[&CellRecord]) -> String {
     // What was shown -> the QEMU versions that showed it.
-    let mut groups: BTreeMap<String, BTreeSet<(u32, u32, u32)>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, BTreeSet<QemuVersion>> = BTreeMap::new();
     for cell in cells {
         groups.entry(shown(cell)).or_default().insert(qemu(cell));
     }
     if groups.len() == 1 {
         return groups.into_keys().next().unwrap_or_default();
     }
-    let mut parts: Vec<(BTreeSet<(u32, u32, u32)>, String)> = groups
+    let mut parts: Vec<(BTreeSet<QemuVersion>, String)> = groups
         .into_iter()
         .map(|(text, qemus)| (qemus, text))
         .collect();
