@@ -9,7 +9,7 @@ use bootmatrix::report::record::{CellRecord, Report};
 use regex::Regex;
 
 mod common;
-use common::expected::{differences, file_for, key, package_id, seen, Expected};
+use common::expected::{bless, differences, file_for, full_key, key, package_id, seen, Expected};
 
 #[test]
 fn keys_cut_the_qemu_version_to_major_minor() {
@@ -26,6 +26,49 @@ fn keys_cut_the_qemu_version_to_major_minor() {
         file_for("ovmf 2022.11-6+deb12u2").file_name().unwrap(),
         "ovmf_2022.11-6+deb12u2.json"
     );
+}
+
+/// backports' QEMU 10.0.2 and trixie's 10.0.13 share a major.minor: where they agree, one entry
+/// holds both; where they disagree, each has its own, and neither is taken for the other.
+#[test]
+fn two_qemus_of_one_major_minor_get_their_own_entries_only_where_they_disagree() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json");
+    let report = Report::read(&path).unwrap();
+    let template = &report.cells[0];
+    let on = |qemu: &str, verdict: VerdictKind| {
+        let mut c = template.clone();
+        c.id = format!(
+            "40-edk2-x86_64-secure-enrolled@2025.02-8+deb13u1/qemu-{qemu}/sev-off/secure-boot/\
+             db-added-vars-signed"
+        );
+        c.verdict = verdict;
+        c
+    };
+    let all = Regex::new("").unwrap();
+    let (a, b) = (
+        on("10.0.2", VerdictKind::Pass),
+        on("10.0.13", VerdictKind::Pass),
+    );
+    let mut file = BTreeMap::new();
+    bless(&mut file, &[&a, &b]);
+    assert_eq!(file.keys().collect::<Vec<_>>(), [&key(&a.id)]);
+    assert!(key(&a.id).contains("/qemu-10.0/"), "{}", key(&a.id));
+
+    let b_fails = on("10.0.13", VerdictKind::Fail);
+    bless(&mut file, &[&a, &b_fails]);
+    let mut want = vec![full_key(&a.id), full_key(&b_fails.id)];
+    want.sort();
+    assert_eq!(file.keys().cloned().collect::<Vec<_>>(), want);
+    assert!(differences(&file, &[&a, &b_fails], &all).is_empty());
+    // The 10.0.13 entry does not excuse 10.0.2 failing, nor the other way round.
+    let found = differences(&file, &[&on("10.0.2", VerdictKind::Fail), &b], &all);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    // A third 10.0 QEMU has no entry of its own and no shared one to fall back on.
+    let found = differences(&file, &[&on("10.0.5", VerdictKind::Pass)], &all);
+    assert!(found[0].contains("not in the file"), "{found:#?}");
+    // Agreeing again, the pair goes back to one entry.
+    bless(&mut file, &[&a, &b]);
+    assert_eq!(file.len(), 1);
 }
 
 #[test]

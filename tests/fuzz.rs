@@ -493,7 +493,8 @@ fn apply_console(steps: &mut Vec<Step>, edit: &ConsoleEdit, lines: &[String]) {
             if let Step::Line(c, _, _) = &mut steps[at(*n)] {
                 *c = match c {
                     Console::Serial => Console::Debug,
-                    Console::Debug => Console::Serial,
+                    Console::Debug => Console::QemuLog,
+                    Console::QemuLog => Console::Serial,
                 };
             }
         }

@@ -82,6 +82,8 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
         build: &cell.descriptor,
         machine: &cell.machine,
         machine_globs: &cell.machine_globs,
+        edk2: cell.edk2,
+        accel: cell.accel,
     };
     let verdict = judge::judge(&case, rule, watcher.finish(&outcome.end), scenarios);
     CellResult {

@@ -407,6 +407,9 @@ pub const SCENARIO_LIMIT: u64 = 4 << 20;
 pub const FIRMWARE_LIMIT: u64 = 256 << 20;
 /// The most it reads of a kernel or shim (512 MiB; a distribution kernel is under 16 MiB).
 pub const KERNEL_LIMIT: u64 = 512 << 20;
+/// The most it reads of a report it wrote (`report.json`, `verdict.json`: 256 MiB; the whole
+/// Debian release matrix's report of 1330 cells is about 5 MiB).
+pub const REPORT_LIMIT: u64 = 256 << 20;
 
 /// Why an input file was not read. Shown after the file's name (or the option's).
 #[derive(Debug, thiserror::Error)]

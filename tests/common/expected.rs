@@ -1,6 +1,8 @@
 //! Expected results as data, one file per firmware build: `tests/expected/<package>.json` holds,
 //! for every cell of the build on each QEMU version (keyed by the cell id with the QEMU version
-//! cut to major.minor), the verdict, the outcome the firmware showed, the known deviation that
+//! cut to major.minor, so a point release of the same QEMU needs no new entry; where two QEMUs
+//! of one major.minor in a run disagree, such as backports' 10.0.2 and trixie's 10.0.13, each
+//! gets an entry keyed by its full version, which wins over the short one), the verdict, the outcome the firmware showed, the known deviation that
 //! excused it, or the admission rule that skipped it. The real-boot tests compare a run against
 //! it; `BOOTMATRIX_BLESS=1` writes what the run gave into the file (review the diff).
 
@@ -61,8 +63,56 @@ pub fn package_id(package: &str) -> &str {
 pub fn key(id: &str) -> String {
     let re = Regex::new(r"/qemu-(\d+)\.(\d+)\.\d+/").unwrap();
     let id = re.replace(id, "/qemu-$1.$2/");
+    full_key(&id)
+}
+
+/// A cell's key with its full QEMU version: for cells whose QEMU disagrees with another of the
+/// same major.minor.
+pub fn full_key(id: &str) -> String {
     let tree = Regex::new(r"^([^/@]+)@[^/]*/").unwrap();
-    tree.replace(&id, "$1/").into_owned()
+    tree.replace(id, "$1/").into_owned()
+}
+
+/// The QEMU part of a key (`qemu-10.0` or `qemu-10.0.13`).
+fn qemu_of(key: &str) -> &str {
+    key.split('/').nth(1).unwrap_or_default()
+}
+
+/// What the file expects of a cell: its full-version entry, else its major.minor one.
+fn expected_for<'e>(
+    expected: &'e BTreeMap<String, Expected>,
+    cell: &CellRecord,
+) -> Option<(String, &'e Expected)> {
+    let full = full_key(&cell.id);
+    let short = key(&cell.id);
+    expected
+        .get(&full)
+        .map(|e| (full, e))
+        .or_else(|| expected.get(&short).map(|e| (short, e)))
+}
+
+/// Writes what the run gave into `cells`: one major.minor entry where every QEMU of that
+/// major.minor agrees, one full-version entry per QEMU where they do not.
+pub fn bless(cells: &mut BTreeMap<String, Expected>, run: &[&CellRecord]) {
+    let mut by_short: BTreeMap<String, Vec<(String, Expected)>> = BTreeMap::new();
+    for cell in run {
+        by_short
+            .entry(key(&cell.id))
+            .or_default()
+            .push((full_key(&cell.id), seen(cell)));
+    }
+    for (short, seen) in by_short {
+        let agree = seen.windows(2).all(|w| w[0].1 == w[1].1);
+        for (full, _) in &seen {
+            cells.remove(full);
+        }
+        cells.remove(&short);
+        if agree {
+            cells.insert(short, seen[0].1.clone());
+        } else {
+            cells.extend(seen);
+        }
+    }
 }
 
 /// What the run gave one cell, in the file's terms.
@@ -107,9 +157,7 @@ pub fn compare(report: &Report, package: &str, scope: &Regex) {
         .collect();
     assert!(!cells.is_empty(), "no cell of {package} in the run");
     if std::env::var_os("BOOTMATRIX_BLESS").is_some() {
-        for cell in &cells {
-            file.cells.insert(key(&cell.id), seen(cell));
-        }
+        bless(&mut file.cells, &cells);
         let text = serde_json::to_string_pretty(&file).unwrap() + "\n";
         std::fs::write(&path, text).unwrap();
         return;
@@ -134,26 +182,30 @@ pub fn differences(
     let mut qemus = std::collections::BTreeSet::new();
     for cell in cells {
         let k = key(&cell.id);
-        qemus.insert(k.split('/').nth(1).unwrap_or_default().to_string());
+        qemus.insert(qemu_of(&k).to_string());
+        qemus.insert(qemu_of(&full_key(&cell.id)).to_string());
         let got = seen(cell);
-        match expected.get(&k) {
+        match expected_for(expected, cell) {
             None => problems.push(format!("{k}: not in the file; the run gave {got:?}")),
-            Some(want) if *want == got => {}
-            Some(want)
+            Some((_, want)) if *want == got => {}
+            Some((_, want))
                 if want
                     .skipped_by
                     .as_deref()
                     .is_some_and(|r| HOST_RULES.contains(&r))
                     && got.skipped_by.is_none() => {}
-            Some(want) => problems.push(format!(
+            Some((k, want)) => problems.push(format!(
                 "{k}: expected {want:?}, the run gave {got:?}\n    {}",
                 cell.reason
             )),
         }
     }
     for k in expected.keys() {
-        let qemu = k.split('/').nth(1).unwrap_or_default();
-        if scope.is_match(k) && qemus.contains(qemu) && !cells.iter().any(|c| key(&c.id) == *k) {
+        let qemu = qemu_of(k);
+        let ran = cells
+            .iter()
+            .any(|c| key(&c.id) == *k || full_key(&c.id) == *k);
+        if scope.is_match(k) && qemus.contains(qemu) && !ran {
             problems.push(format!("{k}: expected, but the run has no such cell"));
         }
     }

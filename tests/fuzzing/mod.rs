@@ -7,6 +7,7 @@
 //!
 //! - descriptor: a descriptor file's text;
 //! - console: a transcript, one step a line: `serial MS TEXT`, `debug MS TEXT`,
+//!   `qemu-log MS TEXT` (a line of QEMU's stderr: only its guest-error lines count),
 //!   `partial MS TEXT` or `tick MS`; any other line is a serial line 1 ms after the last step;
 //! - scenario: a first line naming the scenario file it replaces (`secure-boot.json`, or a new
 //!   name), then that file's text; the other files are the repository's `scenarios/`.
@@ -15,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bootmatrix::boot::guest_errors::{is_guest_error, GuestErrors};
 use bootmatrix::boot::{BootEnd, Console, Control, Watch};
 use bootmatrix::discover::descriptor;
 use bootmatrix::matrix::Check;
@@ -69,6 +71,7 @@ pub fn parse_transcript(text: &str) -> Vec<Step> {
         let step = match (word, at) {
             ("serial", Some(at)) => Step::Line(Console::Serial, at, text.to_string()),
             ("debug", Some(at)) => Step::Line(Console::Debug, at, text.to_string()),
+            ("qemu-log", Some(at)) => Step::Line(Console::QemuLog, at, text.to_string()),
             ("partial", Some(at)) => Step::Partial(at, text.to_string()),
             ("tick", Some(at)) => Step::Tick(at),
             _ => Step::Line(Console::Serial, last.saturating_add(1), raw.to_string()),
@@ -89,6 +92,7 @@ pub fn transcript(steps: &[Step]) -> String {
         .map(|s| match s {
             Step::Line(Console::Serial, at, t) => format!("serial {at} {t}"),
             Step::Line(Console::Debug, at, t) => format!("debug {at} {t}"),
+            Step::Line(Console::QemuLog, at, t) => format!("qemu-log {at} {t}"),
             Step::Partial(at, t) => format!("partial {at} {t}"),
             Step::Tick(at) => format!("tick {at}"),
         })
@@ -133,16 +137,27 @@ pub type Conclusion = (Result<Observation, Undecided>, usize);
 pub fn watch(check: Check, steps: &[Step], end: &BootEnd) -> Conclusion {
     let mut w = Watcher::new(check, targets(check), Duration::from_secs(8));
     let ms = Duration::from_millis;
+    // QEMU's guest-error lines reach the watcher summarized, once the boot is over; the runner
+    // keeps every other stderr line away from it.
+    let mut logged = GuestErrors::default();
     for (i, step) in steps.iter().enumerate() {
         let control = match step {
+            Step::Line(Console::QemuLog, at, text) => {
+                if is_guest_error(text) {
+                    logged.add(text, ms(*at));
+                }
+                Control::Continue
+            }
             Step::Line(console, at, text) => w.line(*console, ms(*at), text),
             Step::Partial(at, text) => w.partial(Console::Serial, ms(*at), text),
             Step::Tick(at) => w.tick(ms(*at)),
         };
         if control == Control::Stop {
+            w.guest_errors(&logged);
             return (w.finish(&BootEnd::Stopped), i + 1);
         }
     }
+    w.guest_errors(&logged);
     (w.finish(end), steps.len())
 }
 

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::guest_errors::{is_guest_error, GuestErrors};
 use super::{strip_escapes, Console};
 
 /// A console line longer than this is cut into pieces (a guest may print without newlines).
@@ -107,8 +108,10 @@ pub(super) struct Totals {
     pub serial_lines: usize,
     /// The last non-empty console line.
     pub last_line: String,
-    /// The end of QEMU's stderr, trimmed.
+    /// The end of QEMU's stderr (its guest-error lines left out), trimmed.
     pub stderr: String,
+    /// QEMU's guest-error lines, summarized.
+    pub guest_errors: GuestErrors,
 }
 
 /// The reader threads of one running QEMU and what they have sent.
@@ -118,6 +121,7 @@ pub(super) struct Consoles {
     /// Tells the debug console's tail to do its last read and end.
     stop_tail: Arc<AtomicBool>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
+    guest_errors: Arc<Mutex<GuestErrors>>,
     serial_log: LimitedLog,
     serial_lines: usize,
     last_line: String,
@@ -131,10 +135,17 @@ impl Consoles {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
+        let guest_errors = Arc::new(Mutex::new(GuestErrors::default()));
         let stop_tail = Arc::new(AtomicBool::new(false));
         let mut readers = vec![
             spawn_line_reader(stdout, Console::Serial, started, tx.clone()),
-            spawn_stderr_reader(stderr, logs.stderr, stderr_tail.clone()),
+            spawn_stderr_reader(
+                stderr,
+                logs.stderr,
+                stderr_tail.clone(),
+                guest_errors.clone(),
+                started,
+            ),
         ];
         if let Some(path) = logs.debug {
             readers.push(spawn_file_tail(path, started, tx, stop_tail.clone()));
@@ -144,6 +155,7 @@ impl Consoles {
             readers,
             stop_tail,
             stderr_tail,
+            guest_errors,
             serial_log: LimitedLog::new(logs.serial),
             serial_lines: 0,
             last_line: String::new(),
@@ -215,6 +227,11 @@ impl Consoles {
             serial_lines: self.serial_lines,
             last_line: self.last_line,
             stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+            guest_errors: self
+                .guest_errors
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -283,21 +300,51 @@ fn spawn_stderr_reader(
     mut source: impl std::io::Read + Send + 'static,
     log: File,
     tail: Arc<Mutex<Vec<u8>>>,
+    guest_errors: Arc<Mutex<GuestErrors>>,
+    started: Instant,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut log = LimitedLog::new(log);
+        let mut pending: Vec<u8> = Vec::new();
         let mut buf = [0u8; 8192];
+        // QEMU's own messages go to the log and the tail as they are; its guest-error lines
+        // only into the summary, written at the end.
+        let take = |line: &[u8], log: &mut LimitedLog| {
+            let text = String::from_utf8_lossy(line);
+            if is_guest_error(&text) {
+                if let Ok(mut g) = guest_errors.lock() {
+                    g.add(&text, started.elapsed());
+                }
+                return;
+            }
+            log.write_bytes(line);
+            if let Ok(mut t) = tail.lock() {
+                t.extend_from_slice(line);
+                let excess = t.len().saturating_sub(STDERR_TAIL);
+                t.drain(..excess);
+            }
+        };
         loop {
             let n = match source.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            log.write_bytes(&buf[..n]);
-            if let Ok(mut t) = tail.lock() {
-                t.extend_from_slice(&buf[..n]);
-                let excess = t.len().saturating_sub(STDERR_TAIL);
-                t.drain(..excess);
+            pending.extend_from_slice(&buf[..n]);
+            loop {
+                let cut = match pending.iter().position(|b| *b == b'\n') {
+                    Some(i) => i + 1,
+                    None if pending.len() >= MAX_LINE => MAX_LINE,
+                    None => break,
+                };
+                let line: Vec<u8> = pending.drain(..cut).collect();
+                take(&line, &mut log);
             }
+        }
+        if !pending.is_empty() {
+            take(&pending, &mut log);
+        }
+        if let Ok(g) = guest_errors.lock() {
+            log.write_bytes(g.text().as_bytes());
         }
         log.flush();
     })
@@ -434,6 +481,41 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(lines(&rx), ["line debug"]);
+    }
+
+    #[test]
+    fn guest_errors_are_summarized_and_kept_out_of_the_log_and_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stderr.log");
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        let guest = Arc::new(Mutex::new(GuestErrors::default()));
+        let mut stderr = String::from("qemu-system-x86_64: warning: one\n");
+        for _ in 0..50_000 {
+            stderr.push_str(
+                "Invalid read at addr 0xFED40000, size 1, region '(null)', reason: rejected\n",
+            );
+        }
+        stderr.push_str("qemu-system-x86_64: terminating on signal 15");
+        let source = std::io::Cursor::new(stderr.into_bytes());
+        let log = File::create(&path).unwrap();
+        spawn_stderr_reader(source, log, tail.clone(), guest.clone(), Instant::now())
+            .join()
+            .unwrap();
+        let g = guest.lock().unwrap().clone();
+        assert_eq!(g.total, 50_000);
+        assert_eq!(g.distinct.len(), 1);
+        let tail = String::from_utf8(tail.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            tail,
+            "qemu-system-x86_64: warning: one\nqemu-system-x86_64: terminating on signal 15"
+        );
+        let log = std::fs::read_to_string(&path).unwrap();
+        assert!(log.len() < 1024, "{log}");
+        assert!(
+            log.starts_with("qemu-system-x86_64: warning: one\n"),
+            "{log}"
+        );
+        assert!(log.contains("[50000 time(s),"), "{log}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! place, until it has seen enough.
 
 mod console;
+pub mod guest_errors;
 pub mod verify;
 
 use std::os::unix::process::CommandExt;
@@ -48,6 +49,9 @@ pub enum Console {
     Serial,
     /// The firmware debug console (I/O port 0x402), for `verbose-dynamic` builds.
     Debug,
+    /// QEMU's log of the guest's errors (`-d guest_errors`, on its stderr), handed over
+    /// summarized once the boot is over ([`Watch::guest_errors`]), never line by line.
+    QemuLog,
 }
 
 impl Console {
@@ -75,6 +79,8 @@ pub trait Watch {
     fn partial(&mut self, console: Console, at: Duration, text: &str) -> Control;
     /// Called at least every 50 ms, for decisions that rest on time passing.
     fn tick(&mut self, at: Duration) -> Control;
+    /// Once the boot is over: the guest errors QEMU logged (`-d guest_errors`), summarized.
+    fn guest_errors(&mut self, _errors: &guest_errors::GuestErrors) {}
 }
 
 /// How a boot ended, as far as the runner can tell.
@@ -314,6 +320,7 @@ pub fn boot(spec: &RunSpec, watcher: &mut dyn Watch) -> BootOutcome {
     // What the guest wrote up to its end still belongs in serial.log, unfinished last line
     // included (the reader hands it over at end of file).
     let totals = consoles.finish();
+    watcher.guest_errors(&totals.guest_errors);
     let end = match watched {
         Watched::Stopped => BootEnd::Stopped,
         Watched::Exited(status) => BootEnd::Exited {
@@ -447,7 +454,7 @@ mod tests {
     #[test]
     fn consoles_are_spelled_once() {
         let words = crate::matrix::spelling::serde_agrees::<Console>();
-        assert_eq!(words, ["serial", "debug"]);
+        assert_eq!(words, ["serial", "debug", "qemu-log"]);
         assert_eq!(Console::Debug.as_str(), "debug");
     }
 

@@ -11,7 +11,9 @@ mod noboot;
 use serde::{Deserialize, Serialize};
 use strum::{Display, IntoStaticStr, VariantArray};
 
+use crate::discover::host::Accel;
 use crate::discover::qemu::Version;
+use crate::discover::release::Edk2Release;
 use crate::matrix::{Check, Outcome, Tweak};
 use crate::observe::evidence::{Evidence, Observation, Reading, Undecided};
 use crate::scenario::{Expectation, KnownDeviation, Rule, Scenarios};
@@ -148,6 +150,10 @@ pub struct Case<'a> {
     /// The descriptor's machine globs for x86_64 (`targets[].machines`): where it promises to
     /// boot.
     pub machine_globs: &'a [String],
+    /// The firmware's edk2 release, when known, and the accelerator the cell ran under: for
+    /// the known causes of a firmware that stops before its boot manager.
+    pub edk2: Option<Edk2Release>,
+    pub accel: Accel,
 }
 
 /// Judges one cell: what the consoles showed (or why they showed nothing decisive) against
@@ -171,7 +177,7 @@ pub fn judge(
     };
     let what = subject(case.check);
     if observation.outcome == Outcome::NoBoot {
-        return noboot::judge_no_boot(case, observation);
+        return noboot::judge_no_boot(case, rule, observation, scenarios);
     }
     if observation.outcome == Outcome::NothingBootable {
         let reason = format!(
@@ -458,6 +464,8 @@ pub(crate) mod tests {
             build: "50-edk2-x86_64-secure.json",
             machine: "pc-q35-7.2",
             machine_globs: &[],
+            edk2: None,
+            accel: Accel::Tcg,
         }
     }
 

@@ -2,13 +2,22 @@
 //! its machine list (`targets[].machines` globs) says on which machine types it boots.
 
 use crate::discover::glob::glob_match;
+use crate::matrix::Outcome;
 use crate::observe::evidence::Observation;
+use crate::scenario::{KnownDeviation, KnownNoBoot, NoBootCell, Rule, Scenarios};
 
 use super::{subject, Case, Verdict, VerdictKind};
 
 /// `fail` where the descriptor promises the cell's machine type, `skip` where it does not:
-/// a build owes nothing on a machine it never claimed.
-pub(super) fn judge_no_boot(case: &Case, observation: Observation) -> Verdict {
+/// a build owes nothing on a machine it never claimed. A promised machine where a known cause
+/// (`known-no-boot.json`) explains the stop, its signature among the evidence lines, is
+/// `known-deviation` with the cause's reason and reference.
+pub(super) fn judge_no_boot(
+    case: &Case,
+    rule: &Rule,
+    observation: Observation,
+    scenarios: &Scenarios,
+) -> Verdict {
     let promised = case
         .machine_globs
         .iter()
@@ -26,6 +35,30 @@ pub(super) fn judge_no_boot(case: &Case, observation: Observation) -> Verdict {
         case.machine,
         case.machine_globs.join(", ")
     );
+    let lines: Vec<&str> = observation
+        .evidence
+        .lines()
+        .iter()
+        .map(|e| e.line.as_str())
+        .collect();
+    let cause = scenarios.no_boot_cause(&NoBootCell {
+        qemu: case.qemu,
+        edk2: case.edk2,
+        accel: case.accel,
+        evidence: &lines,
+    });
+    if let (true, Some(cause)) = (promised, cause) {
+        let deviation = as_deviation(case, rule, cause);
+        return Verdict::judged(
+            VerdictKind::KnownDeviation,
+            format!(
+                "{what}: known no-boot cause {}: {} [{}]",
+                cause.id, cause.reason, cause.reference
+            ),
+            observation,
+            Some(&deviation),
+        );
+    }
     if promised {
         Verdict::judged(
             VerdictKind::Fail,
@@ -40,6 +73,23 @@ pub(super) fn judge_no_boot(case: &Case, observation: Observation) -> Verdict {
             Vec::new(),
             Some(observation),
         )
+    }
+}
+
+/// The cause as the deviation that excused this cell, for reports.
+fn as_deviation(case: &Case, rule: &Rule, cause: &KnownNoBoot) -> KnownDeviation {
+    KnownDeviation {
+        id: cause.id.clone(),
+        check: case.check,
+        rule: rule.id.clone(),
+        executable_sha256: case.executable_sha256.unwrap_or_default().to_string(),
+        package: String::new(),
+        tweak: None,
+        qemu: Some(cause.qemu),
+        observed: Outcome::NoBoot,
+        secure_boot: None,
+        reason: cause.reason.clone(),
+        reference: cause.reference.clone(),
     }
 }
 
@@ -106,6 +156,75 @@ mod tests {
                 v.reason()
             );
             assert_eq!(v.evidence().len(), 2, "the lines travel with the skip");
+        }
+    }
+
+    const CPUHP: &str = "Invalid access at addr 0x0, size 4, region 'acpi-cpu-hotplug', reason: invalid size (min:1 max:1)";
+
+    /// trixie's OVMF on bullseye's QEMU 5.2 under TCG: only QEMU's rejection of the CPU hotplug
+    /// switch shows, and the built-in scenarios know that cause.
+    #[test]
+    fn a_known_cause_with_its_signature_is_a_known_deviation_and_nothing_else_is() {
+        let globs = ["pc-q35-*".to_string()];
+        let builtin = Scenarios::builtin();
+        let stopped = |check, line: &'static str| {
+            run(
+                check,
+                &[GuestError(300, line)],
+                crate::observe::script::deadline(),
+            )
+            .0
+        };
+        for check in Check::ALL {
+            let r = rule(&check.outcomes()[..1], None, None);
+            let cell = Case {
+                qemu: crate::discover::qemu::Version::new(5, 2, 0),
+                machine: "pc-q35-5.2",
+                machine_globs: &globs,
+                edk2: crate::discover::release::Edk2Release::parse("2025.02"),
+                ..case(*check)
+            };
+            let v = judge(&cell, &r, stopped(*check, CPUHP), &builtin);
+            assert_eq!(v.kind(), VerdictKind::KnownDeviation, "{}", v.reason());
+            assert!(
+                v.reason()
+                    .contains("known no-boot cause qemu-cpuhp-legacy-switch-rejected"),
+                "{}",
+                v.reason()
+            );
+            assert_eq!(
+                v.deviation().unwrap().id,
+                "qemu-cpuhp-legacy-switch-rejected"
+            );
+            assert_eq!(v.evidence()[0].line, CPUHP);
+
+            // Another guest error, an older edk2, KVM, a fixed QEMU: the firmware failed.
+            let other =
+                "Invalid read at addr 0xFED40000, size 1, region '(null)', reason: rejected";
+            let older = Case {
+                edk2: crate::discover::release::Edk2Release::parse("2022.11"),
+                ..cell
+            };
+            let kvm = Case {
+                accel: crate::discover::host::Accel::Kvm,
+                ..cell
+            };
+            let fixed = Case {
+                qemu: crate::discover::qemu::Version::new(8, 0, 0),
+                ..cell
+            };
+            for (c, line) in [(cell, other), (older, CPUHP), (kvm, CPUHP), (fixed, CPUHP)] {
+                let v = judge(&c, &r, stopped(*check, line), &builtin);
+                assert_eq!(v.kind(), VerdictKind::Fail, "{}", v.reason());
+                assert!(v.deviation().is_none());
+            }
+            // Where the machine is not promised, the cause changes nothing: a skip.
+            let elsewhere = Case {
+                machine: "microvm",
+                ..cell
+            };
+            let v = judge(&elsewhere, &r, stopped(*check, CPUHP), &builtin);
+            assert_eq!(v.kind(), VerdictKind::Skip, "{}", v.reason());
         }
     }
 }

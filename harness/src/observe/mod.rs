@@ -342,6 +342,10 @@ impl Watch for Watcher {
         self.control()
     }
 
+    fn guest_errors(&mut self, errors: &crate::boot::guest_errors::GuestErrors) {
+        self.progress.guest_errors(errors);
+    }
+
     fn tick(&mut self, at: Duration) -> Control {
         self.now = self.now.max(at);
         // A payload line after the refusal wins in `finish` whatever the window says (and

@@ -14,12 +14,18 @@
 //!   A QEMU that failed (another status), a boot that could not be started and a boot the
 //!   watcher stopped are the harness's or QEMU's, never the firmware's.
 //!
-//! Without firmware output there is no evidence: the cell stays an error (Debian's release
-//! builds write nothing to the debug console).
+//! The firmware's output can also be what it did to the hardware: QEMU's log of the guest's
+//! errors (`-d guest_errors`), such as the rejected 4-byte switch of the CPU hotplug register
+//! block that edk2 >= stable202302 stops on under TCG on QEMU 5.1 to 7.2 (TianoCore bug 4250).
+//! Debian's release builds write nothing to the debug console, so for them that log is the
+//! only sign of life before the boot manager.
+//!
+//! Without firmware output of either kind there is no evidence: the cell stays an error.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::boot::guest_errors::GuestErrors;
 use crate::boot::{BootEnd, Console};
 use crate::matrix::Outcome;
 use crate::observe::conclude::end_reason;
@@ -27,6 +33,8 @@ use crate::observe::evidence::{Evidence, EvidenceLines, Observation};
 
 /// How many of the firmware's last lines a no-boot observation carries.
 pub const LAST_LINES: usize = 5;
+/// How many of QEMU's distinct guest-error lines it carries.
+pub const GUEST_ERROR_LINES: usize = 3;
 
 /// What QEMU's exit status reads as when it ended on its own with success.
 const EXIT_SUCCESS: &str = "exit status: 0";
@@ -49,6 +57,8 @@ pub struct Progress {
     boot_manager: bool,
     /// Whether the serial console showed any non-blank line.
     serial: bool,
+    /// What QEMU logged of the guest's errors.
+    guest_errors: GuestErrors,
 }
 
 impl Progress {
@@ -60,6 +70,7 @@ impl Progress {
         self.boot_manager |= is_boot_manager_line(line);
         match console {
             Console::Serial => self.serial = true,
+            Console::QemuLog => {}
             Console::Debug => {
                 self.debug_lines += 1;
                 if self.last_debug.len() == LAST_LINES {
@@ -72,6 +83,10 @@ impl Progress {
                 });
             }
         }
+    }
+
+    pub fn guest_errors(&mut self, errors: &GuestErrors) {
+        self.guest_errors = errors.clone();
     }
 
     /// The no-boot observation, where the consoles and the end of the boot show one.
@@ -88,13 +103,38 @@ impl Progress {
             }
             _ => return None,
         };
-        let mut lines = self.last_debug.iter().cloned();
+        let guest = self.guest_errors.distinct.iter().take(GUEST_ERROR_LINES);
+        let mut lines = self
+            .last_debug
+            .iter()
+            .cloned()
+            .chain(guest.map(|e| Evidence {
+                stream: Console::QemuLog,
+                at: e.first_at,
+                line: e.line.clone(),
+            }));
         let evidence = EvidenceLines::new(lines.next()?).with(lines);
+        let logged = match &self.guest_errors {
+            g if g.is_empty() => String::new(),
+            g => format!(
+                ", and QEMU logged {} guest error(s) in {}{} distinct line(s), the last at {:.1} s",
+                g.total,
+                if g.uncounted > 0 { "more than " } else { "" },
+                g.distinct.len(),
+                g.distinct
+                    .iter()
+                    .map(|e| e.last_at)
+                    .max()
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            ),
+        };
         Some(Observation::new(
             Outcome::NoBoot,
             format!(
                 "was never tried: the firmware never reached its boot manager ({} line(s) on its \
-                 debug console, none from the boot manager, nothing on the serial console; {how})",
+                 debug console, none from the boot manager, nothing on the serial console{logged}; \
+                 {how})",
                 self.debug_lines
             ),
             evidence,
@@ -181,6 +221,66 @@ mod tests {
             let (r, _) = run(Check::SecureBoot, &steps, end.clone());
             assert!(r.is_err(), "{end:?}: {r:?}");
         }
+    }
+
+    /// trixie's OVMF 2025.02 (a release build) on bullseye's QEMU 5.2 under TCG: nothing on any
+    /// console, only QEMU's rejection of the firmware's switch of the CPU hotplug register block.
+    const CPUHP: &str = "Invalid access at addr 0x0, size 4, region 'acpi-cpu-hotplug', reason: invalid size (min:1 max:1)";
+
+    #[test]
+    fn guest_errors_alone_show_a_firmware_that_ran_and_never_reached_its_boot_manager() {
+        let steps: Vec<Step> = (0..6).map(|i| GuestError(300 + i, CPUHP)).collect();
+        for check in Check::ALL {
+            let o = run(*check, &steps, deadline()).0.unwrap();
+            assert_eq!(o.outcome, Outcome::NoBoot, "{check}");
+            let lines = o.evidence.lines();
+            assert_eq!(lines.len(), 1, "each distinct line once");
+            assert_eq!(lines[0].stream, Console::QemuLog);
+            assert_eq!(lines[0].line, CPUHP);
+            assert_eq!(lines[0].at, Duration::from_millis(300));
+            assert!(
+                o.description.contains(
+                    "(0 line(s) on its debug console, none from the boot manager, nothing on the \
+                     serial console, and QEMU logged 6 guest error(s) in 1 distinct line(s), the \
+                     last at 0.3 s;"
+                ),
+                "{}",
+                o.description
+            );
+        }
+    }
+
+    #[test]
+    fn debug_lines_and_guest_errors_travel_together() {
+        let mut steps = debug_steps(&HANG[..2]);
+        steps.push(GuestError(250, CPUHP));
+        let o = run(Check::SecureBoot, &steps, deadline()).0.unwrap();
+        let streams: Vec<Console> = o.evidence.lines().iter().map(|e| e.stream).collect();
+        assert_eq!(streams, [Console::Debug, Console::Debug, Console::QemuLog]);
+    }
+
+    #[rstest::rstest]
+    #[case::serial(Serial(900, "BdsDxe: loading Boot0001 \"UEFI Misc Device\""))]
+    #[case::kernel(Serial(900, "[    0.000000] Linux version 6.1.0"))]
+    #[case::boot_manager_on_debug(DebugCon(900, "[Bds] Entry..."))]
+    fn guest_errors_of_a_firmware_that_got_further_are_no_no_boot(#[case] step: Step<'static>) {
+        let steps = [GuestError(100, CPUHP), step];
+        let (r, _) = run(Check::KernelBoot, &steps, deadline());
+        assert!(
+            !matches!(&r, Ok(o) if o.outcome == Outcome::NoBoot),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn guest_errors_with_a_failed_qemu_are_no_evidence() {
+        let steps = [GuestError(100, CPUHP)];
+        for end in [exited("exit status: 1"), BootEnd::Stopped] {
+            let (r, _) = run(Check::SecureBoot, &steps, end.clone());
+            assert!(r.is_err(), "{end:?}: {r:?}");
+        }
+        let (r, _) = run(Check::SecureBoot, &steps, exited("exit status: 0"));
+        assert_eq!(r.unwrap().outcome, Outcome::NoBoot);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::boot::guest_errors::GuestErrors;
 use crate::boot::{BootEnd, Console, Control, Watch};
 use crate::matrix::Check;
 use crate::observe::evidence::{Observation, Undecided};
@@ -16,9 +17,11 @@ pub enum Step<'a> {
     DebugCon(u64, &'a str),
     Partial(u64, &'a str),
     Tick(u64),
+    /// A guest-error line QEMU logged; handed over summarized when the boot is over.
+    GuestError(u64, &'a str),
 }
 
-pub use Step::{DebugCon, Partial, Serial, Tick};
+pub use Step::{DebugCon, GuestError, Partial, Serial, Tick};
 
 /// The targets the planner gives a cell of `check`: the ESP at slot 5, the ROM's NIC at 6.
 pub fn targets(check: Check) -> Targets {
@@ -43,17 +46,24 @@ pub const GRACE: Duration = Duration::from_secs(8);
 pub fn run(check: Check, steps: &[Step], end: BootEnd) -> (Result<Observation, Undecided>, usize) {
     let mut w = Watcher::new(check, targets(check), GRACE);
     let ms = Duration::from_millis;
+    let mut logged = GuestErrors::default();
     for (i, step) in steps.iter().enumerate() {
         let control = match *step {
             Serial(at, text) => w.line(Console::Serial, ms(at), text),
             DebugCon(at, text) => w.line(Console::Debug, ms(at), text),
             Partial(at, text) => w.partial(Console::Serial, ms(at), text),
             Tick(at) => w.tick(ms(at)),
+            GuestError(at, text) => {
+                logged.add(text, ms(at));
+                Control::Continue
+            }
         };
         if control == Control::Stop {
+            w.guest_errors(&logged);
             return (w.finish(&BootEnd::Stopped), i + 1);
         }
     }
+    w.guest_errors(&logged);
     (w.finish(&end), steps.len())
 }
 

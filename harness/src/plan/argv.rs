@@ -27,7 +27,9 @@ pub struct QemuArgs<'q> {
 
 impl<'q> QemuArgs<'q> {
     /// The binary (with `-L` for an unpacked one), no default devices, no user config, no
-    /// display, one CPU, `memory_mib` MiB of memory.
+    /// display, one CPU, QEMU's log of the guest's errors on its stderr (`-d guest_errors`: a
+    /// release firmware that stops before its console shows nothing else; see
+    /// `observe::noboot`), `memory_mib` MiB of memory.
     pub fn new(qemu: &'q QemuBinary, memory_mib: u32) -> QemuArgs<'q> {
         let mut head = qemu.program();
         head.extend(qemu.data_dir_args());
@@ -39,6 +41,8 @@ impl<'q> QemuArgs<'q> {
                 "none",
                 "-smp",
                 "1",
+                "-d",
+                "guest_errors",
             ]
             .map(String::from),
         );
@@ -303,6 +307,8 @@ mod tests {
                 "none",
                 "-smp",
                 "1",
+                "-d",
+                "guest_errors",
                 "-m",
                 "512"
             ]
@@ -544,7 +550,7 @@ mod tests {
         cmd.shim(Path::new("/s"));
         let argv = cmd.into_argv();
         assert_eq!(
-            argv[9..],
+            argv[11..],
             [
                 "-machine",
                 "pc-q35-4.0,accel=kvm,pflash0=pflash0,pflash1=pflash1,memory-encryption=sev0",

@@ -61,6 +61,8 @@ pub fn judged(id: &str, check: Check, expect: Outcome, steps: &[Step]) -> CellRe
         build: "50-edk2-x86_64-secure.json",
         machine: "pc-q35-7.2",
         machine_globs: &[],
+        edk2: None,
+        accel: crate::discover::host::Accel::Tcg,
     };
     let verdict = judge::judge(
         &case,
@@ -115,6 +117,8 @@ pub fn judged_with(
         build: "50-edk2-x86_64-secure.json",
         machine: "pc-q35-7.2",
         machine_globs: &[],
+        edk2: None,
+        accel: crate::discover::host::Accel::Tcg,
     };
     let verdict = judge::judge(&case, &rule, script::observe(cell.check, steps), scenarios);
     cell.rule = Some(rule);

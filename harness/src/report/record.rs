@@ -51,10 +51,11 @@ impl Report {
 }
 
 /// Reads a JSON file written by [`super::write_json`] (`report.json`, `verdict.json`).
+/// Only a regular file of at most [`REPORT_LIMIT`] bytes is read.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path)
+    let bytes = crate::tools::read_input(path, crate::tools::REPORT_LIMIT)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// One cell: what was planned, what the guest showed, and the verdict.
@@ -723,8 +724,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("unknown variant `stderr`, expected `serial` or `debug`"),
+            err.contains("unknown variant `stderr`, expected one of `serial`, `debug`, `qemu-log`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_report_is_read_only_from_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Report::read(dir.path()).unwrap_err();
+        assert!(
+            err.starts_with(&format!("cannot read {}: ", dir.path().display())),
+            "{err}"
+        );
+        assert!(err.ends_with("not a regular file but a folder"), "{err}");
+        let fifo = dir.path().join("report.json");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = Report::read(&fifo).unwrap_err();
+        assert!(err.contains("fifo") || err.contains("FIFO"), "{err}");
     }
 }

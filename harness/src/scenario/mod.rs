@@ -4,7 +4,9 @@
 //! rules; the first rule whose condition matches the cell (policy profile, descriptor features,
 //! edk2 release, varstore variant, payload, tweak, SEV) gives the expectation.
 //! `known-deviations.json` lists firmware builds known to break a rule, with a reference;
-//! `measured-boot.json` lists the builds that verify a `-kernel` against SEV kernel hashes.
+//! `measured-boot.json` lists the builds that verify a `-kernel` against SEV kernel hashes;
+//! `known-no-boot.json` lists the known causes of a firmware stopping before its boot manager
+//! on purpose (see [`noboot`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,9 @@ use crate::discover::qemu::Version;
 use crate::discover::release::Edk2Release;
 use crate::matrix::{Check, Outcome, Payload, Profile, Tweak, Variant, Vars};
 use crate::tools::{read_input, InputError, SCENARIO_LIMIT};
+
+pub mod noboot;
+pub use noboot::{KnownNoBoot, NoBootCell};
 
 /// The built-in scenarios, so the binary works from any folder.
 const BUILTIN: &[(&str, &str)] = &[
@@ -38,6 +43,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "measured-boot.json",
         include_str!("../../../scenarios/measured-boot.json"),
+    ),
+    (
+        "known-no-boot.json",
+        include_str!("../../../scenarios/known-no-boot.json"),
     ),
 ];
 
@@ -319,6 +328,7 @@ pub struct Scenarios {
     pub rules: Vec<(Check, Rule)>,
     pub deviations: Vec<KnownDeviation>,
     pub measured: Vec<MeasuredBuild>,
+    pub no_boot: Vec<KnownNoBoot>,
     /// Where they came from (a folder, or "built-in").
     pub origin: String,
 }
@@ -371,6 +381,8 @@ pub enum ScenarioProblem {
         check: Check,
         observed: Outcome,
     },
+    #[error("known no-boot cause {id}: evidence is not a regular expression: {problem}")]
+    NoBootSignature { id: String, problem: String },
     #[error("known deviation {deviation} names rule {check}/{rule} which does not exist")]
     NoSuchRule {
         deviation: String,
@@ -451,6 +463,9 @@ impl Scenarios {
             if value.get("measured_direct_boot").is_some() {
                 let file: MeasuredFile = serde_json::from_value(value).map_err(err)?;
                 scenarios.measured.extend(file.measured_direct_boot);
+            } else if value.get("known_no_boot").is_some() {
+                let file: noboot::NoBootFile = serde_json::from_value(value).map_err(err)?;
+                scenarios.no_boot.extend(file.known_no_boot);
             } else if value.get("deviations").is_some() {
                 let file: DeviationFile = serde_json::from_value(value).map_err(err)?;
                 scenarios.deviations.extend(file.deviations);
@@ -517,7 +532,19 @@ impl Scenarios {
                 });
             }
         }
+        for n in &self.no_boot {
+            n.signature()
+                .map_err(|e| ScenarioProblem::NoBootSignature {
+                    id: n.id.clone(),
+                    problem: e.to_string(),
+                })?;
+        }
         Ok(())
+    }
+
+    /// The known cause that explains a no-boot of `cell`, if one does.
+    pub fn no_boot_cause(&self, cell: &NoBootCell) -> Option<&KnownNoBoot> {
+        self.no_boot.iter().find(|n| n.explains(cell))
     }
 
     /// The first rule of `check` that matches the cell.
