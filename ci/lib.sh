@@ -49,3 +49,35 @@ apt_install() {
     $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+
+# unpack_chain DEBDIR DEST SUITE: the signed boot chain from the packages downloaded into
+# DEBDIR (shim-signed, grub-efi-amd64-signed, the signed linux-image) into DEST, with the
+# marker `.bootmatrix-chain` written last (suite, then one `PACKAGE VERSION` line each).
+unpack_chain() {
+    debdir=$1 dest=$2 suite=$3
+    rm -rf "$dest.new" "$debdir/x"
+    mkdir -p "$dest.new" "$debdir/x"
+    marker="suite $suite"
+    for deb in "$debdir"/*.deb; do
+        [ -f "$deb" ] || continue
+        timeout 300 dpkg-deb -x "$deb" "$debdir/x"
+        marker="$marker
+$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)"
+    done
+    shim="$debdir/x/usr/lib/shim/shimx64.efi.signed"
+    grub="$debdir/x/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
+    # boot/vmlinuz-VERSION, or since Linux 7.x (sid) usr/lib/modules/VERSION/vmlinuz.
+    kernel=$(ls "$debdir"/x/boot/vmlinuz-* "$debdir"/x/usr/lib/modules/*/vmlinuz 2>/dev/null | head -n 1)
+    for f in "$shim" "$grub" "$kernel"; do
+        if [ -z "$f" ] || [ ! -f "$f" ]; then
+            say "$suite: the chain's packages lack ${f:-the kernel (boot/vmlinuz-* or usr/lib/modules/*/vmlinuz)}"
+            return 1
+        fi
+    done
+    cp "$shim" "$dest.new/shimx64.efi.signed"
+    cp "$grub" "$dest.new/grubx64.efi.signed"
+    cp "$kernel" "$dest.new/vmlinuz"
+    printf '%s\n' "$marker" >"$dest.new/.bootmatrix-chain"
+    rm -rf "$dest" "$debdir/x"
+    mv "$dest.new" "$dest"
+}

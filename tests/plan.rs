@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use bootmatrix::discover::chain::{Component, DistroChain, SbatEntry, SbatLevel};
 use bootmatrix::discover::descriptor;
 use bootmatrix::discover::host::{Accel, KvmProbe, SevParams};
 use bootmatrix::discover::qemu::{Machines, QemuBinary, Version};
 use bootmatrix::discover::{Firmware, Inventory, QemuTarget};
-use bootmatrix::matrix::{Check, Vars};
+use bootmatrix::matrix::{Check, Suite, Vars};
 use bootmatrix::plan::admission::AdmissionRule;
 use bootmatrix::plan::layout::Layout;
 use bootmatrix::plan::{plan, Action, Artifact, Plan, PlanOptions};
@@ -99,10 +100,43 @@ fn debian() -> Vec<Firmware> {
     .into()
 }
 
-/// Plan options as `bootmatrix run` makes them, with a kernel for the kernel-boot cells.
+/// A suite's distro chain as `ci/debian-matrix` unpacks it, with its grub's SBAT generation and
+/// its shim's default SBAT level (bullseye: grub,4 and 2024010900 grub,3; bookworm: grub,5 and
+/// 2025021800 grub,5).
+fn chain(suite: Suite) -> DistroChain {
+    let component = |name: &str| Component {
+        path: PathBuf::from(format!("/chains/{suite}/{name}")),
+        package: format!("{name} 1"),
+        sha256: "00".into(),
+    };
+    let entry = |component: &str, generation| SbatEntry {
+        component: component.into(),
+        generation,
+    };
+    let (grub, level) = match suite {
+        Suite::Bullseye => (4, ("2024010900", 3)),
+        _ => (5, ("2025021800", 5)),
+    };
+    DistroChain {
+        suite,
+        dir: PathBuf::from(format!("/chains/{suite}")),
+        shim: component("shimx64.efi.signed"),
+        grub: component("grubx64.efi.signed"),
+        kernel: component("vmlinuz"),
+        grub_sbat: vec![entry("sbat", 1), entry("grub", grub)],
+        shim_level: Some(SbatLevel {
+            date: level.0.into(),
+            minimum: vec![entry("shim", 4), entry("grub", level.1)],
+        }),
+    }
+}
+
+/// Plan options as `bootmatrix run` makes them, with a kernel for the kernel-boot cells and
+/// bullseye's and bookworm's chains for the distro-chain cells (bookworm is the machine's).
 fn options() -> PlanOptions {
     PlanOptions {
         kernel: Ok(PathBuf::from("/kernels/vmlinuz")),
+        chains: Ok(vec![chain(Suite::Bullseye), chain(Suite::Bookworm)]),
         ..PlanOptions::new(Layout::new("/run"))
     }
 }
@@ -415,6 +449,10 @@ fn each_prepared_varstore_is_made_once_per_descriptor() {
             (
                 Path::new("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
                 Vars::DbAdded
+            ),
+            (
+                Path::new("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
+                Vars::ShimVerbose
             ),
         ]
     );

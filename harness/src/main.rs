@@ -138,6 +138,10 @@ fn execute(args: &Options) -> Result<u8, String> {
     if let (Some(_), Err(why)) = (&args.found.kernel, &kernel) {
         return Err(why.clone());
     }
+    let chains = bootmatrix::discover::chain::find(&args.found.chains);
+    if let (false, Err(why)) = (args.found.chains.is_empty(), &chains) {
+        return Err(why.clone());
+    }
     // The run folder is made only once there is something to run: discovery's files (the KVM
     // probe image) go to a temp folder.
     let inventory = discover(&DiscoverOptions {
@@ -163,7 +167,7 @@ fn execute(args: &Options) -> Result<u8, String> {
     }
     // Absolute, so the argv printed by `plan` and stored in argv.txt works from anywhere.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
-    let options = plan_options(args, &run_dir, kernel.clone());
+    let options = plan_options(args, &run_dir, kernel.clone(), chains.clone());
     let mut inventory = inventory;
     if let Some(build) = &args.build {
         select_build(&mut inventory, build)?;
@@ -175,6 +179,21 @@ fn execute(args: &Options) -> Result<u8, String> {
             match &options.kernel {
                 Ok(k) => println!("kernel for kernel-boot cells: {}", k.display()),
                 Err(why) => println!("kernel-boot cells are skipped: {why}"),
+            }
+            match &options.chains {
+                Ok(chains) => {
+                    for c in chains {
+                        println!(
+                            "distro chain {}: {} ({}; {}; {})",
+                            c.suite,
+                            c.dir.display(),
+                            c.shim.package,
+                            c.grub.package,
+                            c.kernel.package
+                        );
+                    }
+                }
+                Err(why) => println!("distro-chain cells are skipped: {why}"),
             }
             Ok(0)
         }
@@ -197,7 +216,7 @@ fn execute(args: &Options) -> Result<u8, String> {
                 .prefix("bmv")
                 .tempdir()
                 .map_err(|e| format!("cannot make a temp folder: {e}"))?;
-            let options = plan_options(args, scratch.path(), kernel);
+            let options = plan_options(args, scratch.path(), kernel, chains);
             let verified = cli::verify::verify_plan(args, &inventory, &scenarios, &options);
             for l in &plan.left_out {
                 println!("LEFT OUT {}: {}", l.what, l.reason);
@@ -220,7 +239,7 @@ fn execute(args: &Options) -> Result<u8, String> {
                 plan::plan(
                     &inventory,
                     &scenarios,
-                    &plan_options(args, dir, kernel.clone()),
+                    &plan_options(args, dir, kernel.clone(), chains.clone()),
                 )
             };
             run_all(args, &run_dir, &inventory, plan, &scenarios, &replan)
@@ -228,13 +247,22 @@ fn execute(args: &Options) -> Result<u8, String> {
     }
 }
 
-fn plan_options(args: &Options, run_dir: &Path, kernel: Result<PathBuf, String>) -> PlanOptions {
+fn plan_options(
+    args: &Options,
+    run_dir: &Path,
+    kernel: Result<PathBuf, String>,
+    chains: Result<Vec<bootmatrix::discover::chain::DistroChain>, String>,
+) -> PlanOptions {
     let mut options = PlanOptions::new(Layout::new(run_dir));
     options.forced_accel = args.cells.accel;
     options.filter = args.filter.clone();
     options.timeout_scale = args.timeout_scale;
     options.profile = args.cells.profile;
     options.kernel = kernel;
+    options.chains = chains;
+    options.host_suite = bootmatrix::discover::chain::host_suite()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(options.host_suite);
     options.shim = args.cells.shim.clone();
     options
 }

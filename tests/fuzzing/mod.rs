@@ -103,7 +103,7 @@ pub fn transcript(steps: &[Step]) -> String {
 /// The targets the planner gives a cell of `check`: the ESP at slot 5, the ROM's NIC at 6.
 pub fn targets(check: Check) -> Targets {
     match check {
-        Check::SecureBoot => Targets {
+        Check::SecureBoot | Check::DistroChain => Targets {
             boot_device: Some("PciRoot(0x0)/Pci(0x5,0x0)".into()),
             rom_device: None,
         },

@@ -146,6 +146,12 @@ pub struct Found {
     /// ~/.cache/bootmatrix, else the newest /boot/vmlinuz-*)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub kernel: Option<PathBuf>,
+    /// A Debian suite's signed boot chain for distro-chain cells: a folder with
+    /// shimx64.efi.signed, grubx64.efi.signed, vmlinuz and .bootmatrix-chain (repeatable;
+    /// default: the machine's own suite's, which ./ci/setup fetches into
+    /// ~/.cache/bootmatrix/debian/SUITE/chain)
+    #[arg(long = "chain", value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub chains: Vec<PathBuf>,
 }
 
 /// What shapes each cell: its accelerator, its expectation and its payloads.

@@ -1,5 +1,6 @@
 //! Discovery: descriptors, QEMU binaries and what the host can do, gathered once per run.
 
+pub mod chain;
 pub mod descriptor;
 pub mod glob;
 pub mod host;

@@ -337,6 +337,7 @@ fn subject(check: Check) -> &'static str {
         Check::SecureBoot => "the probe",
         Check::OptionRom => "the option ROM",
         Check::KernelBoot => "the kernel",
+        Check::DistroChain => "the distro chain",
     }
 }
 
@@ -427,6 +428,11 @@ fn expected_words(outcome: Outcome) -> &'static str {
         Outcome::Started => "to start",
         Outcome::NothingBootable => "never to be tried",
         Outcome::NoBoot => "never to reach the boot manager",
+        Outcome::ChainBooted => "to boot through shim and grub to the kernel",
+        Outcome::ShimRefused => "to have shim refused by the firmware",
+        Outcome::GrubRefused => "to have grub refused by shim",
+        Outcome::KernelRefused => "to have the kernel refused by grub and shim",
+        Outcome::SbatRevoked => "to be refused by shim's SBAT check",
     }
 }
 

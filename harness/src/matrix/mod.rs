@@ -6,6 +6,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use strum::{Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
+pub mod chain;
+pub use chain::{Chain, ChainKernel, Suite};
+
 /// A word that is read from text (the command line): `secure-boot`, `strict`, `kvm`. Like every
 /// enum of the vocabulary, its spelling is written once, as strum's `serialize_all` next to
 /// serde's `rename_all` on the enum (a test per enum checks that the two agree); strum derives
@@ -16,7 +19,7 @@ pub trait Word: VariantNames + 'static {
 }
 
 /// The error for a text that is none of `T`'s words: it names the kind, the text and the words
-/// allowed (`unknown check "x" (expected secure-boot, option-rom or kernel-boot)`).
+/// allowed (`unknown check "x" (expected secure-boot, option-rom, kernel-boot or distro-chain)`).
 pub fn unknown_word<T: Word>(text: &str) -> String {
     let expected = match T::VARIANTS {
         [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
@@ -55,6 +58,8 @@ pub enum Check {
     OptionRom,
     /// A Linux kernel given with `-kernel`, signed with the test db key or unsigned.
     KernelBoot,
+    /// The distro chain (shim, grub, kernel) under the varstore the firmware ships.
+    DistroChain,
 }
 
 impl Word for Check {
@@ -79,6 +84,13 @@ impl Check {
                 Outcome::LegacyWarned,
                 Outcome::LegacySilent,
                 Outcome::Booted,
+            ],
+            Check::DistroChain => &[
+                Outcome::ChainBooted,
+                Outcome::ShimRefused,
+                Outcome::GrubRefused,
+                Outcome::KernelRefused,
+                Outcome::SbatRevoked,
             ],
         }
     }
@@ -160,6 +172,9 @@ pub enum Vars {
     OwnKeys,
     /// The shipped (already enrolled) template with our db certificate added.
     DbAdded,
+    /// The shipped template with shim's own `SHIM_VERBOSE` variable set, keys untouched: shim
+    /// then says why it refuses an image (an SBAT revocation or a signature).
+    ShimVerbose,
 }
 
 impl Vars {
@@ -237,6 +252,8 @@ pub struct Variant {
     pub vars: Vars,
     pub payload: Payload,
     pub tweak: Tweak,
+    /// distro-chain: the chain it boots (its payload is then the chain's, not ours).
+    pub chain: Option<Chain>,
 }
 
 impl Variant {
@@ -245,11 +262,24 @@ impl Variant {
             vars,
             payload,
             tweak: Tweak::None,
+            chain: None,
         }
     }
 
-    /// The variant's part of a cell id: `own-keys-vars-unsigned-no-legacy-loader`.
+    /// A distro-chain variant: `chain` under `vars` (its payload is the chain's kernel).
+    pub fn chain(vars: Vars, chain: Chain) -> Variant {
+        Variant {
+            chain: Some(chain),
+            ..Variant::new(vars, Payload::Signed)
+        }
+    }
+
+    /// The variant's part of a cell id: `own-keys-vars-unsigned-no-legacy-loader`, or for a
+    /// distro chain `shim-verbose-vars-bookworm-as-shipped`.
     pub fn id_part(&self) -> String {
+        if let Some(chain) = self.chain {
+            return format!("{}-vars-{chain}", self.vars.as_str());
+        }
         match self.tweak {
             Tweak::None => format!("{}-vars-{}", self.vars.as_str(), self.payload.as_str()),
             t => format!(
@@ -264,6 +294,9 @@ impl Variant {
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(chain) = self.chain {
+            return write!(f, "{}-vars/{chain}", self.vars.as_str());
+        }
         write!(f, "{}-vars/{}", self.vars.as_str(), self.payload.as_str())?;
         match self.tweak {
             Tweak::None => Ok(()),
@@ -318,6 +351,16 @@ pub enum Outcome {
     /// deadline or reset. No rule may expect it: it fails where the descriptor's machine list
     /// promises the cell's machine type, and is skipped where it does not.
     NoBoot,
+    /// distro-chain: the kernel said `secureboot: Secure boot enabled` (or disabled).
+    ChainBooted,
+    /// distro-chain: the firmware refused shim.
+    ShimRefused,
+    /// distro-chain: shim refused grub's signature.
+    GrubRefused,
+    /// distro-chain: grub (through shim's verifier) refused the kernel.
+    KernelRefused,
+    /// distro-chain: shim's SBAT check refused a component.
+    SbatRevoked,
 }
 
 impl Outcome {
@@ -379,10 +422,13 @@ mod tests {
     fn every_word_is_spelled_once() {
         assert_eq!(
             parses_back::<Check>(),
-            ["secure-boot", "option-rom", "kernel-boot"]
+            ["secure-boot", "option-rom", "kernel-boot", "distro-chain"]
         );
         assert_eq!(parses_back::<Profile>(), ["strict", "upstream"]);
-        assert_eq!(serde_agrees::<Vars>(), ["shipped", "own-keys", "db-added"]);
+        assert_eq!(
+            serde_agrees::<Vars>(),
+            ["shipped", "own-keys", "db-added", "shim-verbose"]
+        );
         assert_eq!(serde_agrees::<Payload>(), ["signed", "unsigned"]);
         assert_eq!(
             serde_agrees::<Tweak>(),
@@ -401,7 +447,12 @@ mod tests {
                 "booted",
                 "started",
                 "nothing-bootable",
-                "no-boot"
+                "no-boot",
+                "chain-booted",
+                "shim-refused",
+                "grub-refused",
+                "kernel-refused",
+                "sbat-revoked"
             ]
         );
     }
@@ -429,7 +480,7 @@ mod tests {
     fn an_unknown_word_lists_the_allowed_ones() {
         assert_eq!(
             "secureboot".parse::<Check>().unwrap_err(),
-            r#"unknown check "secureboot" (expected secure-boot, option-rom or kernel-boot)"#
+            r#"unknown check "secureboot" (expected secure-boot, option-rom, kernel-boot or distro-chain)"#
         );
         assert_eq!(
             "lax".parse::<Profile>().unwrap_err(),
@@ -442,9 +493,8 @@ mod tests {
     #[test]
     fn variant_ids_and_names_use_the_words() {
         let v = Variant {
-            vars: Vars::OwnKeys,
-            payload: Payload::Unsigned,
             tweak: Tweak::NoLegacyLoader,
+            ..Variant::new(Vars::OwnKeys, Payload::Unsigned)
         };
         assert_eq!(v.id_part(), "own-keys-vars-unsigned-no-legacy-loader");
         assert_eq!(v.to_string(), "own-keys-vars/unsigned/no-legacy-loader");

@@ -19,6 +19,7 @@ impl Watcher {
             Check::SecureBoot => self.secure_boot(end),
             Check::OptionRom => self.option_rom(end),
             Check::KernelBoot => self.kernel_boot(end),
+            Check::DistroChain => self.distro_chain(end),
         };
         match (concluded, no_boot) {
             (Err(_), Some(o)) => Ok(o),
@@ -71,7 +72,7 @@ impl Watcher {
     }
 
     /// The boot manager gave up without refusing the payload: it was never handed over.
-    fn nothing_bootable(&self, what: &str) -> Option<Observation> {
+    pub(super) fn nothing_bootable(&self, what: &str) -> Option<Observation> {
         let gave_up = self.end_of_attempts.clone()?;
         let mut o = Observation::new(
             Outcome::NothingBootable,

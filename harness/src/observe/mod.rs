@@ -19,6 +19,7 @@
 //!   nothing about the payload. It only shows, with nothing on the serial console, a firmware
 //!   that never reached its boot manager (`no-boot`, [`noboot`]).
 
+pub mod chain;
 pub mod conclude;
 pub mod evidence;
 pub mod noboot;
@@ -92,6 +93,10 @@ pub struct Watcher {
     kernel_secure_boot: Option<(Evidence, Reading)>,
     /// How far the firmware got, for a boot that decided nothing else.
     progress: noboot::Progress,
+    /// distro-chain: the first refusal by shim or grub, and what it makes of the cell.
+    chain_refusal: Option<(crate::matrix::Outcome, Refusal)>,
+    grub_started: bool,
+    grub_gave_up: bool,
 }
 
 /// The boot manager's line for a boot option it could not load or start:
@@ -154,6 +159,9 @@ impl Watcher {
             command_line: None,
             kernel_secure_boot: None,
             progress: noboot::Progress::default(),
+            chain_refusal: None,
+            grub_started: false,
+            grub_gave_up: false,
         }
     }
 
@@ -202,6 +210,10 @@ impl Watcher {
             Check::SecureBoot => {}
             Check::OptionRom => self.option_rom_line(&ev),
             Check::KernelBoot => self.kernel_line(&ev),
+            Check::DistroChain => {
+                self.kernel_facts(&ev);
+                self.chain_text(&ev);
+            }
         }
         self.previous_serial = Some(ev);
     }
@@ -245,6 +257,12 @@ impl Watcher {
                 });
             }
         }
+        self.kernel_facts(ev);
+    }
+
+    /// The kernel's own lines: `Linux version`, `Command line:` and its `secureboot:` line.
+    fn kernel_facts(&mut self, ev: &Evidence) {
+        let line = ev.line.as_str();
         if line.contains("Linux version ") {
             self.linux_version.get_or_insert_with(|| ev.clone());
             return;
@@ -290,6 +308,11 @@ impl Watcher {
             Check::KernelBoot => {
                 self.kernel_secure_boot.is_some() || (self.linux_version.is_none() && gave_up)
             }
+            Check::DistroChain => {
+                self.kernel_secure_boot.is_some()
+                    || (self.linux_version.is_none()
+                        && (gave_up || (self.chain_refusal.is_some() && self.grub_gave_up)))
+            }
         };
         if enough {
             Control::Stop
@@ -319,6 +342,16 @@ impl Watch for Watcher {
         self.now = self.now.max(at);
         if console == Console::Serial {
             self.progress.line(console, at, text);
+        }
+        if console == Console::Serial && self.check == Check::DistroChain {
+            if text.contains(SHIM_REFUSAL) {
+                self.chain_text(&Evidence {
+                    stream: console,
+                    at,
+                    line: text.trim().to_string(),
+                });
+            }
+            return self.control();
         }
         if console != Console::Serial || self.check != Check::KernelBoot || self.refusal.is_some() {
             return self.control();
@@ -350,7 +383,11 @@ impl Watch for Watcher {
         self.now = self.now.max(at);
         // A payload line after the refusal wins in `finish` whatever the window says (and
         // `control` keeps a started kernel running to its secureboot: line).
-        if let Some(r) = &self.refusal {
+        let first = self
+            .refusal
+            .as_ref()
+            .or(self.chain_refusal.as_ref().map(|(_, r)| r));
+        if let Some(r) = first {
             if self.end_of_attempts.is_none()
                 && self.now.saturating_sub(r.evidence.at) >= self.grace
             {

@@ -26,7 +26,7 @@ pub use Step::{DebugCon, GuestError, Partial, Serial, Tick};
 /// The targets the planner gives a cell of `check`: the ESP at slot 5, the ROM's NIC at 6.
 pub fn targets(check: Check) -> Targets {
     match check {
-        Check::SecureBoot => Targets {
+        Check::SecureBoot | Check::DistroChain => Targets {
             boot_device: Some("PciRoot(0x0)/Pci(0x5,0x0)".into()),
             rom_device: None,
         },

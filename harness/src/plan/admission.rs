@@ -48,6 +48,8 @@ pub enum AdmissionRule {
     ShimQemuVersion,
     /// Shim cells need a shim.
     Shim,
+    /// distro-chain cells need their suites' chains provisioned.
+    Chain,
     /// A scenario rule gives the cell its expectation (an error when none does).
     Expectation,
     /// This QEMU can map the firmware as its descriptor says (IGVM needs QEMU >= 10.1).
@@ -91,6 +93,7 @@ const ADMISSION: &[(AdmissionRule, Objection)] = &[
     (AdmissionRule::KernelAppend, kernel_append),
     (AdmissionRule::ShimQemuVersion, shim_qemu_version),
     (AdmissionRule::Shim, shim),
+    (AdmissionRule::Chain, chain),
     (AdmissionRule::Expectation, expectation),
     (AdmissionRule::FirmwareMapping, firmware_mapping),
 ];
@@ -117,6 +120,7 @@ impl AdmissionRule {
             AdmissionRule::KernelAppend => "kernel-append",
             AdmissionRule::ShimQemuVersion => "shim-qemu-version",
             AdmissionRule::Shim => "shim",
+            AdmissionRule::Chain => "chain",
             AdmissionRule::Expectation => "expectation",
             AdmissionRule::FirmwareMapping => "firmware-mapping",
         }
@@ -139,6 +143,7 @@ impl AdmissionRule {
             | AdmissionRule::Kernel
             | AdmissionRule::ShimQemuVersion
             | AdmissionRule::Shim
+            | AdmissionRule::Chain
             | AdmissionRule::FirmwareMapping => DenialKind::Skip,
         }
     }
@@ -279,7 +284,8 @@ fn test_key(c: &Candidate) -> Option<String> {
         Check::KernelBoot if c.variant.payload == Payload::Signed => {
             "the kernel is signed with the test db key"
         }
-        Check::KernelBoot => return None,
+        // The test-signed kernel of a distro chain is there to be refused.
+        Check::KernelBoot | Check::DistroChain => return None,
     };
     (d.has(&Feature::EnrolledKeys) && !vars_variants(d).contains(&Vars::DbAdded)).then(|| {
         format!(
@@ -287,6 +293,26 @@ fn test_key(c: &Candidate) -> Option<String> {
              db key into, and {what}: the firmware cannot be made to trust it, so the cell \
              would say nothing",
             d.name
+        )
+    })
+}
+
+/// The chains a distro-chain cell boots: every suite it names provisioned.
+fn chain(c: &Candidate) -> Option<String> {
+    let chain = c.variant.chain.filter(|_| c.check == Check::DistroChain)?;
+    let chains = match &c.options.chains {
+        Ok(chains) => chains,
+        Err(why) => return Some(why.clone()),
+    };
+    let missing: Vec<&str> = [chain.shim, chain.grub]
+        .into_iter()
+        .filter(|s| !chains.iter().any(|c| c.suite == *s))
+        .map(|s| s.as_str())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "no distro chain of {} (pass --chain DIR; ./ci/debian-matrix fetches other suites')",
+            missing.join(" and ")
         )
     })
 }
@@ -456,6 +482,7 @@ mod tests {
                 "kernel-append",
                 "shim-qemu-version",
                 "shim",
+                "chain",
                 "expectation",
                 "firmware-mapping",
             ]

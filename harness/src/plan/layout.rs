@@ -52,6 +52,14 @@ impl Layout {
             .join("vars")
             .join(format!("{label}.{}.fd", vars.as_str()))
     }
+    /// The ESP folder of a distro chain (`prepared/chain-bookworm-as-shipped`).
+    pub fn chain_esp(&self, esp: &super::Artifact) -> PathBuf {
+        let name = match esp {
+            super::Artifact::ChainEsp { chain, .. } => chain.to_string(),
+            other => format!("{other:?}"),
+        };
+        self.prepared().join(format!("chain-{name}"))
+    }
     pub fn cell_dir(&self, id: &str) -> PathBuf {
         self.root.join("cells").join(id)
     }

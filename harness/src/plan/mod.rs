@@ -5,7 +5,10 @@ pub mod admission;
 pub mod argv;
 pub mod firmware;
 pub mod layout;
+pub mod variants;
 pub mod verify;
+
+pub use variants::{enforcing_vars, variants, vars_variants};
 
 #[cfg(test)]
 mod testkit;
@@ -16,9 +19,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::discover::descriptor::{
-    Architecture, Descriptor, Feature, FlashMode, Interface, Mapping,
-};
+use crate::discover::descriptor::{Architecture, Descriptor, Feature, Interface};
 use crate::discover::host::{choose_accel, Accel};
 use crate::discover::qemu::QemuBinary;
 use crate::discover::release::Edk2Release;
@@ -44,7 +45,17 @@ pub enum Artifact {
     Kernel { source: PathBuf, payload: Payload },
     /// An empty initramfs (see [`Layout::initrd`]).
     Initrd,
-    /// A copy of `template` with keys enrolled (`OwnKeys`) or our db cert added (`DbAdded`).
+    /// A distro chain's ESP folder: the suite's shim as `EFI/BOOT/BOOTX64.EFI`, grub beside it,
+    /// `grub.cfg` with a serial terminal, the kernel (as shipped, unsigned or test-signed) and
+    /// an empty initramfs.
+    ChainEsp {
+        chain: crate::matrix::Chain,
+        shim: PathBuf,
+        grub: PathBuf,
+        kernel: PathBuf,
+    },
+    /// A copy of `template` with keys enrolled (`OwnKeys`), our db cert added (`DbAdded`) or
+    /// shim's verbose variable set (`ShimVerbose`).
     Varstore {
         template: PathBuf,
         vars: Vars,
@@ -60,7 +71,10 @@ impl Artifact {
             Artifact::Probe(payload)
             | Artifact::OptionRom(payload)
             | Artifact::Kernel { payload, .. } => *payload == Payload::Signed,
-            Artifact::Varstore { .. } => true,
+            Artifact::ChainEsp { chain, .. } => {
+                chain.kernel == crate::matrix::ChainKernel::TestSigned
+            }
+            Artifact::Varstore { vars, .. } => *vars != Vars::ShimVerbose,
         }
     }
 }
@@ -197,6 +211,10 @@ pub struct PlanOptions {
     pub profile: Profile,
     /// The Linux kernel for kernel-boot cells, or why there is none (the cells' skip reason).
     pub kernel: Result<PathBuf, String>,
+    /// The distro chains for distro-chain cells, or why there are none (their skip reason).
+    pub chains: Result<Vec<crate::discover::chain::DistroChain>, String>,
+    /// The machine's own Debian suite: its chain is the one tried with altered kernels.
+    pub host_suite: crate::matrix::Suite,
     /// shim for `-shim` kernel-boot cells (QEMU >= 10.0).
     pub shim: Option<PathBuf>,
     /// The kernel command line (`-append`) of kernel-boot cells.
@@ -213,6 +231,8 @@ impl PlanOptions {
             memory_mib: 512,
             profile: Profile::Strict,
             kernel: Err("no kernel given (--kernel PATH)".into()),
+            chains: Err("no distro chain given (--chain DIR)".into()),
+            host_suite: crate::matrix::Suite::Bookworm,
             shim: None,
             kernel_append: DEFAULT_KERNEL_APPEND.into(),
         }
@@ -266,56 +286,6 @@ pub fn ineligible(descriptor: &Descriptor) -> Option<String> {
     None
 }
 
-/// The varstore variants a descriptor is tested with.
-pub fn vars_variants(descriptor: &Descriptor) -> Vec<Vars> {
-    let has_template = matches!(&descriptor.mapping,
-        Mapping::Flash(f) if f.mode == FlashMode::Split && f.nvram_template.is_some());
-    if !has_template {
-        return vec![Vars::Shipped];
-    }
-    if descriptor.has(&Feature::EnrolledKeys) {
-        vec![Vars::Shipped, Vars::DbAdded]
-    } else if descriptor.has(&Feature::SecureBoot) {
-        vec![Vars::Shipped, Vars::OwnKeys]
-    } else {
-        vec![Vars::Shipped]
-    }
-}
-
-/// The varstore under which Secure Boot enforces with the test db key trusted (or the shipped
-/// one, for builds without Secure Boot): what option-rom and kernel-boot cells boot with.
-pub fn enforcing_vars(descriptor: &Descriptor) -> Vars {
-    *vars_variants(descriptor)
-        .last()
-        .expect("vars_variants is never empty")
-}
-
-/// The variants a check tries on a descriptor.
-pub fn variants(check: Check, descriptor: &Descriptor) -> Vec<Variant> {
-    let vars = match check {
-        Check::SecureBoot => vars_variants(descriptor),
-        Check::OptionRom | Check::KernelBoot => vec![enforcing_vars(descriptor)],
-    };
-    let mut out = Vec::new();
-    for &vars in &vars {
-        for &payload in Payload::ALL {
-            for &tweak in check.tweaks() {
-                // shim is signed for the vendor's db: only builds that ship with keys enrolled
-                // trust it.
-                if tweak == Tweak::Shim && !descriptor.has(&Feature::EnrolledKeys) {
-                    continue;
-                }
-                out.push(Variant {
-                    vars,
-                    payload,
-                    tweak,
-                });
-            }
-        }
-    }
-    out
-}
-
 /// The descriptor's machine globs for x86_64, in file order.
 fn x86_64_machines(descriptor: &Descriptor) -> Vec<String> {
     descriptor
@@ -366,7 +336,7 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
             };
             for &sev in sev_axis {
                 for &check in Check::ALL {
-                    for variant in variants(check, d) {
+                    for variant in variants(check, d, &options.chains, options.host_suite) {
                         let cell =
                             plan_cell(firmware, qemu, sev, check, variant, scenarios, options);
                         if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
@@ -442,6 +412,7 @@ fn plan_cell(
         variant,
         sev,
         profile: options.profile,
+        sbat_revoked: !variants::sbat_revocations(variant, &options.chains).is_empty(),
     };
     let expectation = scenarios.rule_for(check, &subject).cloned();
     let candidate = Candidate {
@@ -554,9 +525,16 @@ fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
                 cmd.shim(shim);
             }
         }
+        Check::DistroChain => {
+            // Admitted: the chain rule keeps out cells whose suites were not provisioned.
+            if let Some(esp) = variants::chain_esp(c.variant, &options.chains, layout) {
+                cmd.esp(&layout.chain_esp(&esp), sev.is_some());
+                needs.push(esp);
+            }
+        }
     }
     let targets = match c.check {
-        Check::SecureBoot => Targets::esp(),
+        Check::SecureBoot | Check::DistroChain => Targets::esp(),
         Check::OptionRom => Targets {
             rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
             ..Targets::esp()
@@ -565,7 +543,7 @@ fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
     };
     let base = match c.check {
         Check::SecureBoot | Check::OptionRom => PROBE_DEADLINE_KVM,
-        Check::KernelBoot => KERNEL_DEADLINE_KVM,
+        Check::KernelBoot | Check::DistroChain => KERNEL_DEADLINE_KVM,
     };
     let factor = if c.accel == Accel::Tcg { TCG_FACTOR } else { 1 };
     let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));

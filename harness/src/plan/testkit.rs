@@ -115,11 +115,7 @@ impl Fixture {
             qemu,
             sev: false,
             check: Check::SecureBoot,
-            variant: Variant {
-                vars: Vars::OwnKeys,
-                payload: Payload::Signed,
-                tweak: Tweak::None,
-            },
+            variant: Variant::new(Vars::OwnKeys, Payload::Signed),
             accel: Accel::Kvm,
             accel_reason: "KVM runs guest code".into(),
             machine,
@@ -145,6 +141,7 @@ impl Fixture {
             variant: self.variant,
             sev: self.sev,
             profile: self.options.profile,
+            sbat_revoked: false,
         };
         self.scenarios.rule_for(self.check, &subject).cloned()
     }

@@ -4,6 +4,7 @@
 //! Everything is written under the run folder; descriptor templates and the given kernel are
 //! only ever read.
 
+pub mod chain;
 pub mod optionrom;
 pub mod pe;
 pub mod standin;
@@ -143,6 +144,19 @@ fn make(artifact: &Artifact, layout: &Layout) -> Result<(), PrepareError> {
             vars,
             out,
         } => make_varstore(&layout.keys(), template, *vars, out),
+        Artifact::ChainEsp {
+            chain,
+            shim,
+            grub,
+            kernel,
+        } => chain::make_chain_esp(
+            layout,
+            &layout.chain_esp(artifact),
+            chain,
+            shim,
+            grub,
+            kernel,
+        ),
     }
 }
 
@@ -322,6 +336,8 @@ fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result
             OsStr::new("--sb"),
         ]),
         Vars::DbAdded => args.extend([OsStr::new("--add-db"), guid, &db]),
+        // shim's own variable (its namespace, not Secure Boot's): shim says why it refuses.
+        Vars::ShimVerbose => args.push(OsStr::new("--set-shim-verbose")),
     }
     VIRT_FW_VARS.run(&args)?;
     Ok(())

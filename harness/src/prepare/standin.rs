@@ -30,6 +30,23 @@ fn stand_in(artifact: &Artifact, layout: &Layout) -> Result<(), PrepareError> {
     match artifact {
         // Only signing and enrolling need them.
         Artifact::TestKeys => Ok(()),
+        // The kernel stays as shipped: signing is what stand-ins leave out.
+        Artifact::ChainEsp {
+            chain,
+            shim,
+            grub,
+            kernel,
+        } => super::chain::make_chain_esp(
+            layout,
+            &layout.chain_esp(artifact),
+            &crate::matrix::Chain {
+                kernel: crate::matrix::ChainKernel::AsShipped,
+                ..*chain
+            },
+            shim,
+            grub,
+            kernel,
+        ),
         Artifact::Varstore { template, out, .. } => {
             if let Some(dir) = out.parent() {
                 create_dir(dir)?;

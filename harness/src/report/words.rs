@@ -24,6 +24,12 @@ pub(super) fn variant<'de, D: Deserializer<'de>>(d: D) -> Result<Variant, D::Err
         ))
     };
     let parts: Vec<&str> = text.split('/').collect();
+    if let [vars, chain] = parts.as_slice() {
+        if let Ok(chain) = chain.parse::<crate::matrix::Chain>() {
+            let vars: Vars = kebab(vars.strip_suffix("-vars").ok_or_else(bad)?)?;
+            return Ok(Variant::chain(vars, chain));
+        }
+    }
     let (vars, payload, tweak) = match parts.as_slice() {
         [vars, payload] => (vars, payload, None),
         [vars, payload, tweak] => (vars, payload, Some(tweak)),
@@ -33,9 +39,8 @@ pub(super) fn variant<'de, D: Deserializer<'de>>(d: D) -> Result<Variant, D::Err
     let payload: Payload = kebab(payload)?;
     let tweak: Tweak = tweak.map_or(Ok(Tweak::None), |t| kebab(t))?;
     Ok(Variant {
-        vars,
-        payload,
         tweak,
+        ..Variant::new(vars, payload)
     })
 }
 

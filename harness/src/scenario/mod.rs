@@ -8,19 +8,19 @@
 //! `known-no-boot.json` lists the known causes of a firmware stopping before its boot manager
 //! on purpose (see [`noboot`]).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::discover::descriptor::{Descriptor, Feature};
 use crate::discover::qemu::Version;
 use crate::discover::release::Edk2Release;
-use crate::matrix::{Check, Outcome, Payload, Profile, Tweak, Variant, Vars};
+use crate::matrix::{Check, Outcome, Tweak};
 use crate::tools::{read_input, InputError, SCENARIO_LIMIT};
 
 pub mod noboot;
+pub mod rule;
 pub use noboot::{KnownNoBoot, NoBootCell};
+pub use rule::{AnyWord, Condition, Expectation, Outcomes, Pick, Rule, Subject};
 
 /// The built-in scenarios, so the binary works from any folder.
 const BUILTIN: &[(&str, &str)] = &[
@@ -35,6 +35,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "kernel-boot.json",
         include_str!("../../../scenarios/kernel-boot.json"),
+    ),
+    (
+        "distro-chain.json",
+        include_str!("../../../scenarios/distro-chain.json"),
     ),
     (
         "known-deviations.json",
@@ -80,175 +84,6 @@ pub type ReleaseRange = Range<Edk2Release>;
 
 /// QEMU versions, `{"from": "10.0"}`.
 pub type QemuRange = Range<Version>;
-
-/// One outcome, or several that are all acceptable (`"refused"`, `["verified", "legacy-silent"]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcomes(pub Vec<Outcome>);
-
-impl Outcomes {
-    pub fn one(outcome: Outcome) -> Outcomes {
-        Outcomes(vec![outcome])
-    }
-
-    pub fn admits(&self, outcome: Outcome) -> bool {
-        self.0.contains(&outcome)
-    }
-}
-
-impl fmt::Display for Outcomes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.0.iter().map(|o| o.as_str()).collect();
-        f.write_str(&names.join("|"))
-    }
-}
-
-impl Serialize for Outcomes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_slice() {
-            [one] => one.serialize(s),
-            many => many.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Outcomes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany {
-            One(Outcome),
-            Many(Vec<Outcome>),
-        }
-        let list = match OneOrMany::deserialize(d).map_err(|_| {
-            serde::de::Error::custom(
-                "expected an outcome or a list of outcomes (runs, refused, executed, \
-                 not-executed, verified, legacy-warned, legacy-silent, booted)",
-            )
-        })? {
-            OneOrMany::One(o) => vec![o],
-            OneOrMany::Many(v) => v,
-        };
-        if list.is_empty() {
-            return Err(serde::de::Error::custom(
-                "an empty list of outcomes admits nothing",
-            ));
-        }
-        Ok(Outcomes(list))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expectation {
-    /// What happens to the payload (probe, option ROM or kernel): one outcome, or a list of
-    /// acceptable ones.
-    pub payload: Outcomes,
-    /// What the guest must report for Secure Boot when the payload runs (the probe's
-    /// `SecureBoot` variable, or the kernel's `secureboot:` line).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secure_boot: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub setup_mode: Option<u8>,
-}
-
-/// `"any"` or one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Pick<T> {
-    One(T),
-    Any(AnyWord),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AnyWord {
-    Any,
-}
-
-impl<T: PartialEq> Pick<T> {
-    fn admits(&self, value: &T) -> bool {
-        match self {
-            Pick::Any(_) => true,
-            Pick::One(v) => v == value,
-        }
-    }
-}
-
-impl<T> Default for Pick<T> {
-    fn default() -> Self {
-        Pick::Any(AnyWord::Any)
-    }
-}
-
-/// What a rule is matched against: one cell, seen through its firmware.
-#[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
-    pub descriptor: &'a Descriptor,
-    /// The firmware's edk2 release, when it can be told (package version).
-    pub edk2: Option<Edk2Release>,
-    pub qemu: Version,
-    pub variant: Variant,
-    pub sev: bool,
-    pub profile: Profile,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Condition {
-    /// The profile the rule belongs to; absent: every profile.
-    #[serde(default)]
-    pub profile: Pick<Profile>,
-    /// Feature names the descriptor must have; `!name` means it must not have it.
-    #[serde(default)]
-    pub features: Vec<String>,
-    /// The edk2 releases the rule covers; a firmware of unknown release matches no range.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub edk2: Option<ReleaseRange>,
-    /// The QEMU versions the rule covers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub qemu: Option<QemuRange>,
-    #[serde(default)]
-    pub vars: Pick<Vars>,
-    #[serde(default)]
-    pub payload: Pick<Payload>,
-    #[serde(default)]
-    pub tweak: Pick<Tweak>,
-    #[serde(default)]
-    pub sev: Pick<bool>,
-}
-
-impl Condition {
-    pub fn matches(&self, s: &Subject) -> bool {
-        let features_ok = self.features.iter().all(|f| match f.strip_prefix('!') {
-            Some(absent) => !s.descriptor.has(&Feature::parse(absent)),
-            None => s.descriptor.has(&Feature::parse(f)),
-        });
-        let edk2_ok = match (&self.edk2, s.edk2) {
-            (None, _) => true,
-            (Some(range), Some(release)) => range.contains(release),
-            (Some(_), None) => false,
-        };
-        features_ok
-            && edk2_ok
-            && self.qemu.is_none_or(|range| range.contains(s.qemu))
-            && self.profile.admits(&s.profile)
-            && self.vars.admits(&s.variant.vars)
-            && self.payload.admits(&s.variant.payload)
-            && self.tweak.admits(&s.variant.tweak)
-            && self.sev.admits(&s.sev)
-    }
-}
-
-/// One rule of a check's scenario file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    pub id: String,
-    pub when: Condition,
-    pub expect: Expectation,
-    /// Why the firmware must behave so.
-    pub because: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -589,6 +424,7 @@ impl Scenarios {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::{Payload, Profile, Variant, Vars};
     use rstest::rstest;
 
     #[rstest]
@@ -864,12 +700,12 @@ mod tests {
             edk2: edk2.and_then(Edk2Release::parse),
             qemu: Version::new(7, 2, 0),
             variant: Variant {
-                vars: Vars::OwnKeys,
-                payload: Payload::Unsigned,
                 tweak,
+                ..Variant::new(Vars::OwnKeys, Payload::Unsigned)
             },
             sev: false,
             profile,
+            sbat_revoked: false,
         };
         assert!(when.matches(&subject(Profile::Upstream, Some("2025.02"), Tweak::None)));
         assert!(!when.matches(&subject(Profile::Strict, Some("2025.02"), Tweak::None)));
