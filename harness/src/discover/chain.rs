@@ -175,11 +175,21 @@ pub fn section(image: &[u8], name: &str) -> Option<Vec<u8>> {
     let sections = u16_at(pe + 6)? as usize;
     let optional = u16_at(pe + 20)? as usize;
     let table = pe + 24 + optional;
+    // Names longer than 8 bytes (`.sbatlevel`) are `/N`: offset N into the COFF string table,
+    // which follows the symbol table.
+    let strings = u32_at(pe + 12)? as usize + u32_at(pe + 16)? as usize * 18;
+    let long_name = |raw: &[u8]| -> Option<Vec<u8>> {
+        let offset: usize = std::str::from_utf8(raw.strip_prefix(b"/")?).ok()?.parse().ok()?;
+        let at = strings.checked_add(offset)?;
+        let rest = image.get(at..at.checked_add(64)?.min(image.len()))?;
+        Some(rest[..rest.iter().position(|b| *b == 0)?].to_vec())
+    };
     (0..sections.min(96)).find_map(|i| {
         let entry = table + i * 40;
         let raw_name = image.get(entry..entry + 8)?;
         let end = raw_name.iter().position(|b| *b == 0).unwrap_or(8);
-        if &raw_name[..end] != name.as_bytes() {
+        let full = long_name(&raw_name[..end]).unwrap_or_else(|| raw_name[..end].to_vec());
+        if full != name.as_bytes() {
             return None;
         }
         let virtual_size = u32_at(entry + 8)? as usize;
@@ -318,6 +328,19 @@ mod tests {
         image[entry + 20..entry + 24].copy_from_slice(&0x200u32.to_le_bytes());
         image.extend_from_slice(data);
         image
+    }
+
+    /// `.sbatlevel` is longer than 8 bytes: the header says `/4`, the string table the rest.
+    #[test]
+    fn long_section_names_come_from_the_string_table() {
+        let mut image = pe_with("/4", b"sbat-level-bytes");
+        let strings = image.len() as u32;
+        image[0x40 + 12..0x40 + 16].copy_from_slice(&strings.to_le_bytes());
+        image[0x40 + 16..0x40 + 20].copy_from_slice(&0u32.to_le_bytes());
+        image.extend_from_slice(&[0, 0, 0, 0]);
+        image.extend_from_slice(b".sbatlevel\0");
+        assert_eq!(section(&image, ".sbatlevel").unwrap(), b"sbat-level-bytes");
+        assert!(section(&image, "/4").is_none());
     }
 
     const BULLSEYE_GRUB: &str = "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\ngrub,4,Free Software Foundation,grub,2.06,https://www.gnu.org/software/grub/\ngrub.debian,4,Debian,grub2,2.06-3~deb11u6,https://tracker.debian.org/pkg/grub2\n\0\0";
