@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Man { out } => return man(out.as_deref()),
+        Command::Keys(keys) => return ExitCode::from(cli::keys::keys(&keys)),
         Command::Table { reports, readme } => {
             return match table(&reports, readme.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,

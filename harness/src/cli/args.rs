@@ -13,6 +13,7 @@ use regex::Regex;
 
 use bootmatrix::discover::host::Accel;
 use bootmatrix::discover::qemu;
+use bootmatrix::discover::release::Edk2Release;
 use bootmatrix::matrix::Profile;
 use bootmatrix::report::expect::Build;
 
@@ -87,6 +88,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         readme: Option<PathBuf>,
     },
+    /// A varstore's Secure Boot keys and what they are worth (key-health)
+    ///
+    /// Reads FILE (an edk2 OVMF_VARS file) through virt-fw-vars and openssl, from a scratch
+    /// copy, and prints PK, KEK, db and dbx: each certificate's subject, issuer, validity,
+    /// well-known name (or -) and the start of its SHA-256 thumbprint, with dbx's entry count;
+    /// then the key-health findings for the strict profile, and with --edk2 also for the
+    /// upstream profile of that edk2 release. Nothing is booted, and FILE is never written.
+    #[command(
+        after_help = "Exit status: 0 when FILE was read (the findings are information), 1 when it could not be read, 2 on bad usage."
+    )]
+    Keys(KeysArgs),
     /// Print a shell completion script
     ///
     /// For example: `bootmatrix completions bash > ~/.local/share/bash-completion/completions/bootmatrix`
@@ -106,6 +118,25 @@ pub enum Command {
         #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// The varstore (an edk2 OVMF_VARS file)
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// The firmware build's edk2 release (YYYY.MM): also judge it by the upstream profile
+    #[arg(long, value_name = "YYYY.MM", value_parser = parse_edk2)]
+    pub edk2: Option<Edk2Release>,
+    /// Judge expiry on DATE (YYYY-MM-DD) instead of today (UTC)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub today: Option<jiff::civil::Date>,
+    /// Well-known certificates from DIR's scenario files instead of the built-in ones
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub scenarios: Option<PathBuf>,
 }
 
 /// Where firmware, QEMU and the kernel are looked for: what `list` shows, and what every
@@ -356,9 +387,10 @@ impl Command {
                 }),
                 ..Options::new(Verb::Expect, a.found, a.cells)
             },
-            Command::Completions { .. } | Command::Man { .. } | Command::Table { .. } => {
-                return None
-            }
+            Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Table { .. }
+            | Command::Keys(_) => return None,
         })
     }
 }
@@ -384,6 +416,15 @@ fn parse_qemu(arg: &str) -> Result<(PathBuf, Option<PathBuf>), String> {
         (path, _) if path.as_os_str().is_empty() => Err("expected PATH or PATH=DATADIR".into()),
         parsed => Ok(parsed),
     }
+}
+
+fn parse_edk2(text: &str) -> Result<Edk2Release, String> {
+    Edk2Release::parse(text).ok_or_else(|| "expected an edk2 release YYYY.MM, e.g. 2025.11".into())
+}
+
+fn parse_date(text: &str) -> Result<jiff::civil::Date, String> {
+    text.parse()
+        .map_err(|_| "expected a date YYYY-MM-DD".to_string())
 }
 
 fn parse_filter(re: &str) -> Result<Regex, regex::Error> {

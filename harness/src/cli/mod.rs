@@ -2,5 +2,6 @@
 //! definition and what is generated from it.
 
 pub mod args;
+pub mod keys;
 pub mod pages;
 pub mod verify;

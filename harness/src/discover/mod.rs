@@ -9,6 +9,7 @@ pub mod qemu;
 pub mod release;
 pub mod search;
 pub mod tree;
+pub mod varstore;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 //! deviation that did not happen fails as stale. A value the rule asks for that the guest could
 //! not read is an error, and absence is read as a value only where UEFI defines it.
 
+pub mod keyhealth;
 mod noboot;
 
 use serde::{Deserialize, Serialize};

@@ -52,6 +52,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "known-no-boot.json",
         include_str!("../../../scenarios/known-no-boot.json"),
     ),
+    (
+        "well-known-certificates.json",
+        include_str!("../../../scenarios/well-known-certificates.json"),
+    ),
 ];
 
 /// Versions `from` (inclusive) up to `before` (exclusive); either end may be open.
@@ -164,6 +168,8 @@ pub struct Scenarios {
     pub deviations: Vec<KnownDeviation>,
     pub measured: Vec<MeasuredBuild>,
     pub no_boot: Vec<KnownNoBoot>,
+    /// Certificates known by name (`well-known-certificates.json`), for `key-health`.
+    pub well_known: Vec<crate::discover::varstore::WellKnown>,
     /// Where they came from (a folder, or "built-in").
     pub origin: String,
 }
@@ -301,6 +307,10 @@ impl Scenarios {
             } else if value.get("known_no_boot").is_some() {
                 let file: noboot::NoBootFile = serde_json::from_value(value).map_err(err)?;
                 scenarios.no_boot.extend(file.known_no_boot);
+            } else if value.get("well_known_certificates").is_some() {
+                let file: crate::discover::varstore::WellKnownFile =
+                    serde_json::from_value(value).map_err(err)?;
+                scenarios.well_known.extend(file.well_known_certificates);
             } else if value.get("deviations").is_some() {
                 let file: DeviationFile = serde_json::from_value(value).map_err(err)?;
                 scenarios.deviations.extend(file.deviations);
