@@ -572,3 +572,289 @@ pub mod date_text {
             .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a date (YYYY-MM-DD)")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/varstores")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// A describer that needs no openssl: the thumbprint, the rest made up.
+    fn by_thumbprint(der: &[u8], owner: &str) -> Result<Cert, String> {
+        cert_from_openssl(
+            "subject=CN=x\nissuer=CN=y\nnotBefore=Jan  1 00:00:00 2020 GMT\nnotAfter=Dec 31 23:59:59 2030 GMT\n",
+            der,
+            owner,
+        )
+    }
+
+    fn shas(certs: &[Cert]) -> Vec<&str> {
+        certs.iter().map(|c| &c.sha256[..16]).collect()
+    }
+
+    const MS_OWNER: &str = "77fa9abd-0359-4d32-bd60-28f4e78f784b";
+
+    #[test]
+    fn bookworm_ms_has_the_2011_set_and_the_empty_file_hash() {
+        let raw = parse_json(&data("bookworm-ms.json")).unwrap();
+        assert_eq!(raw.secure_boot_enable, Some(true));
+        assert_eq!(raw.pk.len(), 1);
+        assert!(raw
+            .pk
+            .iter()
+            .chain(&raw.kek)
+            .chain(&raw.db)
+            .all(Signature::is_x509));
+        let store = raw.describe(by_thumbprint).unwrap();
+        // Debian's PK/KEK key, then Microsoft's KEK CA 2011.
+        assert_eq!(shas(&store.pk), ["5fb05ed84c5170d5"]);
+        assert_eq!(shas(&store.kek), ["5fb05ed84c5170d5", "a1117f516a32cefc"]);
+        assert_eq!(store.kek[1].owner, MS_OWNER);
+        // Windows Production PCA 2011, then Microsoft Corporation UEFI CA 2011.
+        assert_eq!(shas(&store.db), ["e8e95f0733a55e8b", "48e99b991f57fc52"]);
+        assert_eq!(store.db_hashes, 0);
+        assert_eq!(
+            store.dbx,
+            DbxSummary {
+                hashes: 1,
+                other: 0,
+                certs: vec![],
+                only_empty_file_hash: true
+            }
+        );
+        assert!(!store.setup_mode());
+    }
+
+    #[test]
+    fn sid_ms_has_the_2023_set_and_a_real_dbx() {
+        let store = parse_json(&data("sid-ms.json"))
+            .unwrap()
+            .describe(by_thumbprint)
+            .unwrap();
+        assert_eq!(store.secure_boot_enable, None, "sid's store has none");
+        assert_eq!(
+            shas(&store.kek),
+            ["5fb05ed84c5170d5", "a1117f516a32cefc", "3cd3f0309edae228"]
+        );
+        assert_eq!(
+            shas(&store.db),
+            [
+                "e8e95f0733a55e8b",
+                "076f1fea90ac2915",
+                "48e99b991f57fc52",
+                "f6124e34125bee3f",
+                "e5be3e64c6e66a28"
+            ]
+        );
+        assert_eq!(store.dbx.hashes, 443);
+        assert_eq!(store.dbx.entries(), 443);
+        assert!(!store.dbx.only_empty_file_hash);
+    }
+
+    #[test]
+    fn an_empty_store_is_in_setup_mode() {
+        let store = parse_json(&data("bookworm-empty.json"))
+            .unwrap()
+            .describe(by_thumbprint)
+            .unwrap();
+        assert!(store.setup_mode());
+        assert!(store.kek.is_empty() && store.db.is_empty() && store.db_hashes == 0);
+        assert_eq!(store.secure_boot_enable, None);
+        // No dbx at all counts as holding nothing more than the placeholder.
+        assert!(store.dbx.only_empty_file_hash);
+        assert_eq!(store.dbx.entries(), 0);
+    }
+
+    #[test]
+    fn certificate_facts_come_from_openssl() {
+        if OPENSSL.find().is_err() {
+            eprintln!("skipped: openssl is not installed");
+            return;
+        }
+        let mut store = parse_json(&data("sid-ms.json"))
+            .unwrap()
+            .describe(describe_cert)
+            .unwrap();
+        let kek = &store.kek[2];
+        assert_eq!(
+            kek.subject,
+            "CN=Microsoft Corporation KEK 2K CA 2023,O=Microsoft Corporation,C=US"
+        );
+        assert_eq!(kek.common_name(), "Microsoft Corporation KEK 2K CA 2023");
+        assert_eq!(kek.organization().as_deref(), Some("Microsoft Corporation"));
+        assert_eq!(
+            kek.issuer,
+            "CN=Microsoft RSA Devices Root CA 2021,O=Microsoft Corporation,C=US"
+        );
+        assert_eq!(kek.not_before.to_string(), "2023-03-02");
+        assert_eq!(kek.not_after.to_string(), "2038-03-02");
+        let debian = &store.pk[0];
+        assert_eq!(debian.common_name(), "Debian UEFI Secure Boot (PK/KEK key)");
+        assert_eq!(debian.organization().as_deref(), Some("Debian"));
+        // Every built-in well-known certificate is in sid's store, subject and expiry as listed.
+        let known = crate::scenario::Scenarios::builtin().well_known;
+        assert_eq!(known.len(), 7);
+        store.recognize(&known);
+        for k in &known {
+            let cert = store
+                .certs()
+                .map(|(_, c)| c)
+                .find(|c| c.well_known.as_deref() == Some(k.name.as_str()))
+                .unwrap_or_else(|| panic!("{} is not in sid's store", k.name));
+            assert_eq!(cert.subject, k.subject, "{}", k.name);
+            assert_eq!(cert.not_after, k.expires, "{}", k.name);
+            let var = store.certs().find(|(_, c)| *c == cert).unwrap().0;
+            let expected = if k.role == Role::Kek { "KEK" } else { "db" };
+            assert_eq!(var, expected, "{}", k.name);
+        }
+        assert_eq!(store.pk[0].well_known, None);
+    }
+
+    #[test]
+    fn openssl_refusing_the_der_is_an_error_naming_the_certificate() {
+        if OPENSSL.find().is_err() {
+            eprintln!("skipped: openssl is not installed");
+            return;
+        }
+        let e = describe_cert(b"not a certificate", MS_OWNER).unwrap_err();
+        assert!(
+            e.starts_with("not an X.509 certificate openssl reads"),
+            "{e}"
+        );
+        // Through a store: which variable and which certificate.
+        let mut raw = parse_json(&data("bookworm-ms.json")).unwrap();
+        raw.db[1].data = b"garbage".to_vec();
+        let e = raw.describe(describe_cert).unwrap_err().to_string();
+        assert!(e.starts_with("db: certificate 2: not an X.509"), "{e}");
+    }
+
+    /// One signature list of `count` entries of `size` bytes (owner included).
+    fn list(kind: &[u8; 16], size: u32, count: usize) -> Vec<u8> {
+        let mut out = kind.to_vec();
+        out.extend((28 + size * count as u32).to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend(size.to_le_bytes());
+        for i in 0..count {
+            out.extend([i as u8; 16]);
+            out.extend(vec![0xab; size as usize - 16]);
+        }
+        out
+    }
+
+    const SHA256_KIND: [u8; 16] = [
+        0x26, 0x16, 0xc4, 0xc1, 0x4c, 0x50, 0x92, 0x40, 0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43,
+        0x28,
+    ];
+
+    #[test]
+    fn signature_lists_are_split_and_their_sizes_checked() {
+        let mut two = list(&SHA256_KIND, 48, 2);
+        two.extend(list(&[7; 16], 36, 1));
+        let sigs = signature_lists(&two).unwrap();
+        assert_eq!(sigs.len(), 3);
+        assert!(sigs[0].is_sha256() && sigs[1].is_sha256() && !sigs[2].is_sha256());
+        assert_eq!(sigs[0].kind, CERT_SHA256);
+        assert_eq!(sigs[1].owner, "01010101-0101-0101-0101-010101010101");
+        assert_eq!(sigs[2].data.len(), 20);
+        assert_eq!(signature_lists(&[]).unwrap(), vec![]);
+        // Cut short, a list size past the end, entries that do not divide the body.
+        let e = signature_lists(&two[..20]).unwrap_err();
+        assert!(e.contains("too few for a signature list"), "{e}");
+        let e = signature_lists(&two[..two.len() - 1]).unwrap_err();
+        assert!(e.contains("do not fit"), "{e}");
+        let mut odd = list(&SHA256_KIND, 48, 2);
+        odd[24..28].copy_from_slice(&40u32.to_le_bytes());
+        let e = signature_lists(&odd).unwrap_err();
+        assert!(e.contains("of 40-byte entries"), "{e}");
+        let mut tiny = list(&SHA256_KIND, 48, 1);
+        tiny[24..28].copy_from_slice(&0u32.to_le_bytes());
+        assert!(signature_lists(&tiny).is_err());
+    }
+
+    #[test]
+    fn json_that_is_not_virt_fw_vars_output_is_refused_naming_the_variable() {
+        let e = parse_json(b"[]").unwrap_err();
+        assert!(matches!(e, VarstoreProblem::Json(_)), "{e}");
+        let bad_hex = br#"{"version": 2, "variables": [{"name": "db", "guid": "d719b2cb-3d3a-4596-a3bc-dad00e67656f", "attr": "39", "data": "zz"}]}"#;
+        let e = parse_json(bad_hex).unwrap_err().to_string();
+        assert_eq!(e, "db: data is not hex");
+        // A variable of the same name under another vendor GUID is not the key variable.
+        let other_guid = br#"{"version": 2, "variables": [{"name": "db", "guid": "00000000-0000-0000-0000-000000000000", "attr": "7", "data": "zz"}]}"#;
+        assert_eq!(parse_json(other_guid).unwrap(), RawStore::default());
+    }
+
+    #[test]
+    fn openssl_dates_in_both_forms() {
+        assert_eq!(
+            openssl_date("Jun 24 20:51:29 2026 GMT")
+                .unwrap()
+                .to_string(),
+            "2026-06-24"
+        );
+        assert_eq!(
+            openssl_date("Mar  2 20:31:35 2038 GMT")
+                .unwrap()
+                .to_string(),
+            "2038-03-02"
+        );
+        assert_eq!(
+            openssl_date("2038-03-02 20:31:35Z").unwrap().to_string(),
+            "2038-03-02"
+        );
+        assert_eq!(openssl_date("Foo 2 20:31:35 2038 GMT"), None);
+        assert_eq!(openssl_date(""), None);
+    }
+
+    #[test]
+    fn names_are_split_on_unescaped_commas() {
+        let name = r"CN=Acme\, Inc. CA,O=Acme\, Inc.,C=US";
+        assert_eq!(rdn(name, "CN").as_deref(), Some("Acme, Inc. CA"));
+        assert_eq!(rdn(name, "O").as_deref(), Some("Acme, Inc."));
+        assert_eq!(rdn(name, "OU"), None);
+    }
+
+    #[test]
+    fn subjects_with_control_characters_are_escaped() {
+        let c = cert_from_openssl(
+            "subject=CN=evil\x1b[2J\nissuer=CN=y\nnotBefore=Jan  1 00:00:00 2020 GMT\nnotAfter=Jan  1 00:00:00 2030 GMT\n",
+            b"der",
+            MS_OWNER,
+        )
+        .unwrap();
+        assert_eq!(c.subject, r"CN=evil\x1b[2J");
+        let e = cert_from_openssl("subject=CN=x\n", b"der", MS_OWNER).unwrap_err();
+        assert_eq!(e, "openssl printed no issuer=");
+    }
+
+    #[test]
+    fn reading_a_file_that_is_not_a_varstore_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read(dir.path()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read the varstore {}: not a regular file but a folder",
+                dir.path().display()
+            )
+        );
+        if VIRT_FW_VARS.find().is_err() {
+            eprintln!("skipped the rest: virt-fw-vars is not installed");
+            return;
+        }
+        let text = dir.path().join("text");
+        std::fs::write(&text, "not a varstore\n").unwrap();
+        let e = read(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "cannot read the varstore {}: `virt-fw-vars",
+                text.display()
+            )),
+            "{e}"
+        );
+    }
+}

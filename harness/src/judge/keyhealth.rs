@@ -359,3 +359,357 @@ fn need_2023(
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::varstore::DbxSummary;
+
+    fn day(text: &str) -> Date {
+        text.parse().unwrap()
+    }
+
+    fn known(name: &str, set: CertSet, role: Role, sha: &str, expires: &str) -> WellKnown {
+        WellKnown {
+            name: name.into(),
+            set,
+            role,
+            subject: format!("CN={name}"),
+            sha256: Some(sha.into()),
+            expires: day(expires),
+            reference: "test".into(),
+            note: None,
+        }
+    }
+
+    /// The well-known list, shaped like the built-in one (short fake thumbprints).
+    fn table() -> Vec<WellKnown> {
+        use CertSet::*;
+        vec![
+            known("KEK 2011", Ms2011, Role::Kek, "k11", "2026-06-24"),
+            known("PCA 2011", Ms2011, Role::DbWindows, "w11", "2026-10-19"),
+            known(
+                "UEFI CA 2011",
+                Ms2011,
+                Role::DbThirdParty,
+                "u11",
+                "2026-06-27",
+            ),
+            known("KEK 2023", Ms2023, Role::Kek, "k23", "2038-03-02"),
+            known(
+                "Windows UEFI CA 2023",
+                Ms2023,
+                Role::DbWindows,
+                "w23",
+                "2035-06-13",
+            ),
+            known(
+                "UEFI CA 2023",
+                Ms2023,
+                Role::DbThirdParty,
+                "u23",
+                "2038-06-13",
+            ),
+            known(
+                "Option ROM CA 2023",
+                Ms2023,
+                Role::DbOptionRom,
+                "o23",
+                "2038-10-26",
+            ),
+        ]
+    }
+
+    /// A certificate with the thumbprint and expiry of `sha` in [`table`], or a stranger.
+    fn cert(sha: &str) -> Cert {
+        let k = table()
+            .into_iter()
+            .find(|k| k.sha256.as_deref() == Some(sha));
+        Cert {
+            subject: k
+                .as_ref()
+                .map_or(format!("CN={sha}"), |k| k.subject.clone()),
+            issuer: "CN=issuer".into(),
+            not_before: day("2011-01-01"),
+            not_after: k.map_or(day("2030-01-01"), |k| k.expires),
+            sha256: sha.into(),
+            owner: "77fa9abd-0359-4d32-bd60-28f4e78f784b".into(),
+            well_known: None,
+        }
+    }
+
+    fn store(kek: &[&str], db: &[&str], dbx_hashes: usize, only_empty: bool) -> Varstore {
+        Varstore {
+            pk: vec![cert("platform-key")],
+            kek: kek.iter().map(|s| cert(s)).collect(),
+            db: db.iter().map(|s| cert(s)).collect(),
+            db_hashes: 0,
+            dbx: DbxSummary {
+                hashes: dbx_hashes,
+                other: 0,
+                certs: Vec::new(),
+                only_empty_file_hash: only_empty,
+            },
+            secure_boot_enable: Some(true),
+        }
+    }
+
+    /// Like bookworm's .ms store: the 2011 set only, dbx the empty-file hash.
+    fn only_2011() -> Varstore {
+        store(&["own-kek", "k11"], &["w11", "u11"], 1, true)
+    }
+
+    /// Like sid's .ms store: both sets, a real dbx.
+    fn both_sets() -> Varstore {
+        store(
+            &["own-kek", "k11", "k23"],
+            &["w11", "w23", "u11", "u23", "o23"],
+            443,
+            false,
+        )
+    }
+
+    fn status(findings: &[KeyFinding], rule: KeyRule) -> KeyStatus {
+        findings.iter().find(|f| f.rule == rule).unwrap().status
+    }
+
+    fn finding(findings: &[KeyFinding], rule: KeyRule) -> &KeyFinding {
+        findings.iter().find(|f| f.rule == rule).unwrap()
+    }
+
+    const BEFORE: &str = "2026-01-01";
+    const AFTER: &str = "2026-12-01";
+
+    fn strict(s: &Varstore, today: &str) -> Vec<KeyFinding> {
+        key_health(s, None, Profile::Strict, &table(), day(today))
+    }
+
+    #[test]
+    fn every_rule_gives_one_finding_in_order_with_its_reference() {
+        let f = strict(&only_2011(), BEFORE);
+        let rules: Vec<KeyRule> = f.iter().map(|f| f.rule).collect();
+        assert_eq!(rules, KeyRule::ALL);
+        for f in &f {
+            assert!(!f.reason.is_empty() && !f.reference.is_empty(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn the_2011_set_alone_fails_the_2023_rules_and_a_placeholder_dbx_fails() {
+        let f = strict(&only_2011(), BEFORE);
+        assert_eq!(status(&f, KeyRule::Ms2023Db), KeyStatus::Fail);
+        assert_eq!(status(&f, KeyRule::Ms2023Kek), KeyStatus::Fail);
+        assert_eq!(status(&f, KeyRule::DbxReal), KeyStatus::Fail);
+        let db = finding(&f, KeyRule::Ms2023Db);
+        assert!(
+            db.evidence.contains(&"db lacks UEFI CA 2023".to_string()),
+            "{db:?}"
+        );
+        assert!(db.reason.contains("Option ROM CA 2023"), "{db:?}");
+        let kek = finding(&f, KeyRule::Ms2023Kek);
+        assert_eq!(kek.evidence, ["KEK lacks KEK 2023"]);
+    }
+
+    #[test]
+    fn the_2023_set_passes() {
+        let f = strict(&both_sets(), AFTER);
+        for rule in KeyRule::ALL {
+            assert_eq!(status(&f, rule), KeyStatus::Pass, "{rule}: {f:?}");
+        }
+        let db = finding(&f, KeyRule::Ms2023Db);
+        assert_eq!(
+            db.evidence,
+            [
+                "db has UEFI CA 2023 (u23)",
+                "db has Option ROM CA 2023 (o23)"
+            ]
+        );
+    }
+
+    #[test]
+    fn ms_2023_db_needs_both_the_third_party_and_the_option_rom_ca() {
+        let without_oprom = store(&["k23"], &["w23", "u23"], 443, false);
+        let f = strict(&without_oprom, BEFORE);
+        assert_eq!(status(&f, KeyRule::Ms2023Db), KeyStatus::Fail);
+        assert!(finding(&f, KeyRule::Ms2023Db)
+            .evidence
+            .contains(&"db lacks Option ROM CA 2023".to_string()));
+        assert_eq!(status(&f, KeyRule::Ms2023Kek), KeyStatus::Pass);
+        // In KEK rather than db, a db certificate does not count.
+        let misplaced = store(&["k23", "u23", "o23"], &["w11"], 443, false);
+        assert_eq!(
+            status(&strict(&misplaced, BEFORE), KeyRule::Ms2023Db),
+            KeyStatus::Fail
+        );
+    }
+
+    #[test]
+    fn dbx_real_rests_on_more_than_the_empty_file_hash() {
+        let mut s = both_sets();
+        s.dbx = DbxSummary {
+            hashes: 1,
+            only_empty_file_hash: true,
+            ..DbxSummary::default()
+        };
+        let f = strict(&s, BEFORE);
+        let dbx = finding(&f, KeyRule::DbxReal);
+        assert_eq!(dbx.status, KeyStatus::Fail);
+        assert!(
+            dbx.evidence[0].starts_with("dbx: 1 entries (1 SHA-256"),
+            "{dbx:?}"
+        );
+        s.dbx.hashes = 2;
+        s.dbx.only_empty_file_hash = false;
+        assert_eq!(
+            status(&strict(&s, BEFORE), KeyRule::DbxReal),
+            KeyStatus::Pass
+        );
+    }
+
+    #[test]
+    fn expiry_is_judged_on_the_given_day() {
+        // Before June 2026 every 2011 CA is valid; after October 2026 none is.
+        let f = strict(&only_2011(), BEFORE);
+        assert_eq!(status(&f, KeyRule::NoExpiredOnlyPath), KeyStatus::Pass);
+        let f = strict(&only_2011(), AFTER);
+        let path = finding(&f, KeyRule::NoExpiredOnlyPath);
+        assert_eq!(path.status, KeyStatus::Fail);
+        assert!(
+            path.reason.contains("kek, db-windows, db-third-party"),
+            "{path:?}"
+        );
+        assert!(path
+            .evidence
+            .contains(&"kek: KEK 2011 (expired 2026-06-24)".to_string()));
+        // Between the June and October expiries only the Windows class still has a CA.
+        let f = strict(&only_2011(), "2026-07-01");
+        let path = finding(&f, KeyRule::NoExpiredOnlyPath);
+        assert_eq!(path.status, KeyStatus::Fail);
+        assert!(path.reason.contains("kek, db-third-party has"), "{path:?}");
+        // Its last valid day is still valid.
+        let f = strict(&only_2011(), "2026-06-24");
+        assert_eq!(status(&f, KeyRule::NoExpiredOnlyPath), KeyStatus::Pass);
+        // With a 2023 CA of each class next to the expired ones, every class has a path.
+        let f = strict(&both_sets(), "2030-01-01");
+        let path = finding(&f, KeyRule::NoExpiredOnlyPath);
+        assert_eq!(path.status, KeyStatus::Pass, "{path:?}");
+        assert_eq!(path.evidence.len(), 4, "{path:?}");
+    }
+
+    #[test]
+    fn a_class_the_store_does_not_trust_is_not_judged() {
+        // Only the Windows CAs in db: no third-party or option-ROM class to expire.
+        let windows_only = store(&["k23"], &["w23"], 443, false);
+        let f = strict(&windows_only, AFTER);
+        let path = finding(&f, KeyRule::NoExpiredOnlyPath);
+        assert_eq!(path.status, KeyStatus::Pass);
+        assert_eq!(path.evidence.len(), 2, "{path:?}");
+    }
+
+    #[test]
+    fn setup_mode_makes_every_rule_not_applicable() {
+        let mut s = only_2011();
+        s.pk.clear();
+        for profile in [Profile::Strict, Profile::Upstream] {
+            let f = key_health(&s, Some(day_release()), profile, &table(), day(AFTER));
+            for f in &f {
+                assert_eq!(f.status, KeyStatus::NotApplicable, "{f:?}");
+                assert!(f.reason.contains("setup mode"), "{f:?}");
+            }
+        }
+    }
+
+    fn day_release() -> Edk2Release {
+        Edk2Release::parse("2026.08").unwrap()
+    }
+
+    #[test]
+    fn a_store_with_its_own_keys_only_is_not_judged() {
+        let own = store(&["own-kek"], &["own-db"], 1, true);
+        for f in strict(&own, AFTER) {
+            assert_eq!(f.status, KeyStatus::NotApplicable, "{f:?}");
+            assert!(f.reason.contains("its own keys"), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_judges_only_what_the_release_promises() {
+        let old = Edk2Release::parse("2025.02").unwrap();
+        let new = Edk2Release::parse("2025.11").unwrap();
+        let up = |release| {
+            key_health(
+                &only_2011(),
+                release,
+                Profile::Upstream,
+                &table(),
+                day(AFTER),
+            )
+        };
+        // Before stable202511 nothing of the 2023 set is promised.
+        for f in up(Some(old)) {
+            assert_eq!(f.status, KeyStatus::NotApplicable, "{f:?}");
+        }
+        assert!(finding(&up(Some(old)), KeyRule::Ms2023Db)
+            .reason
+            .contains("predates 2025.11"));
+        // An unknown release promises nothing either.
+        for f in up(None) {
+            assert_eq!(f.status, KeyStatus::NotApplicable, "{f:?}");
+        }
+        // From stable202511 the 2023 set is, the real dbx never is.
+        let f = up(Some(new));
+        assert_eq!(status(&f, KeyRule::Ms2023Db), KeyStatus::Fail);
+        assert_eq!(status(&f, KeyRule::Ms2023Kek), KeyStatus::Fail);
+        assert_eq!(status(&f, KeyRule::NoExpiredOnlyPath), KeyStatus::Fail);
+        let dbx = finding(&f, KeyRule::DbxReal);
+        assert_eq!(dbx.status, KeyStatus::NotApplicable);
+        assert!(dbx.reason.contains("not an upstream promise"), "{dbx:?}");
+        // The same store under strict fails the dbx rule.
+        let strict = key_health(
+            &only_2011(),
+            Some(old),
+            Profile::Strict,
+            &table(),
+            day(AFTER),
+        );
+        assert_eq!(status(&strict, KeyRule::DbxReal), KeyStatus::Fail);
+        assert_eq!(status(&strict, KeyRule::Ms2023Db), KeyStatus::Fail);
+    }
+
+    #[test]
+    fn a_well_known_entry_without_a_thumbprint_matches_by_subject() {
+        let mut list = table();
+        for k in &mut list {
+            if k.name == "UEFI CA 2023" {
+                k.sha256 = None;
+            }
+        }
+        let mut s = both_sets();
+        // Another certificate of that subject (a re-issue): matched by subject.
+        s.db.iter_mut()
+            .filter(|c| c.sha256 == "u23")
+            .for_each(|c| c.sha256 = "reissued".into());
+        let f = key_health(&s, None, Profile::Strict, &list, day(BEFORE));
+        assert_eq!(status(&f, KeyRule::Ms2023Db), KeyStatus::Pass, "{f:?}");
+        // A thumbprint that differs does not match, whatever the subject.
+        let f = strict(&s, BEFORE);
+        assert_eq!(status(&f, KeyRule::Ms2023Db), KeyStatus::Fail, "{f:?}");
+    }
+
+    #[test]
+    fn findings_serialize_with_rule_ids_and_kebab_case_statuses() {
+        let f = strict(&only_2011(), BEFORE);
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json[0]["rule"], "ms-2023-db");
+        assert_eq!(json[0]["status"], "fail");
+        assert_eq!(json[3]["rule"], "no-expired-only-path");
+        let back: Vec<KeyFinding> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, f);
+        for rule in KeyRule::ALL {
+            assert_eq!(
+                serde_json::to_value(rule).unwrap(),
+                serde_json::Value::from(rule.id())
+            );
+        }
+    }
+}
