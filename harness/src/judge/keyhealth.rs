@@ -248,7 +248,11 @@ fn judge_rule(
                 dbx.other
             )];
             if dbx.only_empty_file_hash {
-                evidence.push("dbx holds only the SHA-256 of an empty file (e3b0c442...)".into());
+                evidence.push(if dbx.entries() == 0 {
+                    "dbx is empty".into()
+                } else {
+                    "dbx holds only the SHA-256 of an empty file (e3b0c442...)".into()
+                });
                 (
                     KeyStatus::Fail,
                     evidence,
@@ -558,6 +562,11 @@ mod tests {
             dbx.evidence[0].starts_with("dbx: 1 entries (1 SHA-256"),
             "{dbx:?}"
         );
+        s.dbx.hashes = 0;
+        let f = strict(&s, BEFORE);
+        let dbx = finding(&f, KeyRule::DbxReal);
+        assert_eq!(dbx.status, KeyStatus::Fail);
+        assert_eq!(dbx.evidence[1], "dbx is empty");
         s.dbx.hashes = 2;
         s.dbx.only_empty_file_hash = false;
         assert_eq!(
