@@ -179,7 +179,10 @@ pub fn section(image: &[u8], name: &str) -> Option<Vec<u8>> {
     // which follows the symbol table.
     let strings = u32_at(pe + 12)? as usize + u32_at(pe + 16)? as usize * 18;
     let long_name = |raw: &[u8]| -> Option<Vec<u8>> {
-        let offset: usize = std::str::from_utf8(raw.strip_prefix(b"/")?).ok()?.parse().ok()?;
+        let offset: usize = std::str::from_utf8(raw.strip_prefix(b"/")?)
+            .ok()?
+            .parse()
+            .ok()?;
         let at = strings.checked_add(offset)?;
         let rest = image.get(at..at.checked_add(64)?.min(image.len()))?;
         Some(rest[..rest.iter().position(|b| *b == 0)?].to_vec())

@@ -5,9 +5,10 @@
 //!   for the ESP's own option (`shim-refused`);
 //! - shim refuses grub: `Verification failed: (0x1A) Security Violation`, in shim's error box,
 //!   before grub ever ran (`grub-refused`);
-//! - shim's SBAT check refuses an image: `image did not pass SBAT verification` (shim prints
-//!   it with its `SHIM_VERBOSE` variable set, which distro-chain varstores carry), or
-//!   `SBAT self-check failed` (`sbat-revoked`);
+//! - shim's SBAT check refuses an image: `component grub, generation 4, was revoked by
+//!   SbatLevel variable` and `image did not pass SBAT verification` (shim prints them with its
+//!   `SHIM_VERBOSE` variable set, which distro-chain varstores carry, before its `Verification
+//!   failed: Security Policy Violation`), or `SBAT self-check failed` (`sbat-revoked`);
 //! - grub, through shim's verifier, refuses the kernel: `error: bad shim signature` (after
 //!   grub's own banner; a `Verification failed` after grub started is the kernel's)
 //!   (`kernel-refused`);
@@ -22,8 +23,11 @@ use crate::boot::BootEnd;
 use crate::matrix::Outcome;
 use crate::observe::conclude::end_reason;
 
-/// shim's SBAT refusals.
+/// shim's SBAT refusals (with `SHIM_VERBOSE`: `component grub, generation 4, was revoked by
+/// SbatLevel variable`, then `image did not pass SBAT verification`; its own check: `SBAT
+/// self-check failed`).
 const SBAT_REFUSALS: &[&str] = &[
+    "was revoked by SbatLevel variable",
     "image did not pass SBAT verification",
     "SBAT self-check failed",
 ];
@@ -148,7 +152,8 @@ mod tests {
     const BAD_SIG: &str = "error: bad shim signature.";
     const NO_KERNEL: &str = "error: you need to load the kernel first.";
     const GRUB_GAVE_UP: &str = "  Failed to boot both default and fallback entries.";
-    const SBAT: &str = "sbat.c:152:verify_single_entry() image did not pass SBAT verification";
+    const REVOKED: &str = "sbat.c:150:verify_single_entry() component grub, generation 4, was revoked by SbatLevel variable";
+    const SBAT: &str = "sbat.c:152 verify_single_entry() image did not pass SBAT verification";
     const SHIM_BOX: &str =
         "│                    Verification failed: (0x1A) Security Violation                    │";
     const STARTING: &str =
