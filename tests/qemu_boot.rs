@@ -11,11 +11,11 @@ use bootmatrix::discover::release::Edk2Release;
 use bootmatrix::judge::VerdictKind;
 use bootmatrix::matrix::{Outcome, Profile};
 use bootmatrix::observe::evidence::LoadPath;
-use serde_json::Value;
 
 mod common;
 use common::expected::compare;
 use common::run::{bootmatrix, deviation_id, kernel};
+use common::scenarios::{rule_mut, scenarios_with};
 use regex::Regex;
 
 /// The package of trixie's OVMF that `ci/extra-ovmf` unpacks.
@@ -26,31 +26,6 @@ const DEBIAN_DESCRIPTORS: [&str; 3] = [
     "50-edk2-x86_64-secure.json",
     "60-edk2-x86_64.json",
 ];
-
-/// A copy of the repository's scenarios, with `edit` applied to one file's JSON.
-fn scenarios_with(file: &str, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    for entry in std::fs::read_dir(&source).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    let target = dir.path().join(file);
-    let mut value: Value =
-        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
-    edit(&mut value);
-    std::fs::write(&target, serde_json::to_string_pretty(&value).unwrap()).unwrap();
-    dir
-}
-
-fn rule_mut<'a>(scenario: &'a mut Value, id: &str) -> &'a mut Value {
-    scenario["rules"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("rule {id}"))
-}
 
 fn sha256(path: &Path) -> String {
     bootmatrix::discover::sha256_file(path).unwrap()

@@ -4,6 +4,7 @@
 
 pub mod expected;
 pub mod run;
+pub mod scenarios;
 
 use std::fs;
 use std::path::{Path, PathBuf};

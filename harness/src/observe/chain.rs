@@ -220,17 +220,36 @@ mod tests {
     fn shims_sbat_line_is_a_revocation() {
         let steps = [
             Serial(900, STARTING),
+            Serial(1100, REVOKED),
+            Serial(1101, "Verification failed: Security Policy Violation"),
             Serial(1200, SBAT),
             Serial(
                 1201,
-                "shim.c:404:start_image() Failed to load image: Security Policy Violation",
+                "shim.c:404 start_image() Failed to load image: Security Policy Violation",
             ),
-            Serial(1300, SHELL_REFUSAL),
             Serial(1400, GAVE_UP),
         ];
         let o = chain(&steps).0.unwrap();
         assert_eq!(o.outcome, Outcome::SbatRevoked);
-        assert_eq!(lines(&o), [SBAT]);
+        assert_eq!(lines(&o), [REVOKED]);
+        // Without the first line, the second still says it.
+        let o = chain(&[
+            Serial(900, STARTING),
+            Serial(1200, SBAT),
+            Serial(1400, GAVE_UP),
+        ])
+        .0
+        .unwrap();
+        assert_eq!(o.outcome, Outcome::SbatRevoked);
+        // Without shim's verbose lines, its box alone cannot tell a revocation from a signature.
+        let o = chain(&[
+            Serial(900, STARTING),
+            Serial(1101, "Verification failed: Security Policy Violation"),
+            Serial(1400, GAVE_UP),
+        ])
+        .0
+        .unwrap();
+        assert_eq!(o.outcome, Outcome::GrubRefused);
     }
 
     #[test]

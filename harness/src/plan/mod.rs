@@ -180,6 +180,8 @@ pub struct Cell {
     pub edk2: Option<Edk2Release>,
     /// The scenario rule that gives this cell's expectation.
     pub rule: Option<Rule>,
+    /// distro-chain: the shim, grub and kernel it boots.
+    pub payload: Vec<variants::PayloadPart>,
     /// Whether the descriptor declares Secure Boot support (`secure-boot` or `enrolled-keys`);
     /// only without it does UEFI read a missing SecureBoot variable as 0.
     pub secure_boot_support: bool,
@@ -456,6 +458,7 @@ fn plan_cell(
         profile: options.profile,
         edk2,
         rule,
+        payload: variants::chain_parts(variant, &options.chains),
         secure_boot_support: d.has(&Feature::SecureBoot) || d.has(&Feature::EnrolledKeys),
         action,
     }

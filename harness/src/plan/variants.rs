@@ -166,3 +166,48 @@ pub fn sbat_revocations(
         _ => Vec::new(),
     }
 }
+
+/// One binary of a distro chain a cell boots, for its report: which, from which suite and
+/// package, and its sha256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PayloadPart {
+    /// `shim`, `grub` or `kernel`.
+    pub role: String,
+    pub suite: Suite,
+    /// `shim-signed 1.51~1+deb12u1+16.1-2~deb12u1`.
+    pub package: String,
+    pub sha256: String,
+}
+
+/// The shim, grub and kernel a distro-chain variant boots; empty for other cells and for
+/// suites that were not provisioned. The kernel is the one as shipped (an unsigned or
+/// test-signed one is made from it).
+pub fn chain_parts(
+    variant: Variant,
+    chains: &Result<Vec<DistroChain>, String>,
+) -> Vec<PayloadPart> {
+    let (Some(chain), Ok(chains)) = (variant.chain, chains) else {
+        return Vec::new();
+    };
+    let of = |suite: Suite| chains.iter().find(|c| c.suite == suite);
+    let part =
+        |role: &str, suite: Suite, pick: fn(&DistroChain) -> &crate::discover::chain::Component| {
+            of(suite).map(|c| {
+                let component = pick(c);
+                PayloadPart {
+                    role: role.into(),
+                    suite,
+                    package: component.package.clone(),
+                    sha256: component.sha256.clone(),
+                }
+            })
+        };
+    [
+        part("shim", chain.shim, |c| &c.shim),
+        part("grub", chain.grub, |c| &c.grub),
+        part("kernel", chain.grub, |c| &c.kernel),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}

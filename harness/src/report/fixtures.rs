@@ -31,6 +31,7 @@ pub fn cell(id: &str, check: Check) -> Cell {
         profile: crate::matrix::Profile::Strict,
         edk2: crate::discover::release::Edk2Release::parse("2022.11"),
         rule: None,
+        payload: Vec::new(),
         secure_boot_support: true,
         action: Action::Skip(Denial::new(
             AdmissionRule::SevHost,

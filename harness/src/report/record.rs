@@ -89,6 +89,9 @@ pub struct CellRecord {
     /// From QEMU start to QEMU reaped; None for a cell that did not boot.
     pub elapsed_ms: Option<u64>,
     pub firmware: FirmwareRecord,
+    /// distro-chain: the shim, grub and kernel it boots (suite, package, sha256).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payload: Vec<crate::plan::variants::PayloadPart>,
     /// The rule the cell was judged by; absent for a cell without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation: Option<ExpectationRecord>,
@@ -450,6 +453,7 @@ impl CellRecord {
                 revision: probe.map(|r| r.firmware_revision.clone()),
                 uefi_revision: probe.map(|r| r.uefi_revision.clone()),
             },
+            payload: cell.payload.clone(),
             expectation: cell.rule.as_ref().map(|rule| ExpectationRecord {
                 rule: rule.id.clone(),
                 profile: cell.profile,
