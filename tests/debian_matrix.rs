@@ -133,6 +133,43 @@ fn trixies_firmware_stops_on_bullseyes_qemu_and_the_known_cause_is_in_the_eviden
     );
 }
 
+/// Across releases, on Debian 12's enrolled OVMF: bookworm-or-later's shim 16.1 applies SBAT
+/// level 2025021800 (grub,5) by default and must refuse bullseye's grub (grub,4); bullseye's
+/// shim 15.8 (level 2024010900, grub,3) boots the newest grub. Both read from the console.
+#[test]
+fn shims_sbat_level_decides_the_cross_release_chains() {
+    let args = common::debian_matrix_args();
+    let filter = r"^40-edk2-x86_64-secure-enrolled/qemu-7\.2[^/]*/sev-off/distro-chain/shim-verbose-vars-shim-";
+    let mut run_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_args.extend(["--filter", filter]);
+    let run = bootmatrix(&run_args);
+    assert_eq!(run.cells().len(), 2, "{}", run.stdout);
+    for cell in run.cells() {
+        assert_eq!(cell.verdict, VerdictKind::Pass, "{cell}");
+        let lines: Vec<&str> = cell.evidence().iter().map(|e| e.line.as_str()).collect();
+        let (shim, grub) = (&cell.payload[0], &cell.payload[1]);
+        if shim.suite > grub.suite {
+            assert_eq!(
+                cell.observed.payload,
+                Some(PayloadOutcome::Decided(Outcome::SbatRevoked)),
+                "{cell}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("was revoked by SbatLevel variable")),
+                "{cell}"
+            );
+        } else {
+            assert_eq!(
+                cell.observed.payload,
+                Some(PayloadOutcome::Decided(Outcome::ChainBooted)),
+                "{cell}"
+            );
+        }
+    }
+}
+
 /// Writes every build's expected results from a whole run's report (not a test: run by hand
 /// after `bootmatrix run $(./ci/debian-matrix) --report-json FILE`, then review the diff):
 /// `BOOTMATRIX_BLESS=1 BOOTMATRIX_REPORT=FILE cargo test --features qemu --test debian_matrix
