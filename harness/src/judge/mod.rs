@@ -339,6 +339,7 @@ fn subject(check: Check) -> &'static str {
         Check::OptionRom => "the option ROM",
         Check::KernelBoot => "the kernel",
         Check::DistroChain => "the distro chain",
+        Check::NoShell => "the UEFI shell",
     }
 }
 
@@ -434,6 +435,9 @@ fn expected_words(outcome: Outcome) -> &'static str {
         Outcome::GrubRefused => "to have grub refused by shim",
         Outcome::KernelRefused => "to have the kernel refused by grub and shim",
         Outcome::SbatRevoked => "to be refused by shim's SBAT check",
+        Outcome::ShellRefused => "to be refused by the boot manager",
+        Outcome::ShellAbsent => "to have no boot option at all",
+        Outcome::ShellReached => "to start",
     }
 }
 

@@ -19,7 +19,7 @@ pub trait Word: VariantNames + 'static {
 }
 
 /// The error for a text that is none of `T`'s words: it names the kind, the text and the words
-/// allowed (`unknown check "x" (expected secure-boot, option-rom, kernel-boot or distro-chain)`).
+/// allowed (`unknown check "x" (expected secure-boot, option-rom, kernel-boot, distro-chain or no-shell)`).
 pub fn unknown_word<T: Word>(text: &str) -> String {
     let expected = match T::VARIANTS {
         [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
@@ -60,6 +60,9 @@ pub enum Check {
     KernelBoot,
     /// The distro chain (shim, grub, kernel) under the varstore the firmware ships.
     DistroChain,
+    /// No bootable media under the enforcing varstore the firmware ships: the UEFI shell must
+    /// not be reachable.
+    NoShell,
 }
 
 impl Word for Check {
@@ -91,6 +94,11 @@ impl Check {
                 Outcome::GrubRefused,
                 Outcome::KernelRefused,
                 Outcome::SbatRevoked,
+            ],
+            Check::NoShell => &[
+                Outcome::ShellRefused,
+                Outcome::ShellAbsent,
+                Outcome::ShellReached,
             ],
         }
     }
@@ -361,6 +369,12 @@ pub enum Outcome {
     KernelRefused,
     /// distro-chain: shim's SBAT check refused a component.
     SbatRevoked,
+    /// no-shell: the boot manager refused the built-in shell's boot option.
+    ShellRefused,
+    /// no-shell: the boot manager gave up without a shell option to try.
+    ShellAbsent,
+    /// no-shell: the UEFI shell started.
+    ShellReached,
 }
 
 impl Outcome {
@@ -422,7 +436,13 @@ mod tests {
     fn every_word_is_spelled_once() {
         assert_eq!(
             parses_back::<Check>(),
-            ["secure-boot", "option-rom", "kernel-boot", "distro-chain"]
+            [
+                "secure-boot",
+                "option-rom",
+                "kernel-boot",
+                "distro-chain",
+                "no-shell"
+            ]
         );
         assert_eq!(parses_back::<Profile>(), ["strict", "upstream"]);
         assert_eq!(
@@ -452,7 +472,10 @@ mod tests {
                 "shim-refused",
                 "grub-refused",
                 "kernel-refused",
-                "sbat-revoked"
+                "sbat-revoked",
+                "shell-refused",
+                "shell-absent",
+                "shell-reached"
             ]
         );
     }
@@ -480,7 +503,7 @@ mod tests {
     fn an_unknown_word_lists_the_allowed_ones() {
         assert_eq!(
             "secureboot".parse::<Check>().unwrap_err(),
-            r#"unknown check "secureboot" (expected secure-boot, option-rom, kernel-boot or distro-chain)"#
+            r#"unknown check "secureboot" (expected secure-boot, option-rom, kernel-boot, distro-chain or no-shell)"#
         );
         assert_eq!(
             "lax".parse::<Profile>().unwrap_err(),

@@ -20,6 +20,7 @@ impl Watcher {
             Check::OptionRom => self.option_rom(end),
             Check::KernelBoot => self.kernel_boot(end),
             Check::DistroChain => self.distro_chain(end),
+            Check::NoShell => self.no_shell(end),
         };
         match (concluded, no_boot) {
             (Err(_), Some(o)) => Ok(o),

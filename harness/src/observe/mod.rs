@@ -26,6 +26,7 @@ pub mod noboot;
 pub mod probe;
 #[cfg(test)]
 pub mod script;
+pub mod shell;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -97,6 +98,8 @@ pub struct Watcher {
     chain_refusal: Option<(crate::matrix::Outcome, Refusal)>,
     grub_started: bool,
     grub_gave_up: bool,
+    /// no-shell: the shell's own line.
+    shell_reached: Option<Evidence>,
 }
 
 /// The boot manager's line for a boot option it could not load or start:
@@ -162,6 +165,7 @@ impl Watcher {
             chain_refusal: None,
             grub_started: false,
             grub_gave_up: false,
+            shell_reached: None,
         }
     }
 
@@ -214,6 +218,7 @@ impl Watcher {
                 self.kernel_facts(&ev);
                 self.chain_text(&ev);
             }
+            Check::NoShell => self.shell_text(&ev),
         }
         self.previous_serial = Some(ev);
     }
@@ -308,6 +313,7 @@ impl Watcher {
             Check::KernelBoot => {
                 self.kernel_secure_boot.is_some() || (self.linux_version.is_none() && gave_up)
             }
+            Check::NoShell => self.shell_reached.is_some() || self.end_of_attempts.is_some(),
             Check::DistroChain => {
                 self.kernel_secure_boot.is_some()
                     || (self.linux_version.is_none()
@@ -342,6 +348,14 @@ impl Watch for Watcher {
         self.now = self.now.max(at);
         if console == Console::Serial {
             self.progress.line(console, at, text);
+        }
+        if console == Console::Serial && self.check == Check::NoShell {
+            self.shell_text(&Evidence {
+                stream: console,
+                at,
+                line: text.to_string(),
+            });
+            return self.control();
         }
         if console == Console::Serial && self.check == Check::DistroChain {
             if text.contains(SHIM_REFUSAL) {

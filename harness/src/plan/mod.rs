@@ -528,6 +528,8 @@ fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
                 cmd.shim(shim);
             }
         }
+        // No bootable media: the boot manager is left with its own options (the shell).
+        Check::NoShell => {}
         Check::DistroChain => {
             // Admitted: the chain rule keeps out cells whose suites were not provisioned.
             if let Some(esp) = variants::chain_esp(c.variant, &options.chains, layout) {
@@ -542,10 +544,10 @@ fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
             rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
             ..Targets::esp()
         },
-        Check::KernelBoot => Targets::default(),
+        Check::KernelBoot | Check::NoShell => Targets::default(),
     };
     let base = match c.check {
-        Check::SecureBoot | Check::OptionRom => PROBE_DEADLINE_KVM,
+        Check::SecureBoot | Check::OptionRom | Check::NoShell => PROBE_DEADLINE_KVM,
         Check::KernelBoot | Check::DistroChain => KERNEL_DEADLINE_KVM,
     };
     let factor = if c.accel == Accel::Tcg { TCG_FACTOR } else { 1 };

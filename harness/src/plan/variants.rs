@@ -42,6 +42,11 @@ pub fn variants(
         Check::SecureBoot => vars_variants(descriptor),
         Check::OptionRom | Check::KernelBoot => vec![enforcing_vars(descriptor)],
         Check::DistroChain => return chain_variants(descriptor, chains, host),
+        // The build's own keys, as shipped: only a build that ships them enrolled enforces.
+        Check::NoShell if descriptor.has(&Feature::EnrolledKeys) => {
+            return vec![Variant::new(Vars::Shipped, Payload::Unsigned)]
+        }
+        Check::NoShell => return Vec::new(),
     };
     let mut out = Vec::new();
     for &vars in &vars {

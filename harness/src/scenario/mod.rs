@@ -41,6 +41,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../scenarios/distro-chain.json"),
     ),
     (
+        "no-shell.json",
+        include_str!("../../../scenarios/no-shell.json"),
+    ),
+    (
         "known-deviations.json",
         include_str!("../../../scenarios/known-deviations.json"),
     ),
