@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::boot;
 use crate::judge::{self, Case, Verdict};
+use crate::matrix::Check;
 use crate::observe::Watcher;
 use crate::plan::admission::Denial;
 use crate::plan::layout::Layout;
@@ -64,6 +65,9 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
     if let Err(why) = prepare::cell(spec) {
         return not_booted(cell, Verdict::error(why.to_string()));
     }
+    if cell.check == Check::KeyHealth {
+        return key_health(cell, spec, rule, scenarios);
+    }
     let mut watcher = Watcher::for_spec(spec);
     let outcome = boot::boot(spec, &mut watcher);
     if boot::interrupted().is_some() && outcome.end != boot::BootEnd::Stopped {
@@ -73,19 +77,12 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
             ..not_booted(cell, Verdict::error(STOPPED_MID_BOOT))
         };
     }
-    let case = Case {
-        check: cell.check,
-        tweak: cell.variant.tweak,
-        qemu: cell.qemu_version,
-        executable_sha256: cell.executable_sha256.as_deref(),
-        secure_boot_support: cell.secure_boot_support,
-        build: &cell.descriptor,
-        machine: &cell.machine,
-        machine_globs: &cell.machine_globs,
-        edk2: cell.edk2,
-        accel: cell.accel,
-    };
-    let verdict = judge::judge(&case, rule, watcher.finish(&outcome.end), scenarios);
+    let verdict = judge::judge(
+        &case_of(cell),
+        rule,
+        watcher.finish(&outcome.end),
+        scenarios,
+    );
     CellResult {
         cell: cell.clone(),
         // When the last line the verdict rests on was read.
@@ -96,6 +93,64 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
             .or(outcome.stopped_after),
         verdict,
         elapsed: Some(outcome.elapsed),
+    }
+}
+
+/// What the judge needs to know of a cell.
+fn case_of(cell: &Cell) -> Case<'_> {
+    Case {
+        check: cell.check,
+        tweak: cell.variant.tweak,
+        qemu: cell.qemu_version,
+        executable_sha256: cell.executable_sha256.as_deref(),
+        secure_boot_support: cell.secure_boot_support,
+        build: &cell.descriptor,
+        machine: &cell.machine,
+        machine_globs: &cell.machine_globs,
+        edk2: cell.edk2,
+        accel: cell.accel,
+    }
+}
+
+/// A key-health cell boots nothing: its private varstore copy is read through virt-fw-vars
+/// and judged on today's date (UTC). A store that cannot be read is an error, never a verdict
+/// on the firmware.
+fn key_health(
+    cell: &Cell,
+    spec: &RunSpec,
+    rule: &crate::scenario::Rule,
+    scenarios: &Scenarios,
+) -> CellResult {
+    let started = std::time::Instant::now();
+    let Some((_, copy)) = spec.copies.last() else {
+        return not_booted(
+            cell,
+            Verdict::error("key-health: the cell has no varstore copy"),
+        );
+    };
+    let mut store = match crate::discover::varstore::read(copy) {
+        Ok(store) => store,
+        Err(e) => return not_booted(cell, Verdict::error(e.to_string())),
+    };
+    store.recognize(&scenarios.well_known);
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let findings = judge::keyhealth::key_health(
+        &store,
+        cell.edk2,
+        cell.profile,
+        &scenarios.well_known,
+        today,
+    );
+    let what = format!("{}, judged on {today}", cell.variant.vars.as_str());
+    let observation = judge::keyhealth::observation(&findings, &what);
+    let verdict = judge::judge(&case_of(cell), rule, Ok(observation), scenarios);
+    CellResult {
+        cell: cell.clone(),
+        decided: Some(Duration::ZERO),
+        verdict,
+        elapsed: Some(started.elapsed()),
     }
 }
 

@@ -72,6 +72,7 @@ pub fn parse_transcript(text: &str) -> Vec<Step> {
             ("serial", Some(at)) => Step::Line(Console::Serial, at, text.to_string()),
             ("debug", Some(at)) => Step::Line(Console::Debug, at, text.to_string()),
             ("qemu-log", Some(at)) => Step::Line(Console::QemuLog, at, text.to_string()),
+            ("varstore", Some(at)) => Step::Line(Console::Varstore, at, text.to_string()),
             ("partial", Some(at)) => Step::Partial(at, text.to_string()),
             ("tick", Some(at)) => Step::Tick(at),
             _ => Step::Line(Console::Serial, last.saturating_add(1), raw.to_string()),
@@ -93,6 +94,7 @@ pub fn transcript(steps: &[Step]) -> String {
             Step::Line(Console::Serial, at, t) => format!("serial {at} {t}"),
             Step::Line(Console::Debug, at, t) => format!("debug {at} {t}"),
             Step::Line(Console::QemuLog, at, t) => format!("qemu-log {at} {t}"),
+            Step::Line(Console::Varstore, at, t) => format!("varstore {at} {t}"),
             Step::Partial(at, t) => format!("partial {at} {t}"),
             Step::Tick(at) => format!("tick {at}"),
         })
@@ -111,7 +113,7 @@ pub fn targets(check: Check) -> Targets {
             boot_device: Some("PciRoot(0x0)/Pci(0x5,0x0)".into()),
             rom_device: Some("0000:00:06.0".into()),
         },
-        Check::KernelBoot | Check::NoShell => Targets::default(),
+        Check::KernelBoot | Check::NoShell | Check::KeyHealth => Targets::default(),
     }
 }
 

@@ -52,6 +52,8 @@ pub enum Console {
     /// QEMU's log of the guest's errors (`-d guest_errors`, on its stderr), handed over
     /// summarized once the boot is over ([`Watch::guest_errors`]), never line by line.
     QemuLog,
+    /// Not a console: what a static check read from a varstore file (key-health).
+    Varstore,
 }
 
 impl Console {
@@ -454,7 +456,7 @@ mod tests {
     #[test]
     fn consoles_are_spelled_once() {
         let words = crate::matrix::spelling::serde_agrees::<Console>();
-        assert_eq!(words, ["serial", "debug", "qemu-log"]);
+        assert_eq!(words, ["serial", "debug", "qemu-log", "varstore"]);
         assert_eq!(Console::Debug.as_str(), "debug");
     }
 

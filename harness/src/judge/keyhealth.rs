@@ -364,6 +364,50 @@ fn need_2023(
     }
 }
 
+/// What a key-health cell observed: `keys-outdated` when a rule the profile judges failed,
+/// `keys-current` otherwise, with one evidence line per finding (read from `what`, the cell's
+/// varstore copy: stream `varstore`, time 0).
+pub fn observation(findings: &[KeyFinding], what: &str) -> crate::observe::evidence::Observation {
+    use crate::boot::Console;
+    use crate::matrix::Outcome;
+    use crate::observe::evidence::{Evidence, EvidenceLines, Observation};
+    let line = |f: &KeyFinding| Evidence {
+        stream: Console::Varstore,
+        at: std::time::Duration::ZERO,
+        line: format!(
+            "{}: {}: {}{}",
+            f.rule.id(),
+            f.status.as_str(),
+            f.reason,
+            if f.evidence.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", f.evidence.join("; "))
+            }
+        ),
+    };
+    let failed: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.status == KeyStatus::Fail)
+        .map(|f| f.rule.id())
+        .collect();
+    let (outcome, description) = if failed.is_empty() {
+        (Outcome::KeysCurrent, format!("are current ({what})"))
+    } else {
+        (
+            Outcome::KeysOutdated,
+            format!("are outdated: {} ({what})", failed.join(", ")),
+        )
+    };
+    let mut lines = findings.iter().map(line);
+    let first = lines.next().unwrap_or(Evidence {
+        stream: Console::Varstore,
+        at: std::time::Duration::ZERO,
+        line: "no finding".into(),
+    });
+    Observation::new(outcome, description, EvidenceLines::new(first).with(lines))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

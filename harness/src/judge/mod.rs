@@ -340,6 +340,7 @@ fn subject(check: Check) -> &'static str {
         Check::KernelBoot => "the kernel",
         Check::DistroChain => "the distro chain",
         Check::NoShell => "the UEFI shell",
+        Check::KeyHealth => "the varstore's keys",
     }
 }
 
@@ -438,6 +439,8 @@ fn expected_words(outcome: Outcome) -> &'static str {
         Outcome::ShellRefused => "to be refused by the boot manager",
         Outcome::ShellAbsent => "to have no boot option at all",
         Outcome::ShellReached => "to start",
+        Outcome::KeysCurrent => "to be current",
+        Outcome::KeysOutdated => "to be outdated",
     }
 }
 

@@ -19,7 +19,7 @@ pub trait Word: VariantNames + 'static {
 }
 
 /// The error for a text that is none of `T`'s words: it names the kind, the text and the words
-/// allowed (`unknown check "x" (expected secure-boot, option-rom, kernel-boot, distro-chain or no-shell)`).
+/// allowed (`unknown check "x" (expected secure-boot, option-rom, kernel-boot, distro-chain, no-shell or key-health)`).
 pub fn unknown_word<T: Word>(text: &str) -> String {
     let expected = match T::VARIANTS {
         [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
@@ -63,6 +63,9 @@ pub enum Check {
     /// No bootable media under the enforcing varstore the firmware ships: the UEFI shell must
     /// not be reachable.
     NoShell,
+    /// The varstore's Secure Boot keys, read without a boot: the 2023 Microsoft CAs, a real
+    /// dbx, no signer class left with expired CAs only.
+    KeyHealth,
 }
 
 impl Word for Check {
@@ -74,6 +77,14 @@ impl Check {
 
     pub fn as_str(self) -> &'static str {
         self.into()
+    }
+
+    /// The checks that boot a guest (all but key-health, which reads a varstore).
+    pub fn booting() -> impl Iterator<Item = Check> {
+        Check::ALL
+            .iter()
+            .copied()
+            .filter(|c| *c != Check::KeyHealth)
     }
 
     /// The outcomes a rule or a deviation of this check may name.
@@ -100,6 +111,7 @@ impl Check {
                 Outcome::ShellAbsent,
                 Outcome::ShellReached,
             ],
+            Check::KeyHealth => &[Outcome::KeysCurrent, Outcome::KeysOutdated],
         }
     }
 
@@ -375,6 +387,10 @@ pub enum Outcome {
     ShellAbsent,
     /// no-shell: the UEFI shell started.
     ShellReached,
+    /// key-health: every key-health rule the profile judges passed.
+    KeysCurrent,
+    /// key-health: a key-health rule failed.
+    KeysOutdated,
 }
 
 impl Outcome {
@@ -441,7 +457,8 @@ mod tests {
                 "option-rom",
                 "kernel-boot",
                 "distro-chain",
-                "no-shell"
+                "no-shell",
+                "key-health"
             ]
         );
         assert_eq!(parses_back::<Profile>(), ["strict", "upstream"]);
@@ -475,7 +492,9 @@ mod tests {
                 "sbat-revoked",
                 "shell-refused",
                 "shell-absent",
-                "shell-reached"
+                "shell-reached",
+                "keys-current",
+                "keys-outdated"
             ]
         );
     }
@@ -503,7 +522,7 @@ mod tests {
     fn an_unknown_word_lists_the_allowed_ones() {
         assert_eq!(
             "secureboot".parse::<Check>().unwrap_err(),
-            r#"unknown check "secureboot" (expected secure-boot, option-rom, kernel-boot, distro-chain or no-shell)"#
+            r#"unknown check "secureboot" (expected secure-boot, option-rom, kernel-boot, distro-chain, no-shell or key-health)"#
         );
         assert_eq!(
             "lax".parse::<Profile>().unwrap_err(),

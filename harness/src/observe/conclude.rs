@@ -21,6 +21,10 @@ impl Watcher {
             Check::KernelBoot => self.kernel_boot(end),
             Check::DistroChain => self.distro_chain(end),
             Check::NoShell => self.no_shell(end),
+            Check::KeyHealth => Err(Undecided::new(
+                "key-health boots nothing: its varstore is read, not watched",
+                None,
+            )),
         };
         match (concluded, no_boot) {
             (Err(_), Some(o)) => Ok(o),

@@ -155,11 +155,7 @@ pub struct Observation {
 }
 
 impl Observation {
-    pub(super) fn new(
-        outcome: Outcome,
-        description: String,
-        evidence: EvidenceLines,
-    ) -> Observation {
+    pub fn new(outcome: Outcome, description: String, evidence: EvidenceLines) -> Observation {
         let none = || Reading::Unknown("no payload ran to report it".into());
         Observation {
             outcome,

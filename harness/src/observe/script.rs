@@ -34,7 +34,7 @@ pub fn targets(check: Check) -> Targets {
             boot_device: Some("PciRoot(0x0)/Pci(0x5,0x0)".into()),
             rom_device: Some("0000:00:06.0".into()),
         },
-        Check::KernelBoot | Check::NoShell => Targets::default(),
+        Check::KernelBoot | Check::NoShell | Check::KeyHealth => Targets::default(),
     }
 }
 

@@ -285,7 +285,7 @@ fn test_key(c: &Candidate) -> Option<String> {
             "the kernel is signed with the test db key"
         }
         // The test-signed kernel of a distro chain is there to be refused.
-        Check::KernelBoot | Check::DistroChain | Check::NoShell => return None,
+        Check::KernelBoot | Check::DistroChain | Check::NoShell | Check::KeyHealth => return None,
     };
     (d.has(&Feature::EnrolledKeys) && !vars_variants(d).contains(&Vars::DbAdded)).then(|| {
         format!(

@@ -330,7 +330,7 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
             });
             continue;
         }
-        for qemu in &inventory.qemus {
+        for (nth, qemu) in inventory.qemus.iter().enumerate() {
             let sev_axis: &[bool] = if d.has(&Feature::AmdSev) {
                 &[false, true]
             } else {
@@ -338,6 +338,10 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
             };
             for &sev in sev_axis {
                 for &check in Check::ALL {
+                    // Static: once per build, on the first QEMU, without SEV.
+                    if check == Check::KeyHealth && (nth > 0 || sev) {
+                        continue;
+                    }
                     for variant in variants(check, d, &options.chains, options.host_suite) {
                         let cell =
                             plan_cell(firmware, qemu, sev, check, variant, scenarios, options);
@@ -529,7 +533,8 @@ fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
             }
         }
         // No bootable media: the boot manager is left with its own options (the shell).
-        Check::NoShell => {}
+        // key-health boots nothing: run reads the cell's varstore copy.
+        Check::NoShell | Check::KeyHealth => {}
         Check::DistroChain => {
             // Admitted: the chain rule keeps out cells whose suites were not provisioned.
             if let Some(esp) = variants::chain_esp(c.variant, &options.chains, layout) {
@@ -544,10 +549,12 @@ fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
             rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
             ..Targets::esp()
         },
-        Check::KernelBoot | Check::NoShell => Targets::default(),
+        Check::KernelBoot | Check::NoShell | Check::KeyHealth => Targets::default(),
     };
     let base = match c.check {
-        Check::SecureBoot | Check::OptionRom | Check::NoShell => PROBE_DEADLINE_KVM,
+        Check::SecureBoot | Check::OptionRom | Check::NoShell | Check::KeyHealth => {
+            PROBE_DEADLINE_KVM
+        }
         Check::KernelBoot | Check::DistroChain => KERNEL_DEADLINE_KVM,
     };
     let factor = if c.accel == Accel::Tcg { TCG_FACTOR } else { 1 };

@@ -47,6 +47,14 @@ pub fn variants(
             return vec![Variant::new(Vars::Shipped, Payload::Unsigned)]
         }
         Check::NoShell => return Vec::new(),
+        // Static: the shipped store and the one bootmatrix enrolls, where there is a template.
+        Check::KeyHealth if descriptor.has(&Feature::EnrolledKeys) && has_template(descriptor) => {
+            return vec![
+                Variant::new(Vars::Shipped, Payload::Unsigned),
+                Variant::new(Vars::DbAdded, Payload::Unsigned),
+            ]
+        }
+        Check::KeyHealth => return Vec::new(),
     };
     let mut out = Vec::new();
     for &vars in &vars {

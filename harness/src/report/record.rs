@@ -728,7 +728,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("unknown variant `stderr`, expected one of `serial`, `debug`, `qemu-log`"),
+            err.contains("unknown variant `stderr`, expected one of `serial`, `debug`, `qemu-log`, `varstore`"),
             "{err}"
         );
     }

@@ -41,6 +41,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../scenarios/distro-chain.json"),
     ),
     (
+        "key-health.json",
+        include_str!("../../../scenarios/key-health.json"),
+    ),
+    (
         "no-shell.json",
         include_str!("../../../scenarios/no-shell.json"),
     ),
