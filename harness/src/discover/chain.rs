@@ -265,11 +265,7 @@ fn parse_level_text(bytes: &[u8]) -> Vec<(String, u32, String)> {
 
 /// Where the provisioning puts `suite`'s chain: `$XDG_CACHE_HOME/bootmatrix/debian/SUITE/chain`.
 pub fn cached_dir(suite: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("bootmatrix/debian").join(suite).join("chain"))
+    Some(super::cache_dir()?.join("debian").join(suite).join("chain"))
 }
 
 /// The machine's own Debian suite (`VERSION_CODENAME` of /etc/os-release).

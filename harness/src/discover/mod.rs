@@ -378,14 +378,19 @@ pub fn input_file(option: &str, path: &Path, limit: u64) -> Result<PathBuf, Stri
     }
 }
 
-/// Where `ci/setup` puts a Debian kernel for kernel-boot cells:
-/// `$XDG_CACHE_HOME/bootmatrix/vmlinuz` (default `~/.cache`).
-pub fn cached_kernel() -> Option<PathBuf> {
+/// bootmatrix's cache folder, where `ci/setup` and `ci/debian-matrix` put what they fetch:
+/// `$XDG_CACHE_HOME/bootmatrix` (default `~/.cache/bootmatrix`).
+pub fn cache_dir() -> Option<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("bootmatrix").join("vmlinuz"))
+    Some(cache.join("bootmatrix"))
+}
+
+/// Where `ci/setup` puts a Debian kernel for kernel-boot cells: `CACHE/vmlinuz`.
+pub fn cached_kernel() -> Option<PathBuf> {
+    Some(cache_dir()?.join("vmlinuz"))
 }
 
 /// The Linux kernel for kernel-boot cells: `explicit` (`--kernel`), else the one `ci/setup`

@@ -150,7 +150,7 @@ pub fn chain_esp(
 ) -> Option<Artifact> {
     let chain = variant.chain?;
     let chains = chains.as_ref().ok()?;
-    let of = |suite: Suite| chains.iter().find(|c| c.suite == suite);
+    let of = |suite: Suite| chain_of(chains, suite);
     let (shim, grub) = (of(chain.shim)?, of(chain.grub)?);
     Some(Artifact::ChainEsp {
         chain,
@@ -169,7 +169,7 @@ pub fn sbat_revocations(
     let (Some(chain), Ok(chains)) = (variant.chain, chains) else {
         return Vec::new();
     };
-    let of = |suite: Suite| chains.iter().find(|c| c.suite == suite);
+    let of = |suite: Suite| chain_of(chains, suite);
     match (of(chain.shim), of(chain.grub)) {
         (Some(shim), Some(grub)) => shim
             .shim_level
@@ -202,7 +202,7 @@ pub fn chain_parts(
     let (Some(chain), Ok(chains)) = (variant.chain, chains) else {
         return Vec::new();
     };
-    let of = |suite: Suite| chains.iter().find(|c| c.suite == suite);
+    let of = |suite: Suite| chain_of(chains, suite);
     let part =
         |role: &str, suite: Suite, pick: fn(&DistroChain) -> &crate::discover::chain::Component| {
             of(suite).map(|c| {
@@ -223,4 +223,9 @@ pub fn chain_parts(
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// The provisioned chain of `suite`.
+fn chain_of(chains: &[DistroChain], suite: Suite) -> Option<&DistroChain> {
+    chains.iter().find(|c| c.suite == suite)
 }
