@@ -106,7 +106,7 @@ pub fn markdown(report: &Report) -> String {
             .join(", "),
         generations.iter().cloned().collect::<Vec<_>>().join(", ")
     );
-    for check in [Check::SecureBoot, Check::OptionRom, Check::KernelBoot] {
+    for &check in Check::ALL {
         // (descriptor, variant) -> generation -> cells.
         let mut rows: BTreeMap<(String, String), BTreeMap<String, Vec<&CellRecord>>> =
             BTreeMap::new();
