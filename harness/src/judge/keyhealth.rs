@@ -765,4 +765,46 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_failed_rule_makes_the_store_outdated_with_every_finding_as_evidence() {
+        use crate::boot::Console;
+        use crate::matrix::Outcome;
+        let f = strict(&only_2011(), AFTER);
+        let o = observation(&f, "shipped, judged on 2026-12-01");
+        assert_eq!(o.outcome, Outcome::KeysOutdated);
+        assert_eq!(
+            o.description,
+            "are outdated: ms-2023-db, ms-2023-kek, dbx-real, no-expired-only-path (shipped, \
+             judged on 2026-12-01)"
+        );
+        let lines = o.evidence.lines();
+        assert_eq!(lines.len(), 4);
+        assert!(lines.iter().all(|e| e.stream == Console::Varstore));
+        assert!(lines[0].line.starts_with("ms-2023-db: fail: "), "{lines:?}");
+        assert!(
+            lines[0].line.ends_with("]"),
+            "its evidence in brackets: {lines:?}"
+        );
+
+        let o = observation(&strict(&both_sets(), BEFORE), "x");
+        assert_eq!(o.outcome, Outcome::KeysCurrent);
+        assert_eq!(o.description, "are current (x)");
+        assert!(o
+            .evidence
+            .lines()
+            .iter()
+            .all(|e| e.line.contains(": pass: ")));
+    }
+
+    #[test]
+    fn a_finding_without_evidence_is_one_line_without_brackets() {
+        let f = key_health(&only_2011(), None, Profile::Upstream, &table(), day(AFTER));
+        let o = observation(&f, "x");
+        for e in o.evidence.lines() {
+            assert!(e.line.contains(": not-applicable: "), "{e:?}");
+            assert!(!e.line.ends_with(']'), "{e:?}");
+        }
+        assert_eq!(observation(&[], "x").evidence.lines()[0].line, "no finding");
+    }
 }

@@ -299,6 +299,47 @@ mod tests {
             .contains("kernel-refused was seen first"));
     }
 
+    /// A refusal whose grace window passed stops the guest, unless the kernel has started:
+    /// then its secureboot: line is awaited.
+    #[test]
+    fn a_started_kernel_is_waited_for_after_the_grace_window() {
+        let steps = [
+            Serial(1000, GRUB),
+            Serial(1100, BAD_SIG),
+            Serial(2000, LINUX),
+            Tick(20_000),
+            Serial(20_100, SB_ON),
+        ];
+        let (r, read) = chain(&steps);
+        assert_eq!(
+            read, 5,
+            "the tick past the window does not stop a started kernel"
+        );
+        assert_eq!(r.unwrap().outcome, Outcome::ChainBooted);
+        let (r, read) = chain(&[
+            Serial(1000, GRUB),
+            Serial(1100, BAD_SIG),
+            Tick(20_000),
+            Serial(20_100, "x"),
+        ]);
+        assert_eq!(read, 3, "without a kernel the window's end stops the guest");
+        assert_eq!(r.unwrap().outcome, Outcome::KernelRefused);
+    }
+
+    #[test]
+    fn the_first_refusal_decides() {
+        let steps = [
+            Serial(900, STARTING),
+            Serial(1100, REVOKED),
+            Serial(1200, SHIM_BOX),
+            Serial(1300, BAD_SIG),
+            Serial(1400, GAVE_UP),
+        ];
+        let o = chain(&steps).0.unwrap();
+        assert_eq!(o.outcome, Outcome::SbatRevoked);
+        assert_eq!(lines(&o), [REVOKED]);
+    }
+
     #[test]
     fn nothing_decisive_is_an_error_not_a_refusal() {
         for steps in [

@@ -251,6 +251,22 @@ mod tests {
     }
 
     #[test]
+    fn more_distinct_guest_errors_than_are_kept_are_said_to_be_more() {
+        let lines: Vec<String> = (0..20)
+            .map(|i| format!("Invalid read at addr 0x{i:X}, size 1, region 'x', reason: rejected"))
+            .collect();
+        let steps: Vec<Step> = lines.iter().map(|l| GuestError(300, l.as_str())).collect();
+        let o = run(Check::SecureBoot, &steps, deadline()).0.unwrap();
+        assert!(
+            o.description
+                .contains("QEMU logged 20 guest error(s) in more than 16 distinct line(s)"),
+            "{}",
+            o.description
+        );
+        assert_eq!(o.evidence.lines().len(), GUEST_ERROR_LINES);
+    }
+
+    #[test]
     fn debug_lines_and_guest_errors_travel_together() {
         let mut steps = debug_steps(&HANG[..2]);
         steps.push(GuestError(250, CPUHP));

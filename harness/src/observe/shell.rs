@@ -104,6 +104,7 @@ mod tests {
         "Press ESC in 5 seconds to skip startup.nsh or any other key to continue."
     ))]
     #[case::prompt(Partial(3000, "Shell> "))]
+    #[case::prompt_without_its_space(Partial(3000, "Shell>"))]
     fn the_shells_own_lines_are_shell_reached(#[case] step: Step<'static>) {
         let (r, read) = run(
             Check::NoShell,
