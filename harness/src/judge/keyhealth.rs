@@ -807,4 +807,15 @@ mod tests {
         }
         assert_eq!(observation(&[], "x").evidence.lines()[0].line, "no finding");
     }
+
+    #[test]
+    fn each_rule_is_named_by_its_id_and_cites_its_own_source() {
+        for rule in KeyRule::ALL {
+            assert_eq!(rule.to_string(), rule.id());
+        }
+        assert!(KeyRule::Ms2023Db.reference().contains("secureboot_objects"));
+        assert!(KeyRule::Ms2023Kek.reference().contains("EnrollDefaultKeys"));
+        assert!(KeyRule::DbxReal.reference().contains("revocationlistfile"));
+        assert!(KeyRule::NoExpiredOnlyPath.reference().contains("2026-06-27"));
+    }
 }
