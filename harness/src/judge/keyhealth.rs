@@ -816,6 +816,8 @@ mod tests {
         assert!(KeyRule::Ms2023Db.reference().contains("secureboot_objects"));
         assert!(KeyRule::Ms2023Kek.reference().contains("EnrollDefaultKeys"));
         assert!(KeyRule::DbxReal.reference().contains("revocationlistfile"));
-        assert!(KeyRule::NoExpiredOnlyPath.reference().contains("2026-06-27"));
+        assert!(KeyRule::NoExpiredOnlyPath
+            .reference()
+            .contains("2026-06-27"));
     }
 }
