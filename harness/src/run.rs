@@ -303,7 +303,7 @@ fn verify_one(
     }
     let start = boot::verify::start_paused(&argv, socket, boot::verify::VERIFY_LIMIT);
     Verified::Started {
-        verdict: boot::verify::classify(&argv, &start),
+        verdict: boot::verify::classify(&argv, &start, host.is_some()),
         host: host.clone(),
     }
 }

@@ -175,9 +175,8 @@ fn qmp_client(socket: &PathBuf, ended: &AtomicBool, limit: Duration) -> String {
 
 /// Texts of QEMU's that say the host lacks KVM or SEV, as QEMU 2.12 to 10.x print them
 /// (`accel/kvm/kvm-all.c`, `system/vl.c`, `target/i386/sev.c`; checked against the strings of
-/// QEMU 7.2 and 10.0). A `cbitpos` mismatch is the host's only when the host reports no C-bit at
-/// all (`host '0'`): on a SEV host the planner reads the host's own value, so any other mismatch
-/// is the planner's.
+/// QEMU 7.2 and 10.0). A `cbitpos` mismatch is the host's when the host reports no C-bit at all
+/// (`host '0'`), and for an argv planned for another host (see [`classify`]).
 const HOST_TEXTS: &[(Capability, &str)] = &[
     (Capability::Sev, "cbitpos check failed, host '0'"),
     (Capability::Sev, "Failed to open /dev/sev"),
@@ -201,7 +200,13 @@ const HOST_TEXTS: &[(Capability, &str)] = &[
 
 /// What a verifying start of `argv` showed (see the module). Anything not known to be the
 /// host's is the planner's: an unknown failure is reported, not excused.
-pub fn classify(argv: &[String], start: &Start) -> Verdict {
+///
+/// `for_another_host`: the argv was planned for a host with the capabilities this one lacks
+/// (SEV). The planner then used default SEV parameters, since this host has none to read, and
+/// what QEMU reads as this host's C-bit position means nothing: an Intel CPU answers the AMD
+/// leaf 0x8000001F with another leaf's data (`host '1'` here). Its `cbitpos` mismatch is then
+/// the host's. On a SEV host the planner reads the host's own value, so a mismatch is its own.
+pub fn classify(argv: &[String], start: &Start, for_another_host: bool) -> Verdict {
     let (status, answered, stderr) = match start {
         Start::Failed(why) => {
             return Verdict::Rejected {
@@ -234,6 +239,12 @@ pub fn classify(argv: &[String], start: &Start) -> Verdict {
         if let Some((capability, _)) = HOST_TEXTS.iter().find(|(_, t)| first.contains(t)) {
             return Verdict::NeedsHost {
                 capability: *capability,
+                message: first.clone(),
+            };
+        }
+        if for_another_host && first.contains("cbitpos check failed") {
+            return Verdict::NeedsHost {
+                capability: Capability::Sev,
                 message: first.clone(),
             };
         }
@@ -322,12 +333,12 @@ mod tests {
     fn an_answer_and_a_clean_exit_is_accepted() {
         let stderr = "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]\n";
         assert_eq!(
-            classify(&argv(Q35), &exited(0, true, stderr)),
+            classify(&argv(Q35), &exited(0, true, stderr), false),
             Verdict::Accepted
         );
         // Greeted, but no answer from the main loop: not accepted.
         assert!(matches!(
-            classify(&argv(Q35), &exited(0, false, "")),
+            classify(&argv(Q35), &exited(0, false, ""), false),
             Verdict::Rejected { .. }
         ));
     }
@@ -339,7 +350,7 @@ mod tests {
             "qemu-system-x86_64: Property 'pc-q35-7.2-machine.foo' not found\n",
             "qemu-system-x86_64: Property 'pc-q35-10.0-machine.foo' not found\n",
         ] {
-            let verdict = classify(&argv(Q35), &exited(1, false, stderr));
+            let verdict = classify(&argv(Q35), &exited(1, false, stderr), false);
             let Verdict::Rejected { option, message } = &verdict else {
                 panic!("{verdict:?}")
             };
@@ -357,7 +368,7 @@ mod tests {
     #[test]
     fn an_option_qemu_names_itself_is_taken_as_named() {
         let stderr = "qemu-system-x86_64: -drive if=none,id=esp,bogus=1: Block format 'raw' does not support the option 'bogus'\n";
-        let verdict = classify(&argv(Q35), &exited(1, false, stderr));
+        let verdict = classify(&argv(Q35), &exited(1, false, stderr), false);
         assert_eq!(
             verdict,
             Verdict::Rejected {
@@ -380,7 +391,7 @@ mod tests {
             "qemu-system-x86_64: sev_kvm_init: Failed to open /dev/sev 'No such file or directory'\nqemu-system-x86_64: failed to initialize kvm: Operation not permitted\n",
             "qemu-system-x86_64: sev_kvm_init: failed to initialize ret=-25 fw_error=0 ''\n",
         ] {
-            match classify(&argv(Q35), &exited(1, false, stderr)) {
+            match classify(&argv(Q35), &exited(1, false, stderr), false) {
                 Verdict::NeedsHost {
                     capability: Capability::Sev,
                     message,
@@ -390,10 +401,31 @@ mod tests {
         }
     }
 
+    /// An Intel host without SEV: QEMU reads garbage as its C-bit position. For an argv planned
+    /// for a SEV host, that is the host's; for one planned for this host, the planner's.
+    #[test]
+    fn a_cbitpos_read_on_a_host_without_sev_is_the_hosts_for_an_argv_planned_elsewhere() {
+        let stderr = "qemu-system-x86_64: sev_common_kvm_init: cbitpos check failed, host '1' requested '51'\nqemu-system-x86_64: failed to initialize kvm: Operation not permitted\n";
+        match classify(&argv(Q35), &exited(1, false, stderr), true) {
+            Verdict::NeedsHost {
+                capability: Capability::Sev,
+                message,
+            } => assert!(
+                message.starts_with("sev_common_kvm_init: cbitpos check failed"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify(&argv(Q35), &exited(1, false, stderr), false).word(),
+            "rejected"
+        );
+    }
+
     #[test]
     fn a_cbitpos_the_host_does_not_have_is_the_planners() {
         let stderr = "qemu-system-x86_64: sev_kvm_init: cbitpos check failed, host '47' requested '51'\nqemu-system-x86_64: failed to initialize kvm: Operation not permitted\n";
-        let verdict = classify(&argv(Q35), &exited(1, false, stderr));
+        let verdict = classify(&argv(Q35), &exited(1, false, stderr), false);
         // The KVM line that follows is a consequence, not the cause.
         assert_eq!(verdict.word(), "rejected", "{verdict:?}");
         assert!(verdict
@@ -404,7 +436,7 @@ mod tests {
     #[test]
     fn no_kvm_needs_the_host() {
         let stderr = "Could not access KVM kernel module: No such file or directory\nqemu-system-x86_64: -machine pc-q35-7.2,accel=kvm: failed to initialize kvm: No such file or directory\n";
-        match classify(&argv(Q35), &exited(1, false, stderr)) {
+        match classify(&argv(Q35), &exited(1, false, stderr), false) {
             Verdict::NeedsHost {
                 capability: Capability::Kvm,
                 message,
@@ -427,6 +459,7 @@ mod tests {
                 answered: false,
                 stderr: stderr.into(),
             },
+            false,
         );
         assert_eq!(verdict.word(), "rejected");
         assert!(verdict.reason().contains("Assertion"), "{verdict:?}");
@@ -434,20 +467,21 @@ mod tests {
         let stderr =
             "qemu-system-x86_64: accelerator does not support confidential guest sev-guest\n";
         assert_eq!(
-            classify(&argv(Q35), &exited(1, false, stderr)).word(),
+            classify(&argv(Q35), &exited(1, false, stderr), false).word(),
             "rejected"
         );
-        let silent = classify(&argv(Q35), &exited(1, false, ""));
+        let silent = classify(&argv(Q35), &exited(1, false, ""), false);
         assert!(silent.reason().contains("said nothing"), "{silent:?}");
         let timeout = Start::Timeout {
             limit: VERIFY_LIMIT,
             stderr: String::new(),
         };
-        assert_eq!(classify(&argv(Q35), &timeout).word(), "rejected");
+        assert_eq!(classify(&argv(Q35), &timeout, false).word(), "rejected");
         assert_eq!(
             classify(
                 &argv(Q35),
-                &Start::Failed("No such file or directory".into())
+                &Start::Failed("No such file or directory".into()),
+                false
             )
             .word(),
             "rejected"
