@@ -21,8 +21,10 @@ use bootmatrix::report::expect::Build;
 ///
 /// bootmatrix boots QEMU/OVMF guests for every firmware descriptor and checks that the
 /// firmware keeps the security promises its descriptor makes: Secure Boot enforcement
-/// (secure-boot), option-ROM rejection (option-rom) and direct-kernel-boot policy
-/// (kernel-boot).
+/// (secure-boot), option-ROM rejection (option-rom), direct-kernel-boot policy (kernel-boot),
+/// the distro's signed shim, grub and kernel under the shipped keys (distro-chain), no
+/// reachable UEFI shell (no-shell) and the health of the shipped Secure Boot keys
+/// (key-health, read without a boot).
 #[derive(Debug, Parser)]
 #[command(
     name = "bootmatrix",
