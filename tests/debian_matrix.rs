@@ -25,7 +25,7 @@ const PAIRS: &str = r"(@2020\.11[^/]*/qemu-5\.2\.|/qemu-10\.0\.2|@2025\.02[^/]*/
 
 /// The cells of each pair: the enrolled build, whose shipped keys enforce Secure Boot, with our
 /// certificate added to db: the signed payload must run, the unsigned one must not.
-const CELLS: &str = r"sev-off/[^/]+/db-added-vars-(un)?signed$";
+const CELLS: &str = r"sev-off/(secure-boot|option-rom|kernel-boot)/db-added-vars-(un)?signed$";
 
 #[test]
 fn every_generation_on_every_qemu_once_per_check() {
