@@ -13,6 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::Digest;
+
 use crate::matrix::Suite;
 use crate::tools::{read_input, KERNEL_LIMIT};
 
@@ -122,7 +124,7 @@ pub fn load(dir: &Path) -> Result<DistroChain, String> {
             Component {
                 path,
                 package,
-                sha256: sha256_hex(&bytes),
+                sha256: super::varstore::hex(&sha2::Sha256::digest(&bytes)),
             },
             bytes,
         ))
@@ -143,14 +145,6 @@ pub fn load(dir: &Path) -> Result<DistroChain, String> {
         grub_sbat,
         shim_level,
     })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The bytes of a PE image's section `name`, if it has one.

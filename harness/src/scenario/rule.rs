@@ -106,12 +106,9 @@ impl<T: PartialEq> Pick<T> {
 }
 
 impl<T> Pick<T> {
-    /// The pick with its value dropped: only whether it is `any` is left.
-    fn map_any(self) -> Pick<()> {
-        match self {
-            Pick::Any(a) => Pick::Any(a),
-            Pick::One(_) => Pick::One(()),
-        }
+    /// Whether the rule leaves this field open (`any`, or absent).
+    fn is_any(&self) -> bool {
+        matches!(self, Pick::Any(_))
     }
 }
 
@@ -194,12 +191,11 @@ impl Condition {
     /// The chain conditions: any rule without them matches every cell; a rule with one
     /// matches only distro-chain cells.
     fn chain_matches(&self, s: &Subject) -> bool {
-        let unset = |p: &Pick<_>| matches!(p, Pick::Any(_));
         match s.variant.chain {
             None => {
-                unset(&self.chain_kernel.map_any())
-                    && unset(&self.cross_release.map_any())
-                    && unset(&self.sbat_revoked.map_any())
+                self.chain_kernel.is_any()
+                    && self.cross_release.is_any()
+                    && self.sbat_revoked.is_any()
             }
             Some(chain) => {
                 self.chain_kernel.admits(&chain.kernel)
