@@ -5,6 +5,7 @@ pub mod admission;
 pub mod argv;
 pub mod firmware;
 pub mod layout;
+mod spec;
 pub mod variants;
 pub mod verify;
 
@@ -13,7 +14,6 @@ pub use variants::{enforcing_vars, variants, vars_variants};
 #[cfg(test)]
 mod testkit;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,12 +24,10 @@ use crate::discover::host::{choose_accel, Accel};
 use crate::discover::qemu::QemuBinary;
 use crate::discover::release::Edk2Release;
 use crate::discover::{Firmware, Inventory, QemuTarget};
-use crate::matrix::{Check, Payload, Profile, Tweak, Variant, Vars};
+use crate::matrix::{Check, Payload, Profile, Variant, Vars};
 use crate::scenario::{Rule, Scenarios, Subject};
 
 use admission::{Denial, DenialKind};
-use argv::QemuArgs;
-use firmware::{firmware_plan, FirmwarePlan};
 use layout::Layout;
 
 /// Something `prepare` must make before cells can run.
@@ -244,19 +242,6 @@ impl PlanOptions {
 /// The initrd is empty: the kernel stops at mounting root, long after its decisive lines.
 pub const DEFAULT_KERNEL_APPEND: &str = "console=ttyS0 panic=-1";
 
-/// How long a refusal waits for the boot manager's end-of-attempts line before it counts
-/// anyway (KVM; TCG gets [`TCG_FACTOR`]). OVMF prints that line 0.45-0.5 s after refusing the
-/// probe under TCG (it tries the shell first); only shim's error box, which waits for a key,
-/// needs the window.
-const GRACE_KVM: Duration = Duration::from_secs(2);
-
-/// How long a cell may take before it is an error. Measured under TCG on a 2-core machine:
-/// the probe reports after 3.3-4.3 s; a kernel's `secureboot:` line comes after ~9 s. KVM is
-/// several times faster; TCG gets a larger factor for loaded CI hosts.
-const PROBE_DEADLINE_KVM: Duration = Duration::from_secs(20);
-const KERNEL_DEADLINE_KVM: Duration = Duration::from_secs(30);
-const TCG_FACTOR: u32 = 4;
-
 /// Why a descriptor is not a candidate for cells at all, or None when it is.
 pub fn ineligible(descriptor: &Descriptor) -> Option<String> {
     if !descriptor.interface_types.contains(&Interface::Uefi) {
@@ -359,7 +344,7 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
             reason: "no usable QEMU binary (install qemu-system-x86, or pass --qemu PATH)".into(),
         });
     }
-    let artifacts = artifacts_for(&cells);
+    let artifacts = spec::artifacts_for(&cells);
     Plan {
         cells,
         left_out,
@@ -437,7 +422,7 @@ fn plan_cell(
     };
     let action = match (admission::admit(&candidate), &machine) {
         (Err(denial), _) => Action::from(denial),
-        (Ok(()), Ok(machine)) => Action::Run(Box::new(run_spec(&candidate, machine, &id))),
+        (Ok(()), Ok(machine)) => Action::Run(Box::new(spec::run_spec(&candidate, machine, &id))),
         (Ok(()), Err(_)) => unreachable!("the machine rule admits no cell without a machine"),
     };
     // A cell the planner refuses has no expectation: nothing of the firmware is at stake.
@@ -466,125 +451,4 @@ fn plan_cell(
         secure_boot_support: d.has(&Feature::SecureBoot) || d.has(&Feature::EnrolledKeys),
         action,
     }
-}
-
-/// The run of an admitted cell on `machine`: its argv, step by step, and what it needs.
-fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
-    let (d, options) = (&c.firmware.descriptor, c.options);
-    let layout = &options.layout;
-    let Variant { payload, tweak, .. } = c.variant;
-    let dir = layout.cell_dir(id);
-    let debug_log = d
-        .has(&Feature::VerboseDynamic)
-        .then(|| dir.join("debug.log"));
-    let FirmwarePlan {
-        image,
-        copies,
-        mut needs,
-    } = firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout);
-    let sev = if c.sev {
-        c.qemu.sev.as_ref().ok()
-    } else {
-        None
-    };
-    let smm = d.has(&Feature::RequiresSmm);
-
-    let mut cmd = QemuArgs::new(&c.qemu.binary, options.memory_mib);
-    cmd.machine(machine, c.accel, &image, smm);
-    cmd.cpu(c.accel);
-    cmd.firmware(&image, smm && d.has(&Feature::SecureBoot));
-    if let Some(params) = sev {
-        // Only a measured kernel-boot cell gets this far with SEV (the sev-kernel-policy rule).
-        cmd.sev(params, c.check == Check::KernelBoot);
-    }
-    cmd.console(debug_log.as_deref());
-    match c.check {
-        Check::SecureBoot => {
-            needs.push(Artifact::Probe(payload));
-            cmd.esp(&layout.esp(payload), sev.is_some());
-        }
-        Check::OptionRom => {
-            // The probe, signed with the test db key, decides the cell when it reports; the
-            // ROM under test sits on a NIC that OVMF has no driver of its own for.
-            needs.extend([
-                Artifact::Probe(Payload::Signed),
-                Artifact::OptionRom(payload),
-            ]);
-            cmd.esp(&layout.esp(Payload::Signed), sev.is_some());
-            cmd.nic(&layout.option_rom(payload));
-        }
-        Check::KernelBoot => {
-            // Admitted: the kernel and shim rules keep out cells without them.
-            if let Ok(source) = &options.kernel {
-                needs.push(Artifact::Kernel {
-                    source: source.clone(),
-                    payload,
-                });
-            }
-            needs.push(Artifact::Initrd);
-            cmd.kernel(
-                &layout.kernel(payload),
-                &layout.initrd(),
-                &options.kernel_append,
-                tweak == Tweak::NoLegacyLoader,
-            );
-            if let (Tweak::Shim, Some(shim)) = (tweak, &options.shim) {
-                cmd.shim(shim);
-            }
-        }
-        // No bootable media: the boot manager is left with its own options (the shell).
-        // key-health boots nothing: run reads the cell's varstore copy.
-        Check::NoShell | Check::KeyHealth => {}
-        Check::DistroChain => {
-            // Admitted: the chain rule keeps out cells whose suites were not provisioned.
-            if let Some(esp) = variants::chain_esp(c.variant, &options.chains, layout) {
-                cmd.esp(&layout.chain_esp(&esp), sev.is_some());
-                needs.push(esp);
-            }
-        }
-    }
-    let targets = match c.check {
-        Check::SecureBoot | Check::DistroChain => Targets::esp(),
-        Check::OptionRom => Targets {
-            rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
-            ..Targets::esp()
-        },
-        Check::KernelBoot | Check::NoShell | Check::KeyHealth => Targets::default(),
-    };
-    let base = match c.check {
-        Check::SecureBoot | Check::OptionRom | Check::NoShell | Check::KeyHealth => {
-            PROBE_DEADLINE_KVM
-        }
-        Check::KernelBoot | Check::DistroChain => KERNEL_DEADLINE_KVM,
-    };
-    let factor = if c.accel == Accel::Tcg { TCG_FACTOR } else { 1 };
-    let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));
-    let grace = (GRACE_KVM * factor).mul_f64(options.timeout_scale.max(0.01));
-    if needs.iter().any(Artifact::needs_test_keys) {
-        needs.insert(0, Artifact::TestKeys);
-    }
-    RunSpec {
-        check: c.check,
-        targets,
-        grace,
-        argv: cmd.into_argv(),
-        dir,
-        copies,
-        debug_log,
-        deadline,
-        needs,
-    }
-}
-
-/// Everything the runnable cells need prepared, each once, in dependency order.
-fn artifacts_for(cells: &[Cell]) -> Vec<Artifact> {
-    let set: BTreeSet<Artifact> = cells
-        .iter()
-        .filter_map(|c| match &c.action {
-            Action::Run(spec) => Some(spec.needs.iter().cloned()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    set.into_iter().collect()
 }
