@@ -54,6 +54,9 @@ pub enum Console {
     QemuLog,
     /// Not a console: what a static check read from a varstore file (key-health).
     Varstore,
+    /// Not a console: what the runner measured of the boot itself (as-bios: its bound passed
+    /// with no payload line).
+    Runner,
 }
 
 impl Console {
@@ -456,7 +459,7 @@ mod tests {
     #[test]
     fn consoles_are_spelled_once() {
         let words = crate::matrix::spelling::serde_agrees::<Console>();
-        assert_eq!(words, ["serial", "debug", "qemu-log", "varstore"]);
+        assert_eq!(words, ["serial", "debug", "qemu-log", "varstore", "runner"]);
         assert_eq!(Console::Debug.as_str(), "debug");
     }
 

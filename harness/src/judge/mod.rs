@@ -177,7 +177,8 @@ pub fn judge(
         }
     };
     let what = subject(case.check);
-    if observation.outcome == Outcome::NoBoot {
+    // as-bios: a firmware that does not boot under -bios is an answer its rules may expect.
+    if observation.outcome == Outcome::NoBoot && case.check != Check::AsBios {
         return noboot::judge_no_boot(case, rule, observation, scenarios);
     }
     if observation.outcome == Outcome::NothingBootable {
@@ -341,6 +342,7 @@ fn subject(check: Check) -> &'static str {
         Check::DistroChain => "the distro chain",
         Check::NoShell => "the UEFI shell",
         Check::KeyHealth => "the varstore's keys",
+        Check::AsBios => "the payload under -bios",
     }
 }
 
@@ -368,8 +370,29 @@ struct Fields {
     notes: Vec<String>,
 }
 
+/// Whether an outcome says no payload ran, so that there is nothing it could have read: a rule's
+/// fields are what the guest reports "when the payload runs".
+fn no_payload_ran(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Refused
+            | Outcome::QemuRefused
+            | Outcome::NoBoot
+            | Outcome::NothingBootable
+            | Outcome::ShimRefused
+            | Outcome::GrubRefused
+            | Outcome::KernelRefused
+            | Outcome::SbatRevoked
+            | Outcome::ShellRefused
+            | Outcome::ShellAbsent
+    )
+}
+
 fn compare_fields(case: &Case, rule: &Rule, observation: &Observation) -> Fields {
     let mut fields = Fields::default();
+    if no_payload_ran(observation.outcome) {
+        return fields;
+    }
     let checks = [
         (
             "SecureBoot",
@@ -428,6 +451,7 @@ fn expected_words(outcome: Outcome) -> &'static str {
         Outcome::LegacyWarned => "to boot through the legacy loader with a warning",
         Outcome::LegacySilent => "to boot through the silent legacy-loader fallback",
         Outcome::Booted => "to boot with Secure Boot off",
+        Outcome::QemuRefused => "not to be loaded by QEMU",
         Outcome::Started => "to start",
         Outcome::NothingBootable => "never to be tried",
         Outcome::NoBoot => "never to reach the boot manager",

@@ -121,7 +121,11 @@ mod tests {
     #[test]
     fn no_boot_fails_where_the_machine_is_promised_and_skips_where_not() {
         let globs = ["pc-i440fx-*".to_string(), "pc-q35-*".to_string()];
-        for check in &Check::booting().collect::<Vec<_>>() {
+        // as-bios reads a silent boot against its own bound (observe/asbios.rs).
+        for check in &Check::booting()
+            .filter(|c| *c != Check::AsBios)
+            .collect::<Vec<_>>()
+        {
             let r = rule(&check.outcomes()[..1], None, None);
             let promised = Case {
                 machine: "pc-q35-7.2",
@@ -175,7 +179,11 @@ mod tests {
             )
             .0
         };
-        for check in &Check::booting().collect::<Vec<_>>() {
+        // as-bios reads a silent boot against its own bound (observe/asbios.rs).
+        for check in &Check::booting()
+            .filter(|c| *c != Check::AsBios)
+            .collect::<Vec<_>>()
+        {
             let r = rule(&check.outcomes()[..1], None, None);
             let cell = Case {
                 qemu: crate::discover::qemu::Version::new(5, 2, 0),

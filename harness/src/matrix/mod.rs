@@ -66,6 +66,9 @@ pub enum Check {
     /// The varstore's Secure Boot keys, read without a boot: the 2023 Microsoft CAs, a real
     /// dbx, no signer class left with expired CAs only.
     KeyHealth,
+    /// The executable started the way a runtime that ignores the descriptor starts it:
+    /// `-bios FILE`, no varstore, no SMM settings; then the unsigned probe, or `-kernel`.
+    AsBios,
 }
 
 impl Word for Check {
@@ -112,6 +115,12 @@ impl Check {
                 Outcome::ShellReached,
             ],
             Check::KeyHealth => &[Outcome::KeysCurrent, Outcome::KeysOutdated],
+            Check::AsBios => &[
+                Outcome::QemuRefused,
+                Outcome::NoBoot,
+                Outcome::Refused,
+                Outcome::Booted,
+            ],
         }
     }
 
@@ -119,6 +128,7 @@ impl Check {
     pub fn tweaks(self) -> &'static [Tweak] {
         match self {
             Check::KernelBoot => &[Tweak::None, Tweak::NoLegacyLoader, Tweak::Shim],
+            Check::AsBios => &[Tweak::None, Tweak::Kernel],
             _ => &[Tweak::None],
         }
     }
@@ -195,6 +205,9 @@ pub enum Vars {
     /// The shipped template with shim's own `SHIM_VERBOSE` variable set, keys untouched: shim
     /// then says why it refuses an image (an SBAT revocation or a signature).
     ShimVerbose,
+    /// No varstore of ours: what `-bios` gives the firmware (nothing, or the variables built
+    /// into the image).
+    Builtin,
 }
 
 impl Vars {
@@ -259,6 +272,8 @@ pub enum Tweak {
     NoLegacyLoader,
     /// `-shim FILE` (QEMU >= 10.0): the firmware loads shim, shim verifies the kernel.
     Shim,
+    /// as-bios: the payload is the kernel, given with `-kernel`, instead of the probe on an ESP.
+    Kernel,
 }
 
 impl Tweak {
@@ -357,8 +372,11 @@ pub enum Outcome {
     /// kernel-boot: Secure Boot on, a kernel signed by no db key booted, and the firmware said
     /// nothing: the silent legacy-loader fallback.
     LegacySilent,
-    /// kernel-boot: booted with Secure Boot off in the guest (nothing to verify against).
+    /// kernel-boot: booted with Secure Boot off in the guest (nothing to verify against);
+    /// as-bios: the payload (probe or kernel) started, with the SecureBoot value it read.
     Booted,
+    /// as-bios: QEMU would not load the firmware as `-bios` (its message is the evidence).
+    QemuRefused,
     /// kernel-boot: the kernel started, but how the firmware loaded it or the Secure Boot state
     /// it saw could not be told (it said `could not be determined`, or panicked first). No
     /// rule may expect it: it fails a rule that expects a refusal, and is an error otherwise.
@@ -369,7 +387,8 @@ pub enum Outcome {
     /// The firmware never reached its boot manager: its debug console showed firmware lines,
     /// none from the boot manager, the serial console nothing, and the guest ran to the
     /// deadline or reset. No rule may expect it: it fails where the descriptor's machine list
-    /// promises the cell's machine type, and is skipped where it does not.
+    /// promises the cell's machine type, and is skipped where it does not. as-bios: no payload
+    /// line within the check's bound, which rules may expect.
     NoBoot,
     /// distro-chain: the kernel said `secureboot: Secure boot enabled` (or disabled).
     ChainBooted,
@@ -458,18 +477,19 @@ mod tests {
                 "kernel-boot",
                 "distro-chain",
                 "no-shell",
-                "key-health"
+                "key-health",
+                "as-bios"
             ]
         );
         assert_eq!(parses_back::<Profile>(), ["strict", "upstream"]);
         assert_eq!(
             serde_agrees::<Vars>(),
-            ["shipped", "own-keys", "db-added", "shim-verbose"]
+            ["shipped", "own-keys", "db-added", "shim-verbose", "builtin"]
         );
         assert_eq!(serde_agrees::<Payload>(), ["signed", "unsigned"]);
         assert_eq!(
             serde_agrees::<Tweak>(),
-            ["none", "no-legacy-loader", "shim"]
+            ["none", "no-legacy-loader", "shim", "kernel"]
         );
         assert_eq!(
             serde_agrees::<Outcome>(),
@@ -482,6 +502,7 @@ mod tests {
                 "legacy-warned",
                 "legacy-silent",
                 "booted",
+                "qemu-refused",
                 "started",
                 "nothing-bootable",
                 "no-boot",
@@ -522,7 +543,7 @@ mod tests {
     fn an_unknown_word_lists_the_allowed_ones() {
         assert_eq!(
             "secureboot".parse::<Check>().unwrap_err(),
-            r#"unknown check "secureboot" (expected secure-boot, option-rom, kernel-boot, distro-chain, no-shell or key-health)"#
+            r#"unknown check "secureboot" (expected secure-boot, option-rom, kernel-boot, distro-chain, no-shell, key-health or as-bios)"#
         );
         assert_eq!(
             "lax".parse::<Profile>().unwrap_err(),

@@ -21,6 +21,8 @@ impl Watcher {
             Check::KernelBoot => self.kernel_boot(end),
             Check::DistroChain => self.distro_chain(end),
             Check::NoShell => self.no_shell(end),
+            // Its own bound and QEMU's refusal decide what the firmware's lines do not.
+            Check::AsBios => return self.as_bios(end),
             Check::KeyHealth => Err(Undecided::new(
                 "key-health boots nothing: its varstore is read, not watched",
                 None,
@@ -104,7 +106,7 @@ impl Watcher {
         })
     }
 
-    fn secure_boot(self, end: &BootEnd) -> Result<Observation, Undecided> {
+    pub(super) fn secure_boot(self, end: &BootEnd) -> Result<Observation, Undecided> {
         if let Some((line, report)) = &self.probe {
             let mut o = Observation::new(
                 Outcome::Runs,
@@ -263,7 +265,7 @@ impl Watcher {
         Ok(o)
     }
 
-    fn kernel_boot(self, end: &BootEnd) -> Result<Observation, Undecided> {
+    pub(super) fn kernel_boot(self, end: &BootEnd) -> Result<Observation, Undecided> {
         let Some(linux) = &self.linux_version else {
             if let Some(refused) = self.confirmed_refusal(end) {
                 return refused;

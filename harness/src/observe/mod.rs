@@ -19,6 +19,7 @@
 //!   nothing about the payload. It only shows, with nothing on the serial console, a firmware
 //!   that never reached its boot manager (`no-boot`, [`noboot`]).
 
+pub mod asbios;
 pub mod chain;
 pub mod conclude;
 pub mod evidence;
@@ -176,7 +177,7 @@ impl Watcher {
 
     fn serial_line(&mut self, ev: Evidence) {
         let line = ev.line.as_str();
-        if self.check != Check::KernelBoot && self.probe.is_none() {
+        if self.reads_as() != Check::KernelBoot && self.probe.is_none() {
             if let Some(report) = parse_probe_line(line) {
                 self.probe = Some((ev.clone(), report));
             }
@@ -210,7 +211,7 @@ impl Watcher {
         if is_end_of_attempts(line) {
             self.end_of_attempts.get_or_insert_with(|| ev.clone());
         }
-        match self.check {
+        match self.reads_as() {
             Check::SecureBoot => {}
             Check::OptionRom => self.option_rom_line(&ev),
             Check::KernelBoot => self.kernel_line(&ev),
@@ -221,6 +222,9 @@ impl Watcher {
             Check::NoShell => self.shell_text(&ev),
             // Boots nothing: run reads its varstore instead.
             Check::KeyHealth => {}
+            Check::AsBios => {
+                unreachable!("reads_as says which check's lines an as-bios cell reads")
+            }
         }
         self.previous_serial = Some(ev);
     }
@@ -304,7 +308,7 @@ impl Watcher {
     /// Whether the facts so far are enough to stop the guest.
     fn control(&self) -> Control {
         let gave_up = self.end_of_attempts.is_some() || self.grace_expired;
-        let enough = match self.check {
+        let enough = match self.reads_as() {
             Check::SecureBoot => self.probe.is_some() || gave_up,
             Check::OptionRom => {
                 self.probe
@@ -317,6 +321,9 @@ impl Watcher {
             }
             Check::NoShell => self.shell_reached.is_some() || self.end_of_attempts.is_some(),
             Check::KeyHealth => true,
+            Check::AsBios => {
+                unreachable!("reads_as says which check's lines an as-bios cell reads")
+            }
             Check::DistroChain => {
                 self.kernel_secure_boot.is_some()
                     || (self.linux_version.is_none()
@@ -370,7 +377,10 @@ impl Watch for Watcher {
             }
             return self.control();
         }
-        if console != Console::Serial || self.check != Check::KernelBoot || self.refusal.is_some() {
+        if console != Console::Serial
+            || self.reads_as() != Check::KernelBoot
+            || self.refusal.is_some()
+        {
             return self.control();
         }
         static RE: OnceLock<Regex> = OnceLock::new();

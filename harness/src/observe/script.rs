@@ -26,7 +26,8 @@ pub use Step::{DebugCon, GuestError, Partial, Serial, Tick};
 /// The targets the planner gives a cell of `check`: the ESP at slot 5, the ROM's NIC at 6.
 pub fn targets(check: Check) -> Targets {
     match check {
-        Check::SecureBoot | Check::DistroChain => Targets {
+        // as-bios: its probe variant (the kernel variant has no targets: [`run_with`]).
+        Check::SecureBoot | Check::DistroChain | Check::AsBios => Targets {
             boot_device: Some("PciRoot(0x0)/Pci(0x5,0x0)".into()),
             rom_device: None,
         },
@@ -44,7 +45,17 @@ pub const GRACE: Duration = Duration::from_secs(8);
 /// runner), then concludes with `end` (or [`BootEnd::Stopped`] when it stopped). Returns
 /// the conclusion and how many steps were read.
 pub fn run(check: Check, steps: &[Step], end: BootEnd) -> (Result<Observation, Undecided>, usize) {
-    let mut w = Watcher::new(check, targets(check), GRACE);
+    run_with(check, targets(check), steps, end)
+}
+
+/// [`run`] with the targets given.
+pub fn run_with(
+    check: Check,
+    targets: Targets,
+    steps: &[Step],
+    end: BootEnd,
+) -> (Result<Observation, Undecided>, usize) {
+    let mut w = Watcher::new(check, targets, GRACE);
     let ms = Duration::from_millis;
     let mut logged = GuestErrors::default();
     for (i, step) in steps.iter().enumerate() {

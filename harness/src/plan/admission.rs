@@ -217,7 +217,7 @@ fn sev_kernel_policy(c: &Candidate) -> Option<String> {
 }
 
 fn measured_without_sev(c: &Candidate) -> Option<String> {
-    if c.sev || c.check != Check::KernelBoot {
+    if c.sev || !boots_a_kernel(c) {
         return None;
     }
     let sha = c.firmware.executable_sha256.as_ref().ok()?;
@@ -285,7 +285,12 @@ fn test_key(c: &Candidate) -> Option<String> {
             "the kernel is signed with the test db key"
         }
         // The test-signed kernel of a distro chain is there to be refused.
-        Check::KernelBoot | Check::DistroChain | Check::NoShell | Check::KeyHealth => return None,
+        // as-bios boots only unsigned payloads, whose refusal or start it judges.
+        Check::KernelBoot
+        | Check::DistroChain
+        | Check::NoShell
+        | Check::KeyHealth
+        | Check::AsBios => return None,
     };
     (d.has(&Feature::EnrolledKeys) && !vars_variants(d).contains(&Vars::DbAdded)).then(|| {
         format!(
@@ -317,14 +322,20 @@ fn chain(c: &Candidate) -> Option<String> {
     })
 }
 
+/// Whether the cell hands its payload over with `-kernel` (kernel-boot, and as-bios's kernel
+/// variant).
+fn boots_a_kernel(c: &Candidate) -> bool {
+    c.check == Check::KernelBoot || (c.check == Check::AsBios && c.variant.tweak == Tweak::Kernel)
+}
+
 fn kernel(c: &Candidate) -> Option<String> {
-    (c.check == Check::KernelBoot)
+    boots_a_kernel(c)
         .then(|| c.options.kernel.as_ref().err().cloned())
         .flatten()
 }
 
 fn kernel_append(c: &Candidate) -> Option<String> {
-    (c.check == Check::KernelBoot)
+    boots_a_kernel(c)
         .then(|| kernel_append_problem(&c.options.kernel_append))
         .flatten()
 }

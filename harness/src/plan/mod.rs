@@ -327,6 +327,10 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
                     if check == Check::KeyHealth && (nth > 0 || sev) {
                         continue;
                     }
+                    // A runtime that ignores the descriptor: no SEV of its own either.
+                    if check == Check::AsBios && sev {
+                        continue;
+                    }
                     for variant in variants(check, d, &options.chains, options.host_suite) {
                         let cell =
                             plan_cell(firmware, qemu, sev, check, variant, scenarios, options);

@@ -9,6 +9,7 @@ use crate::discover::host::Accel;
 use crate::matrix::{Check, Payload, Tweak, Variant};
 
 use super::argv::QemuArgs;
+use super::firmware::FirmwareImage;
 use super::firmware::{firmware_plan, FirmwarePlan};
 use super::{variants, Action, Artifact, Candidate, Cell, RunSpec, Targets, ROM_NIC_PCI_SLOT};
 
@@ -25,6 +26,13 @@ const PROBE_DEADLINE_KVM: Duration = Duration::from_secs(20);
 const KERNEL_DEADLINE_KVM: Duration = Duration::from_secs(30);
 const TCG_FACTOR: u32 = 4;
 
+/// How long an as-bios cell waits for its payload before the firmware counts as not booting
+/// (`no-boot`, which its rules may expect): 40 s under TCG. Through pflash, the same builds on
+/// the same QEMUs bring the probe up in at most 16.3 s and a kernel's `secureboot:` line in at
+/// most 23.2 s under TCG on a loaded 2-core machine (the whole Debian matrix run, 452 decided
+/// cells), so the bound is 2.5x and 1.7x the slowest of them.
+pub const AS_BIOS_BOUND_KVM: Duration = Duration::from_secs(10);
+
 /// The run of an admitted cell on `machine`: its argv, step by step, and what it needs.
 pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
     let (d, options) = (&c.firmware.descriptor, c.options);
@@ -38,13 +46,23 @@ pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
         image,
         copies,
         mut needs,
-    } = firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout);
+    } = match c.check {
+        // `-bios` with the executable itself: QEMU maps it read-only as a ROM, and there is no
+        // varstore to copy.
+        Check::AsBios => FirmwarePlan {
+            image: FirmwareImage::Memory(crate::discover::executable_of(d).to_path_buf()),
+            copies: Vec::new(),
+            needs: Vec::new(),
+        },
+        _ => firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout),
+    };
     let sev = if c.sev {
         c.qemu.sev.as_ref().ok()
     } else {
         None
     };
-    let smm = d.has(&Feature::RequiresSmm);
+    // as-bios: no `smm=on`, no secure flash: what a runtime that ignores the descriptor gives.
+    let smm = d.has(&Feature::RequiresSmm) && c.check != Check::AsBios;
 
     let mut cmd = QemuArgs::new(&c.qemu.binary, options.memory_mib);
     cmd.machine(machine, c.accel, &image, smm);
@@ -70,7 +88,11 @@ pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
             cmd.esp(&layout.esp(Payload::Signed), sev.is_some());
             cmd.nic(&layout.option_rom(payload));
         }
-        Check::KernelBoot => {
+        Check::AsBios if tweak == Tweak::None => {
+            needs.push(Artifact::Probe(payload));
+            cmd.esp(&layout.esp(payload), false);
+        }
+        Check::KernelBoot | Check::AsBios => {
             // Admitted: the kernel and shim rules keep out cells without them.
             if let Ok(source) = &options.kernel {
                 needs.push(Artifact::Kernel {
@@ -106,13 +128,15 @@ pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
             rom_device: Some(format!("0000:00:{ROM_NIC_PCI_SLOT:02x}.0")),
             ..Targets::esp()
         },
-        Check::KernelBoot | Check::NoShell | Check::KeyHealth => Targets::default(),
+        Check::AsBios if tweak == Tweak::None => Targets::esp(),
+        Check::KernelBoot | Check::NoShell | Check::KeyHealth | Check::AsBios => Targets::default(),
     };
     let base = match c.check {
         Check::SecureBoot | Check::OptionRom | Check::NoShell | Check::KeyHealth => {
             PROBE_DEADLINE_KVM
         }
         Check::KernelBoot | Check::DistroChain => KERNEL_DEADLINE_KVM,
+        Check::AsBios => AS_BIOS_BOUND_KVM,
     };
     let factor = if c.accel == Accel::Tcg { TCG_FACTOR } else { 1 };
     let deadline = (base * factor).mul_f64(options.timeout_scale.max(0.01));

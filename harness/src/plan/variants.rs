@@ -2,7 +2,7 @@
 //! for distro-chain the chains.
 
 use crate::discover::chain::DistroChain;
-use crate::discover::descriptor::{Descriptor, Feature, FlashMode, Mapping};
+use crate::discover::descriptor::{Descriptor, Feature, FlashMode, ImageFormat, Mapping};
 use crate::matrix::{Chain, ChainKernel, Check, Payload, Suite, Tweak, Variant, Vars};
 use crate::plan::layout::Layout;
 use crate::plan::Artifact;
@@ -55,6 +55,7 @@ pub fn variants(
             ]
         }
         Check::KeyHealth => return Vec::new(),
+        Check::AsBios => return as_bios_variants(descriptor),
     };
     let mut out = Vec::new();
     for &vars in &vars {
@@ -73,6 +74,29 @@ pub fn variants(
         }
     }
     out
+}
+
+/// as-bios: the unsigned probe on an ESP, and the unsigned kernel with `-kernel`, under no
+/// varstore of ours, for every build whose executable `-bios` can be given: a raw flash
+/// executable or a `memory` image. (A qcow2 flash image is no BIOS ROM to QEMU, and a `kernel`
+/// or `igvm` mapping is no firmware image at all.)
+fn as_bios_variants(descriptor: &Descriptor) -> Vec<Variant> {
+    let loadable = match &descriptor.mapping {
+        Mapping::Flash(f) => f.executable.format == ImageFormat::Raw,
+        Mapping::Memory { .. } => true,
+        Mapping::Kernel { .. } | Mapping::Igvm { .. } => false,
+    };
+    if !loadable {
+        return Vec::new();
+    }
+    Check::AsBios
+        .tweaks()
+        .iter()
+        .map(|&tweak| Variant {
+            tweak,
+            ..Variant::new(Vars::Builtin, Payload::Unsigned)
+        })
+        .collect()
 }
 
 /// Whether the descriptor has a varstore template of its own (split flash).

@@ -321,7 +321,7 @@ fn make_varstore(keys: &Path, template: &Path, vars: Vars, out: &Path) -> Result
     // virt-fw-vars would read a FIFO or a device until its time limit.
     open_input(template, FIRMWARE_LIMIT).map_err(input_error("the varstore template", template))?;
     match vars {
-        Vars::Shipped => return Err(PrepareError::ShippedVarstore),
+        Vars::Shipped | Vars::Builtin => return Err(PrepareError::ShippedVarstore),
         // --enroll-cert alone leaves db empty; set all three and turn Secure Boot on.
         Vars::OwnKeys => args.extend([
             OsStr::new("--set-pk"),
