@@ -494,7 +494,7 @@ fn apply_console(steps: &mut Vec<Step>, edit: &ConsoleEdit, lines: &[String]) {
                 *c = match c {
                     Console::Serial => Console::Debug,
                     Console::Debug => Console::QemuLog,
-                    Console::QemuLog | Console::Varstore => Console::Serial,
+                    Console::QemuLog | Console::Varstore | Console::Runner => Console::Serial,
                 };
             }
         }

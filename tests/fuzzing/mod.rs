@@ -95,6 +95,7 @@ pub fn transcript(steps: &[Step]) -> String {
             Step::Line(Console::Debug, at, t) => format!("debug {at} {t}"),
             Step::Line(Console::QemuLog, at, t) => format!("qemu-log {at} {t}"),
             Step::Line(Console::Varstore, at, t) => format!("varstore {at} {t}"),
+            Step::Line(Console::Runner, at, t) => format!("runner {at} {t}"),
             Step::Partial(at, t) => format!("partial {at} {t}"),
             Step::Tick(at) => format!("tick {at}"),
         })
@@ -105,7 +106,8 @@ pub fn transcript(steps: &[Step]) -> String {
 /// The targets the planner gives a cell of `check`: the ESP at slot 5, the ROM's NIC at 6.
 pub fn targets(check: Check) -> Targets {
     match check {
-        Check::SecureBoot | Check::DistroChain => Targets {
+        // as-bios: its probe variant.
+        Check::SecureBoot | Check::DistroChain | Check::AsBios => Targets {
             boot_device: Some("PciRoot(0x0)/Pci(0x5,0x0)".into()),
             rom_device: None,
         },

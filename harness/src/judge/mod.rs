@@ -1055,4 +1055,117 @@ pub(crate) mod tests {
         let as_str: Vec<&str> = VerdictKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(as_str, words);
     }
+
+    /// as-bios: the outcomes its rules expect, judged on the rule, never as a firmware that
+    /// never reached its boot manager.
+    fn as_bios(steps: &[Step], end: crate::boot::BootEnd) -> Result<Observation, Undecided> {
+        run(Check::AsBios, steps, end).0
+    }
+
+    fn bound() -> crate::boot::BootEnd {
+        crate::boot::BootEnd::Deadline {
+            after: std::time::Duration::from_secs(40),
+            last_line: String::new(),
+        }
+    }
+
+    #[test]
+    fn as_bios_no_boot_is_judged_on_its_rule() {
+        let c = case(Check::AsBios);
+        let admits = rule(
+            &[Outcome::QemuRefused, Outcome::NoBoot, Outcome::Refused],
+            None,
+            None,
+        );
+        let v = judge(&c, &admits, as_bios(&[], bound()), &Scenarios::default());
+        assert_eq!(v.kind(), VerdictKind::Pass, "{}", v.reason());
+        assert_eq!(v.evidence()[0].stream, crate::boot::Console::Runner);
+        let expects_a_boot = rule(&[Outcome::Booted], None, None);
+        let v = judge(
+            &c,
+            &expects_a_boot,
+            as_bios(&[], bound()),
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Fail, "{}", v.reason());
+        assert!(v.reason().contains("[no-boot]"), "{}", v.reason());
+    }
+
+    #[test]
+    fn as_bios_payload_with_secure_boot_off_fails_a_secure_boot_rule() {
+        let c = case(Check::AsBios);
+        let r = rule(
+            &[
+                Outcome::QemuRefused,
+                Outcome::NoBoot,
+                Outcome::Refused,
+                Outcome::Booted,
+            ],
+            Some(1),
+            None,
+        );
+        let off = judge(
+            &c,
+            &r,
+            as_bios(&[Serial(4000, PROBE_SB0)], bound()),
+            &Scenarios::default(),
+        );
+        assert_eq!(off.kind(), VerdictKind::Fail, "{}", off.reason());
+        assert!(
+            off.reason()
+                .contains("expected SecureBoot=1, the guest saw 0"),
+            "{}",
+            off.reason()
+        );
+        let on = judge(
+            &c,
+            &r,
+            as_bios(&[Serial(4000, PROBE)], bound()),
+            &Scenarios::default(),
+        );
+        assert_eq!(on.kind(), VerdictKind::Pass, "{}", on.reason());
+    }
+
+    #[rstest]
+    #[case::refused(&[Serial(4000, OWN_REFUSAL), Serial(4100, GAVE_UP)], Outcome::Refused)]
+    #[case::not_booting(&[], Outcome::NoBoot)]
+    fn a_rules_fields_are_not_asked_of_a_payload_that_never_ran(
+        #[case] steps: &[Step],
+        #[case] outcome: Outcome,
+    ) {
+        let r = rule(
+            &[Outcome::NoBoot, Outcome::Refused, Outcome::Booted],
+            Some(1),
+            Some(0),
+        );
+        let v = judge(
+            &case(Check::AsBios),
+            &r,
+            as_bios(steps, bound()),
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Pass, "{}", v.reason());
+        assert_eq!(v.observation().unwrap().outcome, outcome);
+    }
+
+    #[test]
+    fn qemu_refusing_the_image_passes_only_where_the_rule_admits_it() {
+        let end = crate::boot::BootEnd::Exited {
+            status: "exit status: 1".into(),
+            stderr: "qemu: could not load PC BIOS 'x.fd'".into(),
+        };
+        let c = case(Check::AsBios);
+        let admits = rule(&[Outcome::QemuRefused], None, None);
+        let v = judge(
+            &c,
+            &admits,
+            as_bios(&[], end.clone()),
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Pass, "{}", v.reason());
+        let flipped = rule(&[Outcome::Booted], None, None);
+        let v = judge(&c, &flipped, as_bios(&[], end), &Scenarios::default());
+        assert_eq!(v.kind(), VerdictKind::Fail, "{}", v.reason());
+        assert!(v.reason().contains("expected the payload under -bios to boot with Secure Boot off, but it was never started"), "{}", v.reason());
+    }
 }

@@ -393,7 +393,8 @@ fn plan_cell(
         check,
         variant.id_part()
     );
-    let needs_smm = d.has(&Feature::RequiresSmm);
+    // as-bios starts the build without SMM, as a runtime that ignores the descriptor does.
+    let needs_smm = d.has(&Feature::RequiresSmm) && check != Check::AsBios;
     let (accel, accel_reason) = choose_accel(options.forced_accel, &qemu.kvm, needs_smm);
     let machine = pick_machine(&qemu.binary, d);
     let edk2 = firmware
