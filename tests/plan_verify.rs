@@ -74,9 +74,23 @@ fn every_planned_argv_of_the_debian_matrix_is_accepted_or_needs_the_host() {
             reason,
         } = line;
         assert!(
-            ["accepted", "needs-host", "no-argv"].contains(&verdict.as_str()),
+            ["accepted", "needs-host", "no-argv", "firmware-refused"].contains(&verdict.as_str()),
             "{id}: {verdict} {reason}"
         );
+        // as-bios: QEMU parses the line and will not load a 4 MiB image as -bios (its
+        // size is no multiple of 64 KiB); the 2 MiB and memory images it loads.
+        if id.contains("/as-bios/") {
+            let four_mib = !id.contains("-amdsev@") && !id.contains("-inteltdx@");
+            let measured_kernel = id.contains("-amdsev@") && id.ends_with("-kernel");
+            let want = match (four_mib, measured_kernel) {
+                (true, _) => "firmware-refused",
+                // measured-without-sev: no kernel starts on it without SEV's hashes.
+                (false, true) => "no-argv",
+                (false, false) => "accepted",
+            };
+            assert_eq!(verdict, want, "{id}: {reason}");
+            continue;
+        }
         let sev = id.contains("/sev-on/");
         if !sev && verdict != "no-argv" {
             // Nothing this machine lacks stands in their way: TCG (or KVM) runs them.

@@ -54,15 +54,20 @@ pub enum Verdict {
         capability: Capability,
         message: String,
     },
+    /// QEMU parsed the argv and would not load the firmware image itself as `-bios` (`could
+    /// not load PC BIOS`: its size is no multiple of 64 KiB): no planner bug, the as-bios
+    /// check's `qemu-refused` outcome.
+    FirmwareRefused { message: String },
 }
 
 impl Verdict {
-    /// `accepted`, `rejected` or `needs-host`.
+    /// `accepted`, `rejected`, `needs-host` or `firmware-refused`.
     pub fn word(&self) -> &'static str {
         match self {
             Verdict::Accepted => "accepted",
             Verdict::Rejected { .. } => "rejected",
             Verdict::NeedsHost { .. } => "needs-host",
+            Verdict::FirmwareRefused { .. } => "firmware-refused",
         }
     }
 
@@ -79,6 +84,7 @@ impl Verdict {
                 capability,
                 message,
             } => format!("{capability}: {message}"),
+            Verdict::FirmwareRefused { message } => message.clone(),
         }
     }
 }
@@ -242,6 +248,11 @@ pub fn classify(argv: &[String], start: &Start, for_another_host: bool) -> Verdi
                 message: first.clone(),
             };
         }
+        if first.contains("could not load PC BIOS") {
+            return Verdict::FirmwareRefused {
+                message: first.clone(),
+            };
+        }
         if for_another_host && first.contains("cbitpos check failed") {
             return Verdict::NeedsHost {
                 capability: Capability::Sev,
@@ -327,6 +338,23 @@ mod tests {
             answered,
             stderr: stderr.into(),
         }
+    }
+
+    #[test]
+    fn a_firmware_image_qemu_will_not_load_is_the_firmwares_not_a_rejection() {
+        let stderr = "qemu: could not load PC BIOS '/usr/share/OVMF/OVMF_CODE_4M.fd'\n";
+        assert_eq!(
+            classify(&argv(Q35), &exited(1, false, stderr), false),
+            Verdict::FirmwareRefused {
+                message: "could not load PC BIOS '/usr/share/OVMF/OVMF_CODE_4M.fd'".into()
+            }
+        );
+        // Only as QEMU's first error: after another, it is that error's consequence.
+        let after = "qemu-system-x86_64: -drive if=none,id=esp: Could not open 'x'\nqemu: could not load PC BIOS 'y'\n";
+        assert!(matches!(
+            classify(&argv(Q35), &exited(1, false, after), false),
+            Verdict::Rejected { .. }
+        ));
     }
 
     #[test]

@@ -48,11 +48,13 @@ pub fn verify_plan(
     }
     let count = |word| counts.get(word).copied().unwrap_or(0);
     println!(
-        "{} cells: {} accepted, {} rejected, {} needs-host, {} not started, {} without argv",
+        "{} cells: {} accepted, {} rejected, {} needs-host, {} firmware-refused, {} not started, {} \
+         without argv",
         results.len(),
         count(Verdict::Accepted.word()),
         count("rejected"),
         count("needs-host"),
+        count("firmware-refused"),
         count("not-started"),
         count("no-argv"),
     );

@@ -39,7 +39,7 @@ impl Watcher {
         }
     }
 
-    pub(super) fn as_bios(self, end: &BootEnd) -> Result<Observation, Undecided> {
+    pub(super) fn conclude_as_bios(self, end: &BootEnd) -> Result<Observation, Undecided> {
         if let BootEnd::Exited { stderr, .. } = end {
             if let Some(line) = stderr.lines().find(|l| qemu_refusal_re().is_match(l)) {
                 let evidence = Evidence {

@@ -22,7 +22,7 @@ impl Watcher {
             Check::DistroChain => self.distro_chain(end),
             Check::NoShell => self.no_shell(end),
             // Its own bound and QEMU's refusal decide what the firmware's lines do not.
-            Check::AsBios => return self.as_bios(end),
+            Check::AsBios => return self.conclude_as_bios(end),
             Check::KeyHealth => Err(Undecided::new(
                 "key-health boots nothing: its varstore is read, not watched",
                 None,
