@@ -12,8 +12,8 @@ use regex::Regex;
 
 /// The pipeline, first to last. `tools` (bounded processes, the external tools) serves all.
 const STAGES: &[&str] = &[
-    "tools", "matrix", "discover", "scenario", "plan", "prepare", "boot", "observe", "judge",
-    "run", "report",
+    "tools", "matrix", "discover", "scenario", "plan", "lint", "prepare", "boot", "observe",
+    "judge", "run", "report",
 ];
 
 /// What may import any stage: the crate root, and the CLI (`main.rs` and its `cli/` modules),

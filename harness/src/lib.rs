@@ -8,6 +8,7 @@
 //! 2. [`discover`]: firmware descriptors, QEMU binaries, what the host can do;
 //! 3. [`scenario`]: the expectations, as data from `scenarios/`;
 //! 4. [`plan`]: the cells, each with its argv or the reason it is skipped (pure);
+//!    [`lint`] judges a runtime's own QEMU command line against the descriptors (no boot);
 //! 5. [`prepare`]: keys, signed payloads, option ROMs and varstores in the run folder;
 //! 6. [`boot`]: starts QEMU and hands every console line to a watcher (the only stage that
 //!    starts guests);
@@ -27,6 +28,8 @@ pub mod discover;
 pub mod scenario;
 
 pub mod plan;
+
+pub mod lint;
 
 pub mod prepare;
 

@@ -17,6 +17,7 @@ use crate::discover::release::Edk2Release;
 use crate::matrix::{Check, Outcome, Tweak};
 use crate::tools::{read_input, InputError, SCENARIO_LIMIT};
 
+pub mod lint;
 pub mod noboot;
 pub mod rule;
 pub use noboot::{KnownNoBoot, NoBootCell};
@@ -68,6 +69,7 @@ const BUILTIN: &[(&str, &str)] = &[
         "well-known-certificates.json",
         include_str!("../../../scenarios/well-known-certificates.json"),
     ),
+    ("lint.json", include_str!("../../../scenarios/lint.json")),
 ];
 
 /// Versions `from` (inclusive) up to `before` (exclusive); either end may be open.
@@ -182,6 +184,9 @@ pub struct Scenarios {
     pub no_boot: Vec<KnownNoBoot>,
     /// Certificates known by name (`well-known-certificates.json`), for `key-health`.
     pub well_known: Vec<crate::discover::varstore::WellKnown>,
+    /// What `bootmatrix lint` says of each finding (`lint.json`); empty when the folder has
+    /// none.
+    pub lint: Vec<lint::LintText>,
     /// Where they came from (a folder, or "built-in").
     pub origin: String,
 }
@@ -234,6 +239,8 @@ pub enum ScenarioProblem {
         check: Check,
         observed: Outcome,
     },
+    #[error("{0}")]
+    Lint(#[source] lint::LintTextProblem),
     #[error("known no-boot cause {id}: evidence is not a regular expression: {problem}")]
     NoBootSignature { id: String, problem: String },
     #[error("known deviation {deviation} names rule {check}/{rule} which does not exist")]
@@ -323,6 +330,9 @@ impl Scenarios {
                 let file: crate::discover::varstore::WellKnownFile =
                     serde_json::from_value(value).map_err(err)?;
                 scenarios.well_known.extend(file.well_known_certificates);
+            } else if value.get("lint_findings").is_some() {
+                let file: lint::LintFile = serde_json::from_value(value).map_err(err)?;
+                scenarios.lint.extend(file.lint_findings);
             } else if value.get("deviations").is_some() {
                 let file: DeviationFile = serde_json::from_value(value).map_err(err)?;
                 scenarios.deviations.extend(file.deviations);
@@ -389,6 +399,7 @@ impl Scenarios {
                 });
             }
         }
+        lint::validate(&self.lint).map_err(ScenarioProblem::Lint)?;
         for n in &self.no_boot {
             n.signature()
                 .map_err(|e| ScenarioProblem::NoBootSignature {
