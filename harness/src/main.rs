@@ -1,4 +1,4 @@
-//! The `bootmatrix` command line: list, plan, run, explain (and the completions and man pages
+//! The `bootmatrix` command line: list, plan, run, explain, lint (and the completions and man pages
 //! of that command line). What it accepts is defined in `cli::args`.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         }
         Command::Man { out } => return man(out.as_deref()),
         Command::Keys(keys) => return ExitCode::from(cli::keys::keys(&keys)),
+        Command::Lint(lint) => return ExitCode::from(cli::lint::lint(&lint)),
         Command::Table { reports, readme } => {
             return match table(&reports, readme.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,

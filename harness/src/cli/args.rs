@@ -101,6 +101,20 @@ pub enum Command {
         after_help = "Exit status: 0 when FILE was read (the findings are information), 1 when it could not be read, 2 on bad usage."
     )]
     Keys(KeysArgs),
+    /// Judge a VM runtime's own QEMU command line against the firmware descriptors
+    ///
+    /// Reads a QEMU command line (after `--`, or from --file), identifies its firmware by path
+    /// and sha256 against the descriptors, and reports findings, each with an id, a severity,
+    /// the argv words it is about, the reason and a reference: a Secure Boot build under -bios
+    /// or without a varstore, SMM missing, a shared or read-only varstore, -kernel with the
+    /// legacy loader (CVE-2025-2296), -kernel under SEV unmeasured, option ROMs in a
+    /// confidential guest, an unlisted machine type, a split varstore under SEV. Nothing is
+    /// booted.
+    #[command(
+        after_help = "Exit status: 0 when no finding is an error, 1 when one is, 2 on bad usage or a command line that cannot be read.",
+        arg_required_else_help = true
+    )]
+    Lint(LintArgs),
     /// Print a shell completion script
     ///
     /// For example: `bootmatrix completions bash > ~/.local/share/bash-completion/completions/bootmatrix`
@@ -137,6 +151,42 @@ pub struct KeysArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub today: Option<jiff::civil::Date>,
     /// Well-known certificates from DIR's scenario files instead of the built-in ones
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub scenarios: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "line", required = true, multiple = false)]
+pub struct LintLine {
+    /// A file holding the command line: shell-style words, backslash-newline continuations,
+    /// `#` comments
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: Option<PathBuf>,
+    /// The QEMU command line, after `--` (with or without the program first)
+    #[arg(value_name = "QEMU_ARGV", last = true, allow_hyphen_values = true)]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub line: LintLine,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Search DIR for descriptors instead of the default folders (repeatable, general to
+    /// specific)
+    #[arg(long = "descriptors", value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub descriptor_dirs: Vec<PathBuf>,
+    /// The unpacked package tree the --descriptors folders name their files in (as for list)
+    #[arg(
+        long = "root",
+        value_name = "ROOT",
+        requires = "descriptor_dirs",
+        value_hint = ValueHint::DirPath
+    )]
+    pub descriptor_root: Option<PathBuf>,
+    /// Finding texts and measured builds from DIR's scenario files instead of the built-in ones
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub scenarios: Option<PathBuf>,
 }
@@ -392,7 +442,8 @@ impl Command {
             Command::Completions { .. }
             | Command::Man { .. }
             | Command::Table { .. }
-            | Command::Keys(_) => return None,
+            | Command::Keys(_)
+            | Command::Lint(_) => return None,
         })
     }
 }

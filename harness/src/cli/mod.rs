@@ -3,5 +3,6 @@
 
 pub mod args;
 pub mod keys;
+pub mod lint;
 pub mod pages;
 pub mod verify;

@@ -128,32 +128,7 @@ pub struct DiscoverOptions {
 }
 
 pub fn discover(options: &DiscoverOptions) -> Inventory {
-    let rooted = rooted_dirs(options);
-    let search_dirs: Vec<PathBuf> = rooted.iter().map(|(dir, _)| dir.clone()).collect();
-    let found = search::scan_rooted(&rooted);
-    let firmware = found
-        .descriptors
-        .into_iter()
-        .map(|descriptor| {
-            let executable = executable_of(&descriptor).to_path_buf();
-            let root = rooted
-                .iter()
-                .find(|(dir, _)| descriptor.path.parent() == Some(dir.as_path()))
-                .and_then(|(_, root)| root.as_deref());
-            let package = match root {
-                // The tree's own files say what it is; the host's dpkg knows nothing of it.
-                Some(root) => tree::tree_package(root, &executable),
-                None => owning_package(&executable).or_else(|| unpacked_package(&executable)),
-            };
-            Firmware {
-                executable_sha256: sha256_file(&executable),
-                package,
-                tree: root.map(Path::to_path_buf),
-                descriptor,
-            }
-        })
-        .collect();
-
+    let found = discover_firmware(options);
     let mut candidates: Vec<(PathBuf, Option<PathBuf>, Launch)> = Vec::new();
     if !options.no_path_qemu {
         let path_var = std::env::var_os("PATH");
@@ -226,15 +201,50 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
         })
         .collect();
     Inventory {
+        qemus,
+        qemu_errors,
+        requested_qemu_errors,
+        ..found
+    }
+}
+
+/// The descriptors alone, each with the identity of its build: what `discover` finds before
+/// it looks for QEMU (no QEMU is started; `bootmatrix lint` needs no more).
+pub fn discover_firmware(options: &DiscoverOptions) -> Inventory {
+    let rooted = rooted_dirs(options);
+    let search_dirs: Vec<PathBuf> = rooted.iter().map(|(dir, _)| dir.clone()).collect();
+    let found = search::scan_rooted(&rooted);
+    let firmware = found
+        .descriptors
+        .into_iter()
+        .map(|descriptor| {
+            let executable = executable_of(&descriptor).to_path_buf();
+            let root = rooted
+                .iter()
+                .find(|(dir, _)| descriptor.path.parent() == Some(dir.as_path()))
+                .and_then(|(_, root)| root.as_deref());
+            let package = match root {
+                // The tree's own files say what it is; the host's dpkg knows nothing of it.
+                Some(root) => tree::tree_package(root, &executable),
+                None => owning_package(&executable).or_else(|| unpacked_package(&executable)),
+            };
+            Firmware {
+                executable_sha256: sha256_file(&executable),
+                package,
+                tree: root.map(Path::to_path_buf),
+                descriptor,
+            }
+        })
+        .collect();
+
+    Inventory {
         firmware,
         descriptor_errors: found.errors,
         masked: found.masked,
         overridden: found.overridden,
         masks_nothing: found.masks_nothing,
         search_dirs,
-        qemus,
-        qemu_errors,
-        requested_qemu_errors,
+        ..Inventory::default()
     }
 }
 

@@ -41,10 +41,17 @@ pub fn identify<'a>(
     varstore: Option<(&str, Option<&str>)>,
     firmware: &'a [Firmware],
 ) -> Option<(&'a Firmware, How)> {
-    let by_path: Vec<&Firmware> = firmware
+    // The path as written first: another descriptor's file may be a link to the same build.
+    let mut by_path: Vec<&Firmware> = firmware
         .iter()
-        .filter(|f| same_file(Path::new(file), executable_of(&f.descriptor)))
+        .filter(|f| Path::new(file) == executable_of(&f.descriptor))
         .collect();
+    if by_path.is_empty() {
+        by_path = firmware
+            .iter()
+            .filter(|f| same_file(Path::new(file), executable_of(&f.descriptor)))
+            .collect();
+    }
     let (candidates, how) = if by_path.is_empty() {
         let sha = file_sha256?;
         let by_sha: Vec<&Firmware> = firmware
