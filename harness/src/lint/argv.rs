@@ -486,3 +486,177 @@ fn resolve(name: &str, nodes: &BTreeMap<String, (usize, Props)>) -> Result<Flash
     }
     Err(format!("node {name:?}: too many nodes in its chain"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> QemuLine {
+        let words: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        QemuLine::parse(&words).unwrap()
+    }
+
+    #[test]
+    fn double_commas_are_commas_and_bare_words_are_on() {
+        let p = props("q35,smm=on,x=a,,b,,,readonly", Some("type")).unwrap();
+        assert_eq!(p.get("type"), Some("q35"));
+        assert_eq!(p.get("x"), Some("a,b,"));
+        assert_eq!(p.flag("readonly"), Some(true));
+        assert_eq!(p.flag("smm"), Some(true));
+        assert_eq!(p.flag("absent"), None);
+        let line = parse(&["-drive", "if=pflash,unit=1,file=/v/a,,b.fd"]);
+        assert_eq!(line.flash[1].as_ref().unwrap().file, "/v/a,b.fd");
+    }
+
+    #[test]
+    fn drives_number_their_units_and_read_readonly() {
+        let line = parse(&[
+            "qemu-system-x86_64",
+            "-drive",
+            "if=pflash,format=raw,readonly,file=/c.fd",
+            "-drive",
+            "file=/v.fd,if=pflash,format=raw",
+            "-drive",
+            "file=disk.img,if=virtio",
+        ]);
+        assert_eq!(line.program.as_deref(), Some("qemu-system-x86_64"));
+        let code = line.flash[0].as_ref().unwrap();
+        assert_eq!(
+            (code.file.as_str(), code.readonly, code.at.as_slice()),
+            ("/c.fd", true, &[1, 2][..])
+        );
+        let vars = line.flash[1].as_ref().unwrap();
+        assert_eq!((vars.file.as_str(), vars.readonly), ("/v.fd", false));
+        let pflash = parse(&["-pflash", "/c.fd", "-pflash", "/v.fd"]);
+        assert_eq!(pflash.flash[1].as_ref().unwrap().file, "/v.fd");
+        let words: Vec<String> = ["-drive", "if=pflash,unit=2,file=/x"]
+            .map(String::from)
+            .to_vec();
+        assert!(QemuLine::parse(&words).unwrap_err().contains("unit 2"));
+    }
+
+    #[test]
+    fn blockdev_chains_resolve_through_node_names_json_and_inline_files() {
+        let line = parse(&[
+            "-blockdev",
+            r#"{"driver":"file","filename":"/c.fd","node-name":"code-file","auto-read-only":true}"#,
+            "-blockdev",
+            r#"{"node-name":"code","read-only":true,"driver":"raw","file":"code-file"}"#,
+            "-blockdev",
+            "driver=raw,node-name=vars,file.driver=file,file.filename=/v,,1.fd",
+            "-machine",
+            "q35,pflash0=code",
+            "-M",
+            "pflash1=vars,smm=on",
+        ]);
+        let code = line.flash[0].as_ref().unwrap();
+        assert_eq!((code.file.as_str(), code.readonly), ("/c.fd", true));
+        assert_eq!(code.at, [2, 3, 0, 1]);
+        let vars = line.flash[1].as_ref().unwrap();
+        assert_eq!((vars.file.as_str(), vars.readonly), ("/v,1.fd", false));
+        assert_eq!(line.machine_type(), Some("q35"));
+        assert_eq!(line.machine.get("smm"), Some("on"));
+        let words: Vec<String> = ["-machine", "q35,pflash0=nowhere"]
+            .map(String::from)
+            .to_vec();
+        let e = QemuLine::parse(&words).unwrap_err();
+        assert!(
+            e.contains("pflash0=nowhere") && e.contains("node-name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sev_objects_are_found_by_the_old_and_the_new_property() {
+        let old = parse(&[
+            "-machine",
+            "pc-q35-4.0,memory-encryption=sev0",
+            "-object",
+            "sev-guest,id=sev0,cbitpos=47,reduced-phys-bits=1,policy=0x1",
+        ]);
+        let guest = old.guest.unwrap();
+        assert_eq!(
+            (guest.kind, guest.kernel_hashes, guest.at),
+            (Confidential::Sev, false, vec![2, 3])
+        );
+        let new = parse(&[
+            "-object",
+            r#"{"qom-type":"sev-snp-guest","id":"lsec0","cbitpos":51,"kernel-hashes":true}"#,
+            "-machine",
+            "q35,confidential-guest-support=lsec0",
+        ]);
+        let guest = new.guest.unwrap();
+        assert_eq!(
+            (guest.kind, guest.kernel_hashes),
+            (Confidential::SevSnp, true)
+        );
+        let tdx = parse(&[
+            "-object",
+            "tdx-guest,id=t",
+            "-machine",
+            "q35,confidential-guest-support=t",
+        ]);
+        assert_eq!(tdx.guest.unwrap().kind, Confidential::Tdx);
+        // An object the machine does not use makes no confidential guest.
+        assert_eq!(
+            parse(&["-object", "sev-guest,id=s", "-machine", "q35"]).guest,
+            None
+        );
+        let words: Vec<String> = ["-machine", "q35,confidential-guest-support=x"]
+            .map(String::from)
+            .to_vec();
+        assert!(QemuLine::parse(&words).unwrap_err().contains("\"x\""));
+    }
+
+    #[test]
+    fn globals_devices_and_fw_cfg() {
+        for global in [
+            "driver=cfi.pflash01,property=secure,value=on",
+            "cfi.pflash01.secure=on",
+        ] {
+            assert_eq!(
+                parse(&["-global", global]).pflash_secure,
+                Some(1),
+                "{global}"
+            );
+        }
+        assert_eq!(
+            parse(&["-global", "cfi.pflash01.secure=off"]).pflash_secure,
+            None
+        );
+        assert_eq!(
+            parse(&["-global", "ICH9-LPC.disable_s3=1"]).pflash_secure,
+            None
+        );
+        let line = parse(&[
+            "-device",
+            "virtio-net-pci,romfile=",
+            "-device",
+            r#"{"driver":"e1000","romfile":"/r.rom"}"#,
+            "-fw_cfg",
+            "name=opt/org.tianocore/EnableLegacyLoader,string=no",
+            "-nographic",
+            "-kernel",
+            "/k",
+        ]);
+        assert_eq!(line.romfiles, [(3, "/r.rom".to_string())]);
+        assert_eq!(
+            line.fw_cfg,
+            [(
+                5,
+                "opt/org.tianocore/EnableLegacyLoader".to_string(),
+                Some("no".to_string())
+            )]
+        );
+        assert_eq!(line.kernel, Some((8, "/k".to_string())));
+    }
+
+    #[test]
+    fn an_option_without_its_value_is_named() {
+        let words: Vec<String> = ["-m", "1G", "-kernel"].map(String::from).to_vec();
+        assert_eq!(
+            QemuLine::parse(&words).unwrap_err(),
+            "word 2 (-kernel): the option has no value"
+        );
+    }
+}
