@@ -60,7 +60,15 @@ fn each_documented_subcommand_has_help() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let top = ran(&["--help"]);
     assert_eq!(top.status, 0, "{}", top.stderr);
-    for sub in ["list", "plan", "run", "explain", "lint", "completions", "man"] {
+    for sub in [
+        "list",
+        "plan",
+        "run",
+        "explain",
+        "lint",
+        "completions",
+        "man",
+    ] {
         assert!(
             readme.contains(&format!("bootmatrix {sub} ")),
             "the README does not name `bootmatrix {sub}`"
