@@ -144,6 +144,7 @@ fn execute(args: &Options) -> Result<u8, String> {
     if let (false, Err(why)) = (args.found.chains.is_empty(), &chains) {
         return Err(why.clone());
     }
+    let templates = cli::template::read_all(&args.cells.argv_templates)?;
     // The run folder is made only once there is something to run: discovery's files (the KVM
     // probe image) go to a temp folder.
     let inventory = discover(&DiscoverOptions {
@@ -169,7 +170,7 @@ fn execute(args: &Options) -> Result<u8, String> {
     }
     // Absolute, so the argv printed by `plan` and stored in argv.txt works from anywhere.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
-    let options = plan_options(args, &run_dir, kernel.clone(), chains.clone());
+    let options = plan_options(args, &run_dir, kernel.clone(), chains.clone(), &templates);
     let mut inventory = inventory;
     if let Some(build) = &args.build {
         select_build(&mut inventory, build)?;
@@ -218,7 +219,7 @@ fn execute(args: &Options) -> Result<u8, String> {
                 .prefix("bmv")
                 .tempdir()
                 .map_err(|e| format!("cannot make a temp folder: {e}"))?;
-            let options = plan_options(args, scratch.path(), kernel, chains);
+            let options = plan_options(args, scratch.path(), kernel, chains, &templates);
             let verified = cli::verify::verify_plan(args, &inventory, &scenarios, &options);
             for l in &plan.left_out {
                 println!("LEFT OUT {}: {}", l.what, l.reason);
@@ -241,7 +242,7 @@ fn execute(args: &Options) -> Result<u8, String> {
                 plan::plan(
                     &inventory,
                     &scenarios,
-                    &plan_options(args, dir, kernel.clone(), chains.clone()),
+                    &plan_options(args, dir, kernel.clone(), chains.clone(), &templates),
                 )
             };
             run_all(args, &run_dir, &inventory, plan, &scenarios, &replan)
@@ -254,6 +255,7 @@ fn plan_options(
     run_dir: &Path,
     kernel: Result<PathBuf, String>,
     chains: Result<Vec<bootmatrix::discover::chain::DistroChain>, String>,
+    templates: &[plan::template::ArgvTemplate],
 ) -> PlanOptions {
     let mut options = PlanOptions::new(Layout::new(run_dir));
     options.forced_accel = args.cells.accel;
@@ -266,6 +268,7 @@ fn plan_options(
         .and_then(|s| s.parse().ok())
         .unwrap_or(options.host_suite);
     options.shim = args.cells.shim.clone();
+    options.templates = templates.to_vec();
     options
 }
 

@@ -253,6 +253,11 @@ pub struct Cells {
     /// shim for the -shim kernel-boot cells (QEMU >= 10.0)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub shim: Option<PathBuf>,
+    /// A runtime's own QEMU command line with placeholders ({firmware}, {vars}, {esp},
+    /// {kernel}, {initrd}, {append}, {romfile}, {accel}): the secure-boot, option-rom and
+    /// kernel-boot cells also run in its shape, named -via-FILE-STEM (repeatable)
+    #[arg(long = "argv-template", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub argv_templates: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,8 @@
 //! `bootmatrix lint`: a runtime's QEMU command line, judged against the descriptors.
 
+use bootmatrix::discover::words;
 use bootmatrix::discover::{discover_firmware, DiscoverOptions};
-use bootmatrix::lint::{self, words};
+use bootmatrix::lint;
 use bootmatrix::scenario::Scenarios;
 use bootmatrix::tools::{read_input, shown, shown_name};
 

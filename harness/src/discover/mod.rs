@@ -10,6 +10,7 @@ pub mod release;
 pub mod search;
 pub mod tree;
 pub mod varstore;
+pub mod words;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

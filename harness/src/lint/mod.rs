@@ -8,7 +8,6 @@
 pub mod argv;
 pub mod checks;
 pub mod identify;
-pub mod words;
 
 use serde::Serialize;
 

@@ -22,6 +22,8 @@ use super::{vars_variants, Candidate};
 pub enum AdmissionRule {
     /// The descriptor's machine globs match this QEMU's q35 or pc machine type.
     Machine,
+    /// A runtime's argv template (`--argv-template`) has what the cell's check needs.
+    Template,
     /// `-kernel` under SEV only when the boot is measured (a refusal, on any host).
     SevKernelPolicy,
     /// A measured-direct-boot build hands a `-kernel` over only against SEV's hash table: its
@@ -79,6 +81,7 @@ type Objection = fn(&Candidate) -> Option<String>;
 /// The admission rules in precedence order: the first that objects decides the cell.
 const ADMISSION: &[(AdmissionRule, Objection)] = &[
     (AdmissionRule::Machine, machine),
+    (AdmissionRule::Template, template),
     // Policy before host capability: a runtime maintainer sees the refusal on any host.
     (AdmissionRule::SevKernelPolicy, sev_kernel_policy),
     (AdmissionRule::MeasuredWithoutSev, measured_without_sev),
@@ -108,6 +111,7 @@ impl AdmissionRule {
     pub fn as_str(self) -> &'static str {
         match self {
             AdmissionRule::Machine => "machine",
+            AdmissionRule::Template => "template",
             AdmissionRule::SevKernelPolicy => "sev-kernel-policy",
             AdmissionRule::MeasuredWithoutSev => "measured-without-sev",
             AdmissionRule::SevKvm => "sev-kvm",
@@ -134,6 +138,7 @@ impl AdmissionRule {
             | AdmissionRule::KernelAppend
             | AdmissionRule::Expectation => DenialKind::Error,
             AdmissionRule::Machine
+            | AdmissionRule::Template
             | AdmissionRule::MeasuredWithoutSev
             | AdmissionRule::SevKvm
             | AdmissionRule::SevHost
@@ -183,6 +188,12 @@ pub(super) fn admit(c: &Candidate) -> Result<(), Denial> {
 
 fn machine(c: &Candidate) -> Option<String> {
     c.machine.as_ref().err().cloned()
+}
+
+fn template(c: &Candidate) -> Option<String> {
+    let has_vars = matches!(&c.firmware.descriptor.mapping,
+        Mapping::Flash(f) if f.mode == FlashMode::Split && f.nvram_template.is_some());
+    c.template?.lacks(c.check, has_vars)
 }
 
 /// `-kernel` under SEV is allowed only when the boot is measured: a firmware build known to

@@ -6,6 +6,7 @@ pub mod argv;
 pub mod firmware;
 pub mod layout;
 mod spec;
+pub mod template;
 pub mod variants;
 pub mod verify;
 
@@ -24,7 +25,7 @@ use crate::discover::host::{choose_accel, Accel};
 use crate::discover::qemu::QemuBinary;
 use crate::discover::release::Edk2Release;
 use crate::discover::{Firmware, Inventory, QemuTarget};
-use crate::matrix::{Check, Payload, Profile, Variant, Vars};
+use crate::matrix::{Check, Payload, Profile, Tweak, Variant, Vars};
 use crate::scenario::{Rule, Scenarios, Subject};
 
 use admission::{Denial, DenialKind};
@@ -219,6 +220,9 @@ pub struct PlanOptions {
     pub shim: Option<PathBuf>,
     /// The kernel command line (`-append`) of kernel-boot cells.
     pub kernel_append: String,
+    /// Runtimes' own command lines: each also runs the secure-boot, option-rom and kernel-boot
+    /// cells in its shape (`-via-NAME`), SEV off.
+    pub templates: Vec<template::ArgvTemplate>,
 }
 
 impl PlanOptions {
@@ -235,6 +239,7 @@ impl PlanOptions {
             host_suite: crate::matrix::Suite::Bookworm,
             shim: None,
             kernel_append: DEFAULT_KERNEL_APPEND.into(),
+            templates: Vec::new(),
         }
     }
 }
@@ -332,10 +337,23 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
                         continue;
                     }
                     for variant in variants(check, d, &options.chains, options.host_suite) {
-                        let cell =
-                            plan_cell(firmware, qemu, sev, check, variant, scenarios, options);
-                        if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
-                            cells.push(cell);
+                        let shapes = std::iter::once(None).chain(
+                            options
+                                .templates
+                                .iter()
+                                .filter(|_| {
+                                    !sev && TEMPLATE_CHECKS.contains(&check)
+                                        && variant.tweak != Tweak::Shim
+                                })
+                                .map(Some),
+                        );
+                        for template in shapes {
+                            let cell = plan_cell(
+                                firmware, qemu, sev, check, variant, template, scenarios, options,
+                            );
+                            if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
+                                cells.push(cell);
+                            }
                         }
                     }
                 }
@@ -356,6 +374,10 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
     }
 }
 
+/// The checks a runtime's argv template runs (`-shim` is bootmatrix's own, so no shim
+/// variant).
+pub const TEMPLATE_CHECKS: &[Check] = &[Check::SecureBoot, Check::OptionRom, Check::KernelBoot];
+
 /// A cell on its way through the planner: what admission looks at, and what its argv is
 /// built from once admitted.
 struct Candidate<'a> {
@@ -370,6 +392,8 @@ struct Candidate<'a> {
     machine: &'a Result<String, String>,
     /// The scenario rule for the cell, when one matches.
     expectation: Option<&'a Rule>,
+    /// The runtime's argv template the cell runs in, instead of bootmatrix's own argv.
+    template: Option<&'a template::ArgvTemplate>,
     edk2: Option<Edk2Release>,
     scenarios: &'a Scenarios,
     options: &'a PlanOptions,
@@ -381,12 +405,14 @@ fn plan_cell(
     sev: bool,
     check: Check,
     variant: Variant,
+    template: Option<&template::ArgvTemplate>,
     scenarios: &Scenarios,
     options: &PlanOptions,
 ) -> Cell {
     let d = &firmware.descriptor;
+    let via = template.map_or(String::new(), |t| format!("-via-{}", t.name));
     let id = format!(
-        "{}/{}/{}/{}/{}",
+        "{}/{}/{}/{}/{}{via}",
         firmware.label(),
         qemu.binary.label(),
         if sev { "sev-on" } else { "sev-off" },
@@ -421,6 +447,7 @@ fn plan_cell(
         accel_reason: &accel_reason,
         machine: &machine,
         expectation: expectation.as_ref(),
+        template,
         edk2,
         scenarios,
         options,

@@ -8,10 +8,14 @@ use crate::discover::descriptor::Feature;
 use crate::discover::host::Accel;
 use crate::matrix::{Check, Payload, Tweak, Variant};
 
+use super::argv::console_args;
 use super::argv::QemuArgs;
 use super::firmware::FirmwareImage;
 use super::firmware::{firmware_plan, FirmwarePlan};
-use super::{variants, Action, Artifact, Candidate, Cell, RunSpec, Targets, ROM_NIC_PCI_SLOT};
+use super::template::{ArgvTemplate, Fill};
+use super::{
+    variants, Action, Artifact, Candidate, Cell, RunSpec, Targets, ESP_PCI_SLOT, ROM_NIC_PCI_SLOT,
+};
 
 /// How long a refusal waits for the boot manager's end-of-attempts line before it counts
 /// anyway (KVM; TCG gets [`TCG_FACTOR`]). OVMF prints that line 0.45-0.5 s after refusing the
@@ -35,6 +39,9 @@ pub const AS_BIOS_BOUND_KVM: Duration = Duration::from_secs(10);
 
 /// The run of an admitted cell on `machine`: its argv, step by step, and what it needs.
 pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
+    if let Some(t) = c.template {
+        return template_spec(c, t, id);
+    }
     let (d, options) = (&c.firmware.descriptor, c.options);
     let layout = &options.layout;
     let Variant { payload, tweak, .. } = c.variant;
@@ -168,4 +175,101 @@ pub(super) fn artifacts_for(cells: &[Cell]) -> Vec<Artifact> {
         .flatten()
         .collect();
     set.into_iter().collect()
+}
+
+/// The run of a cell in a runtime's argv template: the template filled in with the cell's
+/// firmware, varstore copy and payloads, then what bootmatrix reads the guest by.
+fn template_spec(c: &Candidate, t: &ArgvTemplate, id: &str) -> RunSpec {
+    let (d, options) = (&c.firmware.descriptor, c.options);
+    let layout = &options.layout;
+    let Variant { payload, tweak, .. } = c.variant;
+    let dir = layout.cell_dir(id);
+    let debug_log = d
+        .has(&Feature::VerboseDynamic)
+        .then(|| dir.join("debug.log"));
+    let FirmwarePlan {
+        image,
+        copies,
+        mut needs,
+    } = firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout);
+    let vars = match &image {
+        FirmwareImage::Flash(units) => units.get(1).map(|u| u.file.clone()),
+        _ => None,
+    };
+    let mut fill = Fill {
+        firmware: crate::discover::executable_of(d).to_path_buf(),
+        vars,
+        accel: c.accel.to_string(),
+        ..Fill::default()
+    };
+    let slot = |s: Option<u8>| s.unwrap_or(ESP_PCI_SLOT);
+    let mut targets = Targets::default();
+    match c.check {
+        Check::SecureBoot | Check::OptionRom => {
+            let probe = if c.check == Check::SecureBoot {
+                payload
+            } else {
+                Payload::Signed
+            };
+            needs.push(Artifact::Probe(probe));
+            fill.esp = Some(layout.esp(probe));
+            targets.boot_device = Some(format!("PciRoot(0x0)/Pci({:#x},0x0)", slot(t.esp_slot)));
+            if c.check == Check::OptionRom {
+                needs.push(Artifact::OptionRom(payload));
+                fill.romfile = Some(layout.option_rom(payload));
+                targets.rom_device = Some(format!("0000:00:{:02x}.0", slot(t.rom_slot)));
+            }
+        }
+        _ => {
+            if let Ok(source) = &options.kernel {
+                needs.push(Artifact::Kernel {
+                    source: source.clone(),
+                    payload,
+                });
+            }
+            needs.push(Artifact::Initrd);
+            fill.kernel = Some(layout.kernel(payload));
+            fill.initrd = Some(layout.initrd());
+            fill.append = Some(options.kernel_append.clone());
+        }
+    }
+    let mut argv = c.qemu.binary.program();
+    argv.extend(c.qemu.binary.data_dir_args());
+    argv.extend(["-d".into(), "guest_errors".into()]);
+    if !t.has_option("-display") {
+        argv.extend(["-display".into(), "none".into()]);
+    }
+    argv.extend(t.fill(&fill));
+    argv.extend(console_args(debug_log.as_deref()));
+    if c.check == Check::KernelBoot {
+        if !t.has_option("-no-reboot") {
+            argv.push("-no-reboot".into());
+        }
+        if tweak == Tweak::NoLegacyLoader {
+            argv.extend([
+                "-fw_cfg".into(),
+                "name=opt/org.tianocore/EnableLegacyLoader,string=no".into(),
+            ]);
+        }
+    }
+    let base = match c.check {
+        Check::KernelBoot => KERNEL_DEADLINE_KVM,
+        _ => PROBE_DEADLINE_KVM,
+    };
+    let factor = if c.accel == Accel::Tcg { TCG_FACTOR } else { 1 };
+    let scale = options.timeout_scale.max(0.01);
+    if needs.iter().any(Artifact::needs_test_keys) {
+        needs.insert(0, Artifact::TestKeys);
+    }
+    RunSpec {
+        check: c.check,
+        targets,
+        grace: (GRACE_KVM * factor).mul_f64(scale),
+        argv,
+        dir,
+        copies,
+        debug_log,
+        deadline: (base * factor).mul_f64(scale),
+        needs,
+    }
 }

@@ -1,4 +1,4 @@
-//! A command line kept in a file (`lint --file FILE`), split into words as a POSIX shell
+//! A command line kept in a file (`lint --file FILE`, `run --argv-template FILE`), split into words as a POSIX shell
 //! would, without running anything: blanks separate words, `'...'` is literal, `"..."` keeps
 //! `\"`, `\\`, `\$` and `` \` `` escapes, a backslash outside quotes escapes the next
 //! character, backslash-newline continues the line, and `#` at the start of a word comments out
