@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bootmatrix::discover::search;
+use bootmatrix::discover::words;
 use bootmatrix::discover::Firmware;
-use bootmatrix::lint::{self, words};
+use bootmatrix::lint;
 use bootmatrix::scenario::lint::FindingId::{self, *};
 use bootmatrix::scenario::{MeasuredBuild, Scenarios};
 use strum::VariantArray;

@@ -486,12 +486,36 @@ mod tests {
     }
 
     #[test]
+    fn template_objects_when_the_runtimes_line_lacks_what_the_check_needs() {
+        let mut f = Fixture::admitted();
+        assert_eq!(objection(&f, R::Template), None, "bootmatrix's own argv");
+        let words: Vec<String> =
+            "qemu -bios {firmware} -kernel {kernel} -initrd {initrd} -append {append}"
+                .split(' ')
+                .map(String::from)
+                .collect();
+        f.template = Some(
+            crate::plan::template::ArgvTemplate::parse(std::path::Path::new("k.args"), words)
+                .unwrap(),
+        );
+        let why = objection(&f, R::Template).expect("a secure-boot cell needs {esp}");
+        assert_eq!(
+            why,
+            "template k has no {esp}, which a secure-boot cell needs"
+        );
+        assert_eq!(R::Template.kind(), DenialKind::Skip);
+        f.check = Check::KernelBoot;
+        assert_eq!(objection(&f, R::Template), None);
+    }
+
+    #[test]
     fn the_precedence_is_the_documented_order() {
         let names: Vec<&str> = AdmissionRule::in_order().map(R::as_str).collect();
         assert_eq!(
             names,
             [
                 "machine",
+                "template",
                 "sev-kernel-policy",
                 "measured-without-sev",
                 "sev-kvm",

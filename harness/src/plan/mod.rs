@@ -348,9 +348,13 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
                                 .map(Some),
                         );
                         for template in shapes {
-                            let cell = plan_cell(
-                                firmware, qemu, sev, check, variant, template, scenarios, options,
-                            );
+                            let what = What {
+                                sev,
+                                check,
+                                variant,
+                                template,
+                            };
+                            let cell = plan_cell(firmware, qemu, what, scenarios, options);
                             if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
                                 cells.push(cell);
                             }
@@ -399,16 +403,29 @@ struct Candidate<'a> {
     options: &'a PlanOptions,
 }
 
-fn plan_cell(
-    firmware: &Firmware,
-    qemu: &QemuTarget,
+/// What a cell tries on a firmware and QEMU.
+#[derive(Clone, Copy)]
+struct What<'a> {
     sev: bool,
     check: Check,
     variant: Variant,
-    template: Option<&template::ArgvTemplate>,
+    /// The runtime's argv template it runs in, or bootmatrix's own argv.
+    template: Option<&'a template::ArgvTemplate>,
+}
+
+fn plan_cell(
+    firmware: &Firmware,
+    qemu: &QemuTarget,
+    what: What,
     scenarios: &Scenarios,
     options: &PlanOptions,
 ) -> Cell {
+    let What {
+        sev,
+        check,
+        variant,
+        template,
+    } = what;
     let d = &firmware.descriptor;
     let via = template.map_or(String::new(), |t| format!("-via-{}", t.name));
     let id = format!(
