@@ -1167,7 +1167,7 @@ fn explain_names_the_admission_rule_that_skipped_the_cell() {
         bootmatrix::report::explain::explain(c, None, &scenarios, Path::new("/runs/x"), None)
     };
     let sev = explain("50-edk2-x86_64-secure/qemu-7.2.0/sev-on/secure-boot/own-keys-vars-signed");
-    assert!(sev.contains("  decided by admission rule sev-host (the rules, in order: machine, sev-kernel-policy, measured-without-sev, sev-kvm, sev-host,"), "{sev}");
+    assert!(sev.contains("  decided by admission rule sev-host (the rules, in order: machine, template, sev-kernel-policy, measured-without-sev, sev-kvm, sev-host,"), "{sev}");
     let policy =
         explain("50-edk2-x86_64-secure/qemu-7.2.0/sev-on/kernel-boot/own-keys-vars-signed");
     assert!(
