@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod argv;
+pub mod confidential;
 pub mod firmware;
 pub mod layout;
 mod spec;
@@ -24,7 +25,7 @@ use crate::discover::host::{choose_accel, Accel};
 use crate::discover::qemu::QemuBinary;
 use crate::discover::release::Edk2Release;
 use crate::discover::{Firmware, Inventory, QemuTarget};
-use crate::matrix::{Check, Payload, Profile, Variant, Vars};
+use crate::matrix::{Check, Confidential, Payload, Profile, Variant, Vars};
 use crate::scenario::{Rule, Scenarios, Subject};
 
 use admission::{Denial, DenialKind};
@@ -169,7 +170,11 @@ pub struct Cell {
     pub machine_globs: Vec<String>,
     pub accel: Accel,
     pub accel_reason: String,
+    /// A confidential guest (any mode: SEV, SEV-ES, SEV-SNP, TDX, IGVM); `confidential` says
+    /// which.
     pub sev: bool,
+    /// The confidential-guest mode (`sev-off`, `sev-on`, ...: the id's third part).
+    pub confidential: Confidential,
     pub check: Check,
     pub variant: Variant,
     /// The profile the expectation was chosen under.
@@ -316,24 +321,19 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
             continue;
         }
         for (nth, qemu) in inventory.qemus.iter().enumerate() {
-            let sev_axis: &[bool] = if d.has(&Feature::AmdSev) {
-                &[false, true]
-            } else {
-                &[false]
-            };
-            for &sev in sev_axis {
+            for mode in confidential::modes(d) {
                 for &check in Check::ALL {
                     // Static: once per build, on the first QEMU, without SEV.
-                    if check == Check::KeyHealth && (nth > 0 || sev) {
+                    if check == Check::KeyHealth && (nth > 0 || mode.is_on()) {
                         continue;
                     }
                     // A runtime that ignores the descriptor: no SEV of its own either.
-                    if check == Check::AsBios && sev {
+                    if check == Check::AsBios && mode.is_on() {
                         continue;
                     }
                     for variant in variants(check, d, &options.chains, options.host_suite) {
                         let cell =
-                            plan_cell(firmware, qemu, sev, check, variant, scenarios, options);
+                            plan_cell(firmware, qemu, mode, check, variant, scenarios, options);
                         if options.filter.as_ref().is_none_or(|f| f.is_match(&cell.id)) {
                             cells.push(cell);
                         }
@@ -361,7 +361,9 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
 struct Candidate<'a> {
     firmware: &'a Firmware,
     qemu: &'a QemuTarget,
+    /// SEV (the `sev-on` cells); `mode` says which confidential guest, if any.
     sev: bool,
+    mode: Confidential,
     check: Check,
     variant: Variant,
     accel: Accel,
@@ -378,7 +380,7 @@ struct Candidate<'a> {
 fn plan_cell(
     firmware: &Firmware,
     qemu: &QemuTarget,
-    sev: bool,
+    mode: Confidential,
     check: Check,
     variant: Variant,
     scenarios: &Scenarios,
@@ -389,7 +391,7 @@ fn plan_cell(
         "{}/{}/{}/{}/{}",
         firmware.label(),
         qemu.binary.label(),
-        if sev { "sev-on" } else { "sev-off" },
+        mode,
         check,
         variant.id_part()
     );
@@ -406,7 +408,8 @@ fn plan_cell(
         edk2,
         qemu: qemu.binary.version,
         variant,
-        sev,
+        // Every confidential mode is "SEV on" to the scenarios: the host is not trusted.
+        sev: mode.is_on(),
         profile: options.profile,
         sbat_revoked: !variants::sbat_revocations(variant, &options.chains).is_empty(),
     };
@@ -414,7 +417,8 @@ fn plan_cell(
     let candidate = Candidate {
         firmware,
         qemu,
-        sev,
+        sev: mode == Confidential::Sev,
+        mode,
         check,
         variant,
         accel,
@@ -446,7 +450,8 @@ fn plan_cell(
         machine_globs: x86_64_machines(d),
         accel,
         accel_reason,
-        sev,
+        sev: mode.is_on(),
+        confidential: mode,
         check,
         variant,
         profile: options.profile,

@@ -1,0 +1,116 @@
+//! The confidential-guest modes a descriptor is planned in, and the QEMU release each first
+//! appears in. Which checks run in which mode, and why, is the admission rules' to say
+//! (`confidential-*`, `sev-kernel-policy`, `tdx-kernel-policy`).
+
+use crate::discover::descriptor::{Descriptor, Feature, Mapping};
+use crate::discover::qemu::Version;
+use crate::matrix::Confidential;
+
+/// The CPU model of SEV-SNP cells: the predicted launch measurement covers the vCPUs' VMSAs,
+/// which carry the model's signature (`sev-snp-measure --vcpu-type`).
+pub const SNP_CPU_MODEL: &str = "EPYC-v4";
+
+/// The vCPUs of every cell (`-smp 1`, [`super::argv::QemuArgs::new`]).
+pub const VCPUS: u32 = 1;
+
+/// The modes `d` is planned in: always without a confidential guest; SEV (`amd-sev`), SEV-ES
+/// (`amd-sev-es`), SEV-SNP (`amd-sev-snp`: from `-bios`, or, for an `igvm` mapping, from the
+/// IGVM file as mode `igvm`) and TDX (`intel-tdx`) as its features claim.
+pub fn modes(d: &Descriptor) -> Vec<Confidential> {
+    let igvm = matches!(d.mapping, Mapping::Igvm { .. });
+    let mut modes = vec![Confidential::Off];
+    if d.has(&Feature::AmdSev) {
+        modes.push(Confidential::Sev);
+    }
+    if d.has(&Feature::AmdSevEs) {
+        modes.push(Confidential::SevEs);
+    }
+    if d.has(&Feature::AmdSevSnp) {
+        modes.push(if igvm {
+            Confidential::Igvm
+        } else {
+            Confidential::SevSnp
+        });
+    }
+    if d.has(&Feature::IntelTdx) {
+        modes.push(Confidential::Tdx);
+    }
+    modes
+}
+
+/// The first QEMU release that starts a guest of `mode`, and where that is written. SEV's
+/// (2.12) is the `sev-qemu-version` rule's, as it always was.
+pub fn qemu_gate(mode: Confidential) -> Option<(Version, &'static str)> {
+    match mode {
+        Confidential::Off | Confidential::Sev => None,
+        // QEMU 6.0 added SEV-ES guests (encrypted VMSAs, LAUNCH_UPDATE_VMSA; ChangeLog/6.0);
+        // docs/system/i386/amd-memory-encryption.rst: "Setting the SEV-ES required policy bit
+        // (bit 2) will launch the guest as a SEV-ES guest", with confidential-guest-support
+        // (6.0).
+        Confidential::SevEs => Some((
+            Version::new(6, 0, 0),
+            "SEV-ES guests (sev-guest policy bit 2) need QEMU >= 6.0",
+        )),
+        // qapi/qom.json SevSnpGuestProperties: "Since: 9.1"; amd-memory-encryption.rst,
+        // "Launching (SEV-SNP)": the firmware through -bios.
+        Confidential::SevSnp => Some((
+            Version::new(9, 1, 0),
+            "SEV-SNP guests (sev-snp-guest) need QEMU >= 9.1",
+        )),
+        // qapi/qom.json TdxGuestProperties: "Since: 10.1"; docs/system/i386/tdx.rst.
+        Confidential::Tdx => Some((
+            Version::new(10, 1, 0),
+            "TDX guests (tdx-guest) need QEMU >= 10.1",
+        )),
+        // qapi/qom.json IgvmCfgProperties: "Since: 10.1" (docs/system/igvm.rst); SEV-SNP
+        // (9.1) is older.
+        Confidential::Igvm => Some((
+            Version::new(10, 1, 0),
+            "IGVM files (igvm-cfg) need QEMU >= 10.1",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testkit::{descriptor_text, firmware, SPLIT};
+
+    fn modes_of(mapping: &str, features: &[&str]) -> Vec<Confidential> {
+        modes(&firmware("t.json", &descriptor_text(mapping, features)).descriptor)
+    }
+
+    #[test]
+    fn modes_follow_features_and_the_igvm_mapping() {
+        let bios = r#"{"device": "memory", "filename": "/fw/OVMF.amdsev.fd"}"#;
+        assert_eq!(modes_of(SPLIT, &["secure-boot"]), [Confidential::Off]);
+        assert_eq!(
+            modes_of(bios, &["amd-sev", "amd-sev-es", "amd-sev-snp"]),
+            [
+                Confidential::Off,
+                Confidential::Sev,
+                Confidential::SevEs,
+                Confidential::SevSnp
+            ]
+        );
+        assert_eq!(
+            modes_of(bios, &["intel-tdx", "enrolled-keys"]),
+            [Confidential::Off, Confidential::Tdx]
+        );
+        let igvm = r#"{"device": "igvm", "filename": "/fw/svsm.igvm"}"#;
+        assert_eq!(
+            modes_of(igvm, &["amd-sev-snp"]),
+            [Confidential::Off, Confidential::Igvm]
+        );
+    }
+
+    #[test]
+    fn gates_by_mode() {
+        let gate = |m| qemu_gate(m).map(|(v, _)| v.to_string());
+        assert_eq!(gate(Confidential::Sev), None);
+        assert_eq!(gate(Confidential::SevEs).as_deref(), Some("6.0.0"));
+        assert_eq!(gate(Confidential::SevSnp).as_deref(), Some("9.1.0"));
+        assert_eq!(gate(Confidential::Tdx).as_deref(), Some("10.1.0"));
+        assert_eq!(gate(Confidential::Igvm).as_deref(), Some("10.1.0"));
+    }
+}
