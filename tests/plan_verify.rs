@@ -67,6 +67,7 @@ fn every_planned_argv_of_the_debian_matrix_is_accepted_or_needs_the_host() {
         );
     }
     let mut sev_checked = 0;
+    let mut confidential = std::collections::BTreeMap::new();
     for line in &lines {
         let Line {
             verdict,
@@ -91,7 +92,10 @@ fn every_planned_argv_of_the_debian_matrix_is_accepted_or_needs_the_host() {
             assert_eq!(verdict, want, "{id}: {reason}");
             continue;
         }
-        let sev = id.contains("/sev-on/");
+        // SEV, and the confidential modes after it (SEV-ES, SEV-SNP, TDX, IGVM).
+        let sev = ["/sev-on/", "/sev-es/", "/sev-snp/", "/tdx/", "/igvm/"]
+            .iter()
+            .any(|mode| id.contains(mode));
         if !sev && verdict != "no-argv" {
             // Nothing this machine lacks stands in their way: TCG (or KVM) runs them.
             assert_eq!(verdict, "accepted", "{id}: {reason}");
@@ -99,23 +103,64 @@ fn every_planned_argv_of_the_debian_matrix_is_accepted_or_needs_the_host() {
         // sid's OVMF.amdsev.fd is a measured direct boot build (scenarios/measured-boot.json):
         // its SEV -kernel cells are planned (kernel-hashes=on, QEMU >= 6.2) like other SEV cells.
         let measured = id.starts_with("60-edk2-x86_64-amdsev@") && !id.contains("/qemu-5.2.");
-        if sev && id.contains("/kernel-boot/") && !measured {
+        let tdx = id.contains("/tdx/");
+        // sev-snp-guest passes kernel hashes from its first release: its kernel cells on QEMU
+        // 5.2 are kept out by the version gate, not by policy.
+        let measured =
+            measured || (id.contains("/sev-snp/") && id.starts_with("60-edk2-x86_64-amdsev@"));
+        if sev && id.contains("/kernel-boot/") && (tdx || !measured) {
             // The planner's own policy: no argv, on any host.
             assert_eq!(verdict, "no-argv", "{id}: {reason}");
-            assert!(reason.starts_with("sev-kernel-policy: "), "{id}: {reason}");
+            let rule = if tdx {
+                "tdx-kernel-policy: "
+            } else {
+                "sev-kernel-policy: "
+            };
+            assert!(reason.starts_with(rule), "{id}: {reason}");
+        } else if sev && verdict == "no-argv" {
+            // Only the modes after SEV: a QEMU older than the mode (its gate from QEMU's
+            // docs), or no option ROM on a confidential guest's devices (policy).
+            assert!(!id.contains("/sev-on/"), "{id}: {reason}");
+            assert!(
+                reason.starts_with("confidential-qemu-version: ")
+                    || reason.starts_with("confidential-option-rom: "),
+                "{id}: {reason}"
+            );
         } else if sev {
-            // Planned as on a SEV host; QEMU parses it all and stops at SEV itself.
-            if !host_has_sev() {
+            // Planned as on a SEV (SNP, TDX) host; QEMU parses it all and stops at the host.
+            if tdx {
+                assert_eq!(verdict, "needs-host", "{id}: {reason}");
+                assert!(reason.starts_with("TDX: "), "{id}: {reason}");
+            } else if !host_has_sev() {
                 assert_eq!(verdict, "needs-host", "{id}: {reason}");
                 assert!(reason.starts_with("SEV: "), "{id}: {reason}");
             }
-            assert!(reason.contains("skipped here by sev-"), "{id}: {reason}");
+            assert!(
+                reason.contains("skipped here by sev-")
+                    || reason.contains("skipped here by confidential-"),
+                "{id}: {reason}"
+            );
             sev_checked += 1;
+            for (mode, object) in [
+                ("/sev-es/", "policy=0x5"),
+                ("/sev-snp/", "sev-snp-guest"),
+                ("/tdx/", "tdx-guest"),
+            ] {
+                if id.contains(mode) {
+                    *confidential.entry((mode, object)).or_insert(0) += 1;
+                }
+            }
         }
     }
     // On every QEMU: the SEV cells of 40-, 50- and 60- of each generation (6 per descriptor
     // with SEV support), and more.
     assert!(sev_checked >= 5 * 12, "{sev_checked} SEV cells: {all}");
+    // sid's AmdSev build as SEV-ES on QEMU 7.2 to 11.1 and SEV-SNP on 10.0 to 11.1 (9.1), its
+    // Intel TDX build on 11.1 (10.1): every argv parsed, stopped by the host only.
+    for ((mode, _), n) in &confidential {
+        assert!(*n >= 3, "{n} cells of {mode}: {all}");
+    }
+    assert_eq!(confidential.len(), 3, "{confidential:?}: {all}");
     for release in ["@2020.11", "@2025.02", "@2026.08"] {
         assert!(
             lines.iter().any(|l| l.id.contains(release)),

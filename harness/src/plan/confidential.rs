@@ -2,9 +2,15 @@
 //! appears in. Which checks run in which mode, and why, is the admission rules' to say
 //! (`confidential-*`, `sev-kernel-policy`, `tdx-kernel-policy`).
 
+use std::path::PathBuf;
+
+use serde::Serialize;
+
 use crate::discover::descriptor::{Descriptor, Feature, Mapping};
 use crate::discover::qemu::Version;
-use crate::matrix::Confidential;
+use crate::matrix::{Check, Confidential};
+
+use super::{Action, Cell, PlanOptions};
 
 /// The CPU model of SEV-SNP cells: the predicted launch measurement covers the vCPUs' VMSAs,
 /// which carry the model's signature (`sev-snp-measure --vcpu-type`).
@@ -71,9 +77,50 @@ pub fn qemu_gate(mode: Confidential) -> Option<(Version, &'static str)> {
     }
 }
 
+/// What a SEV-SNP launch is measured from: the inputs of `sev-snp-measure --mode snp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnpLaunch {
+    pub vcpus: u32,
+    /// The QEMU CPU model the cell runs (`-cpu`), whose signature the VMSAs carry.
+    pub vcpu_type: String,
+    /// The firmware, as `-bios` loads it.
+    pub ovmf: PathBuf,
+    /// `-kernel`, `-initrd`, `-append` of a kernel-boot cell (`kernel-hashes=on`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append: Option<String>,
+    /// The guest policy on the command line (`sev-snp-guest,policy=`): not part of the
+    /// measurement, but of the report an attestation policy checks.
+    pub policy: &'static str,
+}
+
+/// The launch of a SEV-SNP cell (`sev-snp` from `-bios`) that the planner did not refuse;
+/// None for any other cell. An IGVM cell's measurement depends on the SVSM inside the IGVM
+/// file (`--mode snp:svsm`), which bootmatrix does not take apart: not predicted.
+pub fn snp_launch(cell: &Cell, options: &PlanOptions) -> Option<SnpLaunch> {
+    if cell.confidential != Confidential::SevSnp || matches!(cell.action, Action::Refused(_)) {
+        return None;
+    }
+    let kernel_boot = cell.check == Check::KernelBoot;
+    let layout = &options.layout;
+    Some(SnpLaunch {
+        vcpus: VCPUS,
+        vcpu_type: SNP_CPU_MODEL.into(),
+        ovmf: cell.executable.clone(),
+        kernel: kernel_boot.then(|| layout.kernel(cell.variant.payload)),
+        initrd: kernel_boot.then(|| layout.initrd()),
+        append: kernel_boot.then(|| options.kernel_append.clone()),
+        policy: "0x30000",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::layout::Layout;
     use crate::plan::testkit::{descriptor_text, firmware, SPLIT};
 
     fn modes_of(mapping: &str, features: &[&str]) -> Vec<Confidential> {
@@ -112,5 +159,61 @@ mod tests {
         assert_eq!(gate(Confidential::SevSnp).as_deref(), Some("9.1.0"));
         assert_eq!(gate(Confidential::Tdx).as_deref(), Some("10.1.0"));
         assert_eq!(gate(Confidential::Igvm).as_deref(), Some("10.1.0"));
+    }
+    #[test]
+    fn only_sev_snp_cells_that_are_not_refused_have_a_launch() {
+        let mut options = PlanOptions::new(Layout::new("/run"));
+        options.kernel_append = "console=ttyS0".into();
+        let inv = crate::discover::Inventory {
+            firmware: vec![firmware(
+                "60-amdsev.json",
+                &descriptor_text(
+                    r#"{"device": "memory", "filename": "/fw/OVMF.amdsev.fd"}"#,
+                    &["amd-sev", "amd-sev-snp"],
+                ),
+            )],
+            qemus: vec![crate::plan::testkit::qemu_target(
+                "10.0.2",
+                Err("host has no AMD SEV".into()),
+            )],
+            ..Default::default()
+        };
+        let plan = crate::plan::plan(&inv, &crate::scenario::Scenarios::builtin(), &options);
+        let mut cell = plan
+            .cells
+            .iter()
+            .find(|c| c.check == Check::KernelBoot && c.confidential == Confidential::Sev)
+            .expect("a SEV kernel-boot cell")
+            .clone();
+        assert_eq!(snp_launch(&cell, &options), None);
+        // The planner's own SEV-SNP cells: skipped here (no SEV-SNP), but predicted.
+        let snp: Vec<_> = plan
+            .cells
+            .iter()
+            .filter(|c| c.confidential == Confidential::SevSnp && c.check == Check::SecureBoot)
+            .collect();
+        assert_eq!(snp.len(), 2);
+        for c in snp {
+            let l = snp_launch(c, &options).expect("a launch");
+            assert_eq!(l.ovmf, PathBuf::from("/fw/OVMF.amdsev.fd"));
+            assert!(c.id.contains("/sev-snp/"), "{}", c.id);
+        }
+        cell.confidential = Confidential::SevSnp;
+        cell.action = Action::Skip(crate::plan::admission::Denial::new(
+            crate::plan::admission::AdmissionRule::ConfidentialHost,
+            "host has no SEV-SNP",
+        ));
+        let l = snp_launch(&cell, &options).expect("a launch");
+        assert_eq!(l.ovmf, cell.executable);
+        assert_eq!(l.kernel, Some(options.layout.kernel(cell.variant.payload)));
+        assert_eq!(l.append.as_deref(), Some("console=ttyS0"));
+        assert_eq!((l.vcpus, l.vcpu_type.as_str()), (1, "EPYC-v4"));
+        cell.check = Check::SecureBoot;
+        assert_eq!(snp_launch(&cell, &options).unwrap().kernel, None);
+        cell.action = Action::Refused(crate::plan::admission::Denial::new(
+            crate::plan::admission::AdmissionRule::SevKernelPolicy,
+            "refused",
+        ));
+        assert_eq!(snp_launch(&cell, &options), None);
     }
 }
