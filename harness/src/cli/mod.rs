@@ -5,4 +5,5 @@ pub mod args;
 pub mod keys;
 pub mod lint;
 pub mod pages;
+pub mod plan_json;
 pub mod verify;

@@ -104,6 +104,10 @@ pub fn snp_launch(cell: &Cell, options: &PlanOptions) -> Option<SnpLaunch> {
     if cell.confidential != Confidential::SevSnp || matches!(cell.action, Action::Refused(_)) {
         return None;
     }
+    // A QEMU without sev-snp-guest launches nothing to predict.
+    if qemu_gate(cell.confidential).is_some_and(|(first, _)| cell.qemu_version < first) {
+        return None;
+    }
     let kernel_boot = cell.check == Check::KernelBoot;
     let layout = &options.layout;
     Some(SnpLaunch {
@@ -197,6 +201,10 @@ mod tests {
             let l = snp_launch(c, &options).expect("a launch");
             assert_eq!(l.ovmf, PathBuf::from("/fw/OVMF.amdsev.fd"));
             assert!(c.id.contains("/sev-snp/"), "{}", c.id);
+            // Not on a QEMU without sev-snp-guest.
+            let mut old = (*c).clone();
+            old.qemu_version = Version::new(9, 0, 0);
+            assert_eq!(snp_launch(&old, &options), None);
         }
         cell.confidential = Confidential::SevSnp;
         cell.action = Action::Skip(crate::plan::admission::Denial::new(
