@@ -198,3 +198,62 @@ fn a_misspelled_machine_property_is_rejected_by_name() {
     }
     assert!(all.contains("0 accepted, 4 rejected"), "{all}");
 }
+
+/// `plan --json` over sid's AmdSev build: every SEV-SNP secure-boot cell on a QEMU with
+/// `sev-snp-guest` (10.0, 11.1) carries the launch measurement sev-snp-measure predicts for it
+/// (./ci/setup installs the tool), labelled as predicted; the cell itself is skipped here with
+/// the host's reason.
+#[test]
+fn sev_snp_cells_carry_their_predicted_measurement_in_the_plans_json() {
+    let args = common::debian_matrix_args();
+    let out = Command::new(env!("CARGO_BIN_EXE_bootmatrix"))
+        .args([
+            "plan",
+            "--json",
+            "--filter",
+            "^60-edk2-x86_64-amdsev@[^/]*/[^/]*/sev-snp/secure-boot/",
+        ])
+        .args(&args)
+        .output()
+        .expect("bootmatrix runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let cells = plan["cells"].as_array().expect("cells");
+    let predicted: Vec<&serde_json::Value> = cells
+        .iter()
+        .filter(|c| c["predicted_measurement"].is_object())
+        .collect();
+    // Two payloads on 10.0.2, 10.0.13 and 11.1.3; none on 5.2 and 7.2 (no sev-snp-guest).
+    assert_eq!(predicted.len(), 6, "{plan:#}");
+    let measurement = predicted[0]["predicted_measurement"]["measurement"]
+        .as_str()
+        .expect("a measurement");
+    assert_eq!(measurement.len(), 96, "{measurement}");
+    for c in &predicted {
+        let p = &c["predicted_measurement"];
+        assert_eq!(
+            p["measurement"], measurement,
+            "one firmware, one launch: {c:#}"
+        );
+        assert!(p["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("predicted offline by sev-snp-measure"));
+        assert_eq!(
+            (p["vcpus"].as_u64(), p["vcpu_type"].as_str()),
+            (Some(1), Some("EPYC-v4"))
+        );
+        assert!(
+            p["ovmf"].as_str().unwrap().ends_with("/OVMF.amdsev.fd"),
+            "{c:#}"
+        );
+        if !host_has_sev() {
+            assert_eq!(c["action"], "skip", "{c:#}");
+            assert_eq!(c["rule"], "confidential-host", "{c:#}");
+        }
+    }
+}
