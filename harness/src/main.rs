@@ -226,6 +226,11 @@ fn execute(args: &Options) -> Result<u8, String> {
             }
             Ok(verified)
         }
+        Verb::Plan if args.json => {
+            let json = cli::plan_json::plan_json(&plan, &options);
+            println!("{}", serde_json::to_string_pretty(&json).expect("JSON"));
+            Ok(0)
+        }
         Verb::Plan => {
             print_plan(&plan);
             Ok(0)

@@ -34,7 +34,9 @@ const QMP_COMMANDS: &[u8] = b"{\"execute\":\"qmp_capabilities\"}\n\
 #[strum(serialize_all = "UPPERCASE")]
 pub enum Capability {
     Kvm,
+    /// AMD SEV, and SEV-ES and SEV-SNP on it.
     Sev,
+    Tdx,
 }
 
 /// What starting an argv showed.
@@ -199,6 +201,11 @@ const HOST_TEXTS: &[(Capability, &str)] = &[
         Capability::Sev,
         "SEV: host kernel does not support requested",
     ),
+    // A KVM without SEV-SNP or TDX (QEMU >= 9.1 and 10.1, `target/i386/kvm/kvm.c`
+    // `kvm_arch_get_default_type`: "vm-type %s not supported by KVM"; captured from QEMU 10.0
+    // and 11.1 here).
+    (Capability::Sev, "vm-type SEV-SNP not supported by KVM"),
+    (Capability::Tdx, "vm-type TDX not supported by KVM"),
     (Capability::Kvm, "Could not access KVM kernel module"),
     (Capability::Kvm, "failed to initialize kvm"),
     (Capability::Kvm, "failed to initialize KVM"),
@@ -459,6 +466,42 @@ mod tests {
         assert!(verdict
             .reason()
             .starts_with("sev_kvm_init: cbitpos check failed, host '47'"));
+    }
+
+    #[test]
+    fn no_snp_or_tdx_in_kvm_needs_the_host() {
+        // This machine, QEMU 10.0.2 and 11.1.3 with a sev-snp-guest, 11.1.3 with a tdx-guest.
+        for (stderr, capability) in [
+            (
+                "qemu-system-x86_64: vm-type SEV-SNP not supported by KVM\n",
+                Capability::Sev,
+            ),
+            (
+                "qemu-system-x86_64: vm-type TDX not supported by KVM\n",
+                Capability::Tdx,
+            ),
+        ] {
+            let verdict = classify(&argv(Q35), &exited(1, false, stderr), true);
+            assert_eq!(
+                verdict,
+                Verdict::NeedsHost {
+                    capability,
+                    message: stderr
+                        .trim()
+                        .trim_start_matches("qemu-system-x86_64: ")
+                        .into(),
+                }
+            );
+        }
+        assert_eq!(
+            classify(
+                &argv(Q35),
+                &exited(1, false, "vm-type TDX not supported by KVM\n"),
+                false
+            )
+            .reason(),
+            "TDX: vm-type TDX not supported by KVM"
+        );
     }
 
     #[test]

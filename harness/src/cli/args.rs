@@ -283,6 +283,11 @@ pub struct PlanArgs {
     /// Test only: append PROPERTY to the -machine option of every verified argv
     #[arg(long, value_name = "PROPERTY", hide = true, requires = "verify")]
     pub verify_machine_property: Option<String>,
+    /// Print the plan as JSON: every cell with its argv or its rule and reason, and for
+    /// SEV-SNP cells the launch measurement predicted offline by sev-snp-measure (predicted,
+    /// not observed)
+    #[arg(long, conflicts_with = "verify")]
+    pub json: bool,
     #[command(flatten)]
     pub found: Found,
     #[command(flatten)]
@@ -386,6 +391,8 @@ pub struct Options {
     pub verify: bool,
     /// plan --verify: test only, a property for every argv's `-machine`.
     pub verify_machine_property: Option<String>,
+    /// plan: print JSON (`--json`).
+    pub json: bool,
 }
 
 impl Options {
@@ -404,6 +411,7 @@ impl Options {
             junit: None,
             verify: false,
             verify_machine_property: None,
+            json: false,
         }
     }
 }
@@ -419,6 +427,7 @@ impl Command {
                 out: a.out,
                 verify: a.verify,
                 verify_machine_property: a.verify_machine_property,
+                json: a.json,
                 ..Options::new(Verb::Plan, a.found, a.cells)
             },
             Command::Run(a) => Options {

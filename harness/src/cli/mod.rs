@@ -5,5 +5,6 @@ pub mod args;
 pub mod keys;
 pub mod lint;
 pub mod pages;
+pub mod plan_json;
 pub mod template;
 pub mod verify;

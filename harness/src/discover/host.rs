@@ -304,6 +304,175 @@ pub fn sev_from_qmp(transcript: &str, host: SevParams) -> Result<SevParams, SevE
     Err(SevError::NoAnswer { why: None })
 }
 
+/// Why a guest of one of the confidential modes after SEV (SEV-ES, SEV-SNP, Intel TDX) cannot
+/// start on this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CcError {
+    /// SEV-ES and SEV-SNP build on SEV: the host's (or this QEMU's) SEV reason.
+    #[error("{feature} builds on SEV, and {why}")]
+    NoSev { feature: &'static str, why: String },
+    #[error(
+        "{module} is not loaded or predates {feature} (no /sys/module/{module}/parameters/{param})"
+    )]
+    NoParameter {
+        module: &'static str,
+        param: &'static str,
+        feature: &'static str,
+    },
+    #[error("{module} has {feature} disabled (/sys/module/{module}/parameters/{param} is off)")]
+    Disabled {
+        module: &'static str,
+        param: &'static str,
+        feature: &'static str,
+    },
+    #[error("CPUID 0x8000001F says the CPU has no {feature}")]
+    CpuLacks { feature: &'static str },
+    /// The mode runs under KVM only.
+    #[error("{feature} needs a working KVM: {why}")]
+    NoKvm { feature: &'static str, why: String },
+}
+
+/// A kernel module's boolean parameter as sysfs shows it (`Y`/`N`, `1`/`0` on old kernels):
+/// on, or why not.
+fn module_param(
+    value: Option<&str>,
+    module: &'static str,
+    param: &'static str,
+    feature: &'static str,
+) -> Result<(), CcError> {
+    match value.map(str::trim) {
+        None => Err(CcError::NoParameter {
+            module,
+            param,
+            feature,
+        }),
+        Some("Y" | "1") => Ok(()),
+        Some(_) => Err(CcError::Disabled {
+            module,
+            param,
+            feature,
+        }),
+    }
+}
+
+/// CPUID 0x8000001F EAX: bit 3 SEV-ES, bit 4 SEV-SNP (AMD APM vol. 3, E.4.17).
+const CPUID_SEV_ES: u32 = 1 << 3;
+const CPUID_SEV_SNP: u32 = 1 << 4;
+
+/// Decides SEV-ES availability: SEV itself (`sev`, the host's or the QEMU's answer), kvm_amd's
+/// `sev_es` parameter and the CPU's SEV-ES bit (`cpuid_eax`: EAX of leaf 0x8000001F).
+pub fn sev_es_from_facts(
+    sev: Result<(), String>,
+    sysfs_sev_es: Option<&str>,
+    cpuid_eax: Option<u32>,
+) -> Result<(), CcError> {
+    amd_mode_from_facts(
+        "SEV-ES",
+        "sev_es",
+        CPUID_SEV_ES,
+        sev,
+        sysfs_sev_es,
+        cpuid_eax,
+    )
+}
+
+/// Decides SEV-SNP availability, as [`sev_es_from_facts`] with kvm_amd's `sev_snp` parameter
+/// (Linux >= 6.11) and the CPU's SEV-SNP bit.
+pub fn sev_snp_from_facts(
+    sev: Result<(), String>,
+    sysfs_sev_snp: Option<&str>,
+    cpuid_eax: Option<u32>,
+) -> Result<(), CcError> {
+    amd_mode_from_facts(
+        "SEV-SNP",
+        "sev_snp",
+        CPUID_SEV_SNP,
+        sev,
+        sysfs_sev_snp,
+        cpuid_eax,
+    )
+}
+
+fn amd_mode_from_facts(
+    feature: &'static str,
+    param: &'static str,
+    bit: u32,
+    sev: Result<(), String>,
+    sysfs: Option<&str>,
+    cpuid_eax: Option<u32>,
+) -> Result<(), CcError> {
+    sev.map_err(|why| CcError::NoSev { feature, why })?;
+    module_param(sysfs, "kvm_amd", param, feature)?;
+    match cpuid_eax {
+        Some(eax) if eax & bit != 0 => Ok(()),
+        _ => Err(CcError::CpuLacks { feature }),
+    }
+}
+
+/// Decides Intel TDX availability from kvm_intel's `tdx` parameter (Linux >= 6.16; the kernel
+/// writes back whether the TDX module initialised) and a working KVM.
+pub fn tdx_from_facts(sysfs_tdx: Option<&str>, kvm: &Result<(), String>) -> Result<(), CcError> {
+    module_param(sysfs_tdx, "kvm_intel", "tdx", "TDX")?;
+    kvm.as_ref().map_err(|why| CcError::NoKvm {
+        feature: "TDX",
+        why: why.clone(),
+    })?;
+    Ok(())
+}
+
+/// Whether the confidential modes after SEV can start through one QEMU binary on this host:
+/// `Ok`, or the host's reason (a cell's skip reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CcHost {
+    pub sev_es: Result<(), String>,
+    pub sev_snp: Result<(), String>,
+    pub tdx: Result<(), String>,
+}
+
+impl CcHost {
+    /// Every mode possible (a host planned as capable, for `plan --verify`).
+    pub fn capable() -> CcHost {
+        CcHost {
+            sev_es: Ok(()),
+            sev_snp: Ok(()),
+            tdx: Ok(()),
+        }
+    }
+
+    /// No mode possible, for `why`.
+    pub fn unavailable(why: &str) -> CcHost {
+        CcHost {
+            sev_es: Err(why.to_string()),
+            sev_snp: Err(why.to_string()),
+            tdx: Err(why.to_string()),
+        }
+    }
+}
+
+/// Reads the host's SEV-ES, SEV-SNP and TDX facts for one QEMU binary: `sev` is its SEV
+/// answer (SEV-ES and SEV-SNP need it), `kvm` whether KVM runs guest code through it.
+pub fn probe_cc_host(sev: &Result<SevParams, String>, kvm: &Result<(), String>) -> CcHost {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let eax = cpuid_sev_leaf().map(|(eax, _)| eax);
+    let sev = || sev.as_ref().map(|_| ()).map_err(String::clone);
+    CcHost {
+        sev_es: sev_es_from_facts(
+            sev(),
+            read("/sys/module/kvm_amd/parameters/sev_es").as_deref(),
+            eax,
+        )
+        .map_err(|e| e.to_string()),
+        sev_snp: sev_snp_from_facts(
+            sev(),
+            read("/sys/module/kvm_amd/parameters/sev_snp").as_deref(),
+            eax,
+        )
+        .map_err(|e| e.to_string()),
+        tdx: tdx_from_facts(read("/sys/module/kvm_intel/parameters/tdx").as_deref(), kvm)
+            .map_err(|e| e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,6 +600,58 @@ mod tests {
         assert_eq!(
             first_error_line(text).as_deref(),
             Some("System Management Mode not supported by this hypervisor")
+        );
+    }
+
+    #[test]
+    fn sev_es_and_snp_need_sev_their_parameter_and_their_cpuid_bit() {
+        let on = 0b1_1010; // SEV, SEV-ES, SEV-SNP
+        assert_eq!(sev_es_from_facts(Ok(()), Some("Y\n"), Some(on)), Ok(()));
+        assert_eq!(sev_snp_from_facts(Ok(()), Some("1"), Some(on)), Ok(()));
+        let e = sev_snp_from_facts(
+            Err("host has no AMD SEV: kvm_amd is not loaded".into()),
+            Some("Y"),
+            Some(on),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "SEV-SNP builds on SEV, and host has no AMD SEV: kvm_amd is not loaded"
+        );
+        let e = sev_snp_from_facts(Ok(()), None, Some(on)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kvm_amd is not loaded or predates SEV-SNP (no /sys/module/kvm_amd/parameters/sev_snp)"
+        );
+        let e = sev_es_from_facts(Ok(()), Some("N"), Some(on)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kvm_amd has SEV-ES disabled (/sys/module/kvm_amd/parameters/sev_es is off)"
+        );
+        // SEV and SEV-ES, no SEV-SNP bit.
+        let e = sev_snp_from_facts(Ok(()), Some("Y"), Some(0b1010)).unwrap_err();
+        assert_eq!(e, CcError::CpuLacks { feature: "SEV-SNP" });
+        assert_eq!(sev_es_from_facts(Ok(()), Some("Y"), Some(0b1010)), Ok(()));
+        let e = sev_es_from_facts(Ok(()), Some("Y"), None).unwrap_err();
+        assert_eq!(e.to_string(), "CPUID 0x8000001F says the CPU has no SEV-ES");
+    }
+
+    #[test]
+    fn tdx_needs_kvm_intels_parameter_and_kvm() {
+        assert_eq!(tdx_from_facts(Some("Y\n"), &Ok(())), Ok(()));
+        assert_eq!(
+            tdx_from_facts(None, &Ok(())).unwrap_err().to_string(),
+            "kvm_intel is not loaded or predates TDX (no /sys/module/kvm_intel/parameters/tdx)"
+        );
+        assert_eq!(
+            tdx_from_facts(Some("N"), &Ok(())).unwrap_err().to_string(),
+            "kvm_intel has TDX disabled (/sys/module/kvm_intel/parameters/tdx is off)"
+        );
+        assert_eq!(
+            tdx_from_facts(Some("Y"), &Err("no /dev/kvm".into()))
+                .unwrap_err()
+                .to_string(),
+            "TDX needs a working KVM: no /dev/kvm"
         );
     }
 }

@@ -92,6 +92,8 @@ pub struct QemuTarget {
     pub kvm: KvmProbe,
     /// SEV parameters, or why SEV guests cannot start through this binary on this host.
     pub sev: Result<SevParams, String>,
+    /// Whether SEV-ES, SEV-SNP and TDX guests can start through this binary on this host.
+    pub cc: host::CcHost,
 }
 
 #[derive(Debug, Default)]
@@ -198,7 +200,13 @@ pub fn discover(options: &DiscoverOptions) -> Inventory {
                     host::probe_sev_qemu(&binary, *params).map_err(|e| e.to_string())
                 }
             };
-            QemuTarget { binary, kvm, sev }
+            let cc = host::probe_cc_host(&sev, &kvm.usable);
+            QemuTarget {
+                binary,
+                kvm,
+                sev,
+                cc,
+            }
         })
         .collect();
     Inventory {

@@ -8,6 +8,8 @@ use strum::{Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 pub mod chain;
 pub use chain::{Chain, ChainKernel, Suite};
+pub mod confidential;
+pub use confidential::Confidential;
 
 /// A word that is read from text (the command line): `secure-boot`, `strict`, `kvm`. Like every
 /// enum of the vocabulary, its spelling is written once, as strum's `serialize_all` next to

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::discover::descriptor::{Feature, FlashMode, Mapping};
 use crate::discover::host::Accel;
-use crate::matrix::{Check, Payload, Tweak, Vars};
+use crate::matrix::{Check, Confidential, Payload, Tweak, Vars};
 
 use super::{vars_variants, Candidate};
 
@@ -35,6 +35,20 @@ pub enum AdmissionRule {
     SevHost,
     /// `-object sev-guest` needs QEMU >= 2.12.
     SevQemuVersion,
+    /// `-kernel` under TDX is refused: nothing in the firmware verifies it (a refusal).
+    TdxKernelPolicy,
+    /// No option ROM on a device of a SEV-ES, SEV-SNP, TDX or IGVM guest (a refusal).
+    ConfidentialOptionRom,
+    /// SEV-ES, SEV-SNP and TDX guests have no SMM: firmware that requires it cannot run there.
+    ConfidentialSmm,
+    /// SEV-SNP and TDX load the firmware with `-bios` (a `memory` mapping) only.
+    ConfidentialMapping,
+    /// SEV-ES, SEV-SNP, TDX and IGVM guests run under KVM only.
+    ConfidentialKvm,
+    /// The host (and this QEMU on it) can start guests of the mode.
+    ConfidentialHost,
+    /// The QEMU release the mode first appears in (QEMU's own docs).
+    ConfidentialQemuVersion,
     /// Firmware that keeps its variables in QEMU's uefi-vars device is not set up yet.
     HostUefiVars,
     /// The firmware executable can be read (an error when not).
@@ -88,6 +102,20 @@ const ADMISSION: &[(AdmissionRule, Objection)] = &[
     (AdmissionRule::SevKvm, sev_kvm),
     (AdmissionRule::SevHost, sev_host),
     (AdmissionRule::SevQemuVersion, sev_qemu_version),
+    // The modes after SEV: policy first, then what the build, the host and QEMU can do.
+    (AdmissionRule::TdxKernelPolicy, tdx_kernel_policy),
+    (
+        AdmissionRule::ConfidentialOptionRom,
+        confidential_option_rom,
+    ),
+    (AdmissionRule::ConfidentialSmm, confidential_smm),
+    (AdmissionRule::ConfidentialMapping, confidential_mapping),
+    (AdmissionRule::ConfidentialKvm, confidential_kvm),
+    (AdmissionRule::ConfidentialHost, confidential_host),
+    (
+        AdmissionRule::ConfidentialQemuVersion,
+        confidential_qemu_version,
+    ),
     (AdmissionRule::HostUefiVars, host_uefi_vars),
     (AdmissionRule::FirmwareReadable, firmware_readable),
     // A property of the build, not of the host: before the kernel and shim a host may lack.
@@ -117,6 +145,13 @@ impl AdmissionRule {
             AdmissionRule::SevKvm => "sev-kvm",
             AdmissionRule::SevHost => "sev-host",
             AdmissionRule::SevQemuVersion => "sev-qemu-version",
+            AdmissionRule::TdxKernelPolicy => "tdx-kernel-policy",
+            AdmissionRule::ConfidentialOptionRom => "confidential-option-rom",
+            AdmissionRule::ConfidentialSmm => "confidential-smm",
+            AdmissionRule::ConfidentialMapping => "confidential-mapping",
+            AdmissionRule::ConfidentialKvm => "confidential-kvm",
+            AdmissionRule::ConfidentialHost => "confidential-host",
+            AdmissionRule::ConfidentialQemuVersion => "confidential-qemu-version",
             AdmissionRule::HostUefiVars => "host-uefi-vars",
             AdmissionRule::FirmwareReadable => "firmware-readable",
             AdmissionRule::TestKey => "test-key",
@@ -133,7 +168,9 @@ impl AdmissionRule {
     /// What this rule's objection makes of a cell.
     pub fn kind(self) -> DenialKind {
         match self {
-            AdmissionRule::SevKernelPolicy => DenialKind::Refused,
+            AdmissionRule::SevKernelPolicy
+            | AdmissionRule::TdxKernelPolicy
+            | AdmissionRule::ConfidentialOptionRom => DenialKind::Refused,
             AdmissionRule::FirmwareReadable
             | AdmissionRule::KernelAppend
             | AdmissionRule::Expectation => DenialKind::Error,
@@ -143,6 +180,11 @@ impl AdmissionRule {
             | AdmissionRule::SevKvm
             | AdmissionRule::SevHost
             | AdmissionRule::SevQemuVersion
+            | AdmissionRule::ConfidentialSmm
+            | AdmissionRule::ConfidentialMapping
+            | AdmissionRule::ConfidentialKvm
+            | AdmissionRule::ConfidentialHost
+            | AdmissionRule::ConfidentialQemuVersion
             | AdmissionRule::HostUefiVars
             | AdmissionRule::TestKey
             | AdmissionRule::Kernel
@@ -199,11 +241,15 @@ fn template(c: &Candidate) -> Option<String> {
 /// `-kernel` under SEV is allowed only when the boot is measured: a firmware build known to
 /// verify the kernel against SEV kernel hashes (scenarios' measured-boot list, by sha256), on a
 /// QEMU that can pass them (`kernel-hashes=on`, 6.2). QEMU accepting `kernel-hashes=on` says
-/// nothing about the firmware, so the firmware build decides.
+/// nothing about the firmware, so the firmware build decides. The same holds in every mode of
+/// the SEV family (SEV-ES, SEV-SNP, IGVM): the hashes are measured into the launch digest,
+/// but only such a build checks them. `sev-snp-guest` takes `kernel-hashes` from its first
+/// release (9.1, the `confidential-qemu-version` rule).
 fn sev_kernel_policy(c: &Candidate) -> Option<String> {
-    if !(c.sev && c.check == Check::KernelBoot) {
+    if !(c.mode.is_amd() && c.check == Check::KernelBoot) {
         return None;
     }
+    let mode = c.mode.name();
     let measured = c
         .firmware
         .executable_sha256
@@ -212,14 +258,14 @@ fn sev_kernel_policy(c: &Candidate) -> Option<String> {
         .and_then(|sha| c.scenarios.measured_build(sha));
     match measured {
         None => Some(format!(
-            "refused by policy: -kernel with SEV is never allowed unless the boot is measured, \
+            "refused by policy: -kernel with {mode} is never allowed unless the boot is measured, \
              and {} is not a build known to verify SEV kernel hashes (measured-boot list of the {} scenarios); \
              the host could hand the guest any kernel",
             crate::discover::executable_of(&c.firmware.descriptor).display(),
             c.scenarios.origin
         )),
-        Some(_) if !c.qemu.binary.has_kernel_hashes() => Some(format!(
-            "refused by policy: -kernel with SEV must be measured (sev-guest kernel-hashes=on), \
+        Some(_) if !c.mode.is_snp() && !c.qemu.binary.has_kernel_hashes() => Some(format!(
+            "refused by policy: -kernel with {mode} must be measured (sev-guest kernel-hashes=on), \
              which needs QEMU >= 6.2; this is {}",
             c.qemu.binary.label()
         )),
@@ -228,7 +274,7 @@ fn sev_kernel_policy(c: &Candidate) -> Option<String> {
 }
 
 fn measured_without_sev(c: &Candidate) -> Option<String> {
-    if c.sev || !boots_a_kernel(c) {
+    if c.mode.is_on() || !boots_a_kernel(c) {
         return None;
     }
     let sha = c.firmware.executable_sha256.as_ref().ok()?;
@@ -263,6 +309,98 @@ fn sev_qemu_version(c: &Candidate) -> Option<String> {
             c.qemu.binary.label()
         )
     })
+}
+
+/// `-kernel` under TDX: QEMU has no kernel hashes for TDX and TDVF only measures the kernel
+/// into an RTMR; nothing in the guest verifies it before it runs, so the host picks the kernel
+/// and only a remote attestation could notice. Refused on any host, like SEV's.
+fn tdx_kernel_policy(c: &Candidate) -> Option<String> {
+    (c.mode == Confidential::Tdx && c.check == Check::KernelBoot).then(|| {
+        "refused by policy: -kernel with TDX is never allowed: QEMU passes TDX no kernel hashes \
+         and the firmware only measures the kernel (RTMR), it verifies nothing before running \
+         it; the host could hand the guest any kernel"
+            .into()
+    })
+}
+
+/// Option ROMs are host-supplied code that the launch measurement does not cover: a
+/// confidential guest's devices carry none. OVMF itself skips every option ROM in a
+/// confidential guest since edk2-stable202211 (`IncompatiblePciDeviceSupportDxe`, `CcProbe`).
+/// Plain SEV keeps its option-rom cells (the `sev-signed`/`sev-unsigned` rules judge them).
+fn confidential_option_rom(c: &Candidate) -> Option<String> {
+    (c.mode.encrypts_registers() && c.check == Check::OptionRom).then(|| {
+        format!(
+            "refused by policy: no option ROM on a device of a {} guest: a ROM is host-supplied \
+             code outside the launch measurement (OVMF skips them in confidential guests since \
+             edk2-stable202211)",
+            c.mode.name()
+        )
+    })
+}
+
+fn confidential_smm(c: &Candidate) -> Option<String> {
+    let d = &c.firmware.descriptor;
+    (c.mode.encrypts_registers() && d.has(&Feature::RequiresSmm)).then(|| {
+        format!(
+            "{} requires SMM, and a {} guest has none (its register state is encrypted; QEMU's \
+             amd-memory-encryption.rst and tdx.rst)",
+            d.name,
+            c.mode.name()
+        )
+    })
+}
+
+/// SEV-SNP and TDX guests take the firmware into private memory with `-bios` (no read-only
+/// memslots: pflash cannot be mapped); QEMU's amd-memory-encryption.rst and tdx.rst.
+fn confidential_mapping(c: &Candidate) -> Option<String> {
+    let needs_bios = matches!(c.mode, Confidential::SevSnp | Confidential::Tdx);
+    let mapping = &c.firmware.descriptor.mapping;
+    (needs_bios && !matches!(mapping, Mapping::Memory { .. })).then(|| {
+        format!(
+            "a {} guest loads its firmware with -bios only (a memory mapping); this descriptor \
+             maps it as {}",
+            c.mode.name(),
+            match mapping {
+                Mapping::Flash(_) => "flash (pflash)",
+                Mapping::Kernel { .. } => "kernel",
+                Mapping::Igvm { .. } => "igvm",
+                Mapping::Memory { .. } => "memory",
+            }
+        )
+    })
+}
+
+/// The host-capability answer for a mode after SEV (SEV's is `sev-host`).
+fn cc_host<'c>(c: &'c Candidate) -> Option<&'c Result<(), String>> {
+    let cc = &c.qemu.cc;
+    match c.mode {
+        Confidential::Off | Confidential::Sev => None,
+        Confidential::SevEs => Some(&cc.sev_es),
+        Confidential::SevSnp | Confidential::Igvm => Some(&cc.sev_snp),
+        Confidential::Tdx => Some(&cc.tdx),
+    }
+}
+
+/// Only where the host has the mode at all: otherwise `confidential-host` says why.
+fn confidential_kvm(c: &Candidate) -> Option<String> {
+    (c.accel != Accel::Kvm && cc_host(c).is_some_and(Result::is_ok)).then(|| {
+        format!(
+            "{} needs KVM; this cell runs on {} ({})",
+            c.mode.name(),
+            c.accel,
+            c.accel_reason
+        )
+    })
+}
+
+fn confidential_host(c: &Candidate) -> Option<String> {
+    let why = cc_host(c)?.as_ref().err()?;
+    Some(format!("host has no {}: {why}", c.mode.name()))
+}
+
+fn confidential_qemu_version(c: &Candidate) -> Option<String> {
+    let (first, why) = super::confidential::qemu_gate(c.mode)?;
+    (c.qemu.binary.version < first).then(|| format!("{why}; this is {}", c.qemu.binary.label()))
 }
 
 fn host_uefi_vars(c: &Candidate) -> Option<String> {
@@ -521,6 +659,13 @@ mod tests {
                 "sev-kvm",
                 "sev-host",
                 "sev-qemu-version",
+                "tdx-kernel-policy",
+                "confidential-option-rom",
+                "confidential-smm",
+                "confidential-mapping",
+                "confidential-kvm",
+                "confidential-host",
+                "confidential-qemu-version",
                 "host-uefi-vars",
                 "firmware-readable",
                 "test-key",
@@ -964,5 +1109,156 @@ mod tests {
         assert_eq!(denied_by(&f), R::Expectation);
         f.expectation = Fixture::admitted().expectation;
         assert_eq!(denied_by(&f), R::FirmwareMapping);
+    }
+
+    /// sid's AmdSev build (`memory` mapping, SEV, SEV-ES, SEV-SNP) in `mode` on QEMU
+    /// `version`, on a host that has every mode.
+    fn amdsev(mode: Confidential, version: &str) -> Fixture {
+        let mut f = Fixture::admitted();
+        f.firmware = firmware(
+            "60-edk2-x86_64-amdsev.json",
+            &descriptor_text(
+                r#"{"device": "memory", "filename": "/usr/share/ovmf/OVMF.amdsev.fd"}"#,
+                &["amd-sev", "amd-sev-es", "amd-sev-snp"],
+            ),
+        );
+        f.qemu = qemu_target(version, Ok(sev_params()));
+        f.machine = pick_machine(&f.qemu.binary, &f.firmware.descriptor);
+        f.variant.vars = Vars::Shipped;
+        f.mode = mode;
+        f.expectation = f.rule_for();
+        f
+    }
+
+    #[test]
+    fn every_confidential_mode_of_a_fitting_build_is_admitted_on_a_capable_host() {
+        for mode in [Confidential::SevEs, Confidential::SevSnp] {
+            let f = amdsev(mode, "10.0.2");
+            assert_eq!(admit_fixture(&f), Ok(()), "{mode}");
+        }
+        let mut tdx = tdx();
+        tdx.mode = Confidential::Tdx;
+        tdx.qemu = qemu_target("11.1.3", Ok(sev_params()));
+        tdx.machine = pick_machine(&tdx.qemu.binary, &tdx.firmware.descriptor);
+        tdx.expectation = tdx.rule_for();
+        assert_eq!(admit_fixture(&tdx), Ok(()));
+    }
+
+    #[test]
+    fn kernel_boot_in_the_sev_family_needs_a_measured_build_and_under_tdx_is_refused() {
+        let mut f = amdsev(Confidential::SevSnp, "10.0.2").kernel_boot(Tweak::None);
+        let why = objection(&f, R::SevKernelPolicy).expect("refused");
+        assert!(
+            why.starts_with("refused by policy: -kernel with SEV-SNP is never allowed unless the boot is measured"),
+            "{why}"
+        );
+        measured(&mut f);
+        assert_eq!(objection(&f, R::SevKernelPolicy), None);
+        // sev-snp-guest has kernel-hashes from its first release: the 6.2 clause is SEV's.
+        f.qemu = qemu_target("5.2.0", Ok(sev_params()));
+        assert_eq!(objection(&f, R::SevKernelPolicy), None);
+        assert_eq!(
+            objection(&f, R::ConfidentialQemuVersion).as_deref(),
+            Some("SEV-SNP guests (sev-snp-guest) need QEMU >= 9.1; this is qemu-5.2.0")
+        );
+        // A measured build's kernel cells in a confidential mode are not "without SEV".
+        assert_eq!(objection(&f, R::MeasuredWithoutSev), None);
+        let mut t = tdx().kernel_boot(Tweak::None);
+        t.mode = Confidential::Tdx;
+        let why = objection(&t, R::TdxKernelPolicy).expect("refused");
+        assert!(
+            why.starts_with("refused by policy: -kernel with TDX is never allowed"),
+            "{why}"
+        );
+        assert_eq!(R::TdxKernelPolicy.kind(), DenialKind::Refused);
+        t.mode = Confidential::Off;
+        assert_eq!(objection(&t, R::TdxKernelPolicy), None);
+    }
+
+    #[test]
+    fn no_option_rom_on_a_confidential_guest_after_sev() {
+        let mut f = amdsev(Confidential::SevEs, "10.0.2");
+        f.check = Check::OptionRom;
+        let why = objection(&f, R::ConfidentialOptionRom).expect("refused");
+        assert!(
+            why.starts_with("refused by policy: no option ROM on a device of a SEV-ES guest"),
+            "{why}"
+        );
+        assert_eq!(R::ConfidentialOptionRom.kind(), DenialKind::Refused);
+        // Plain SEV keeps its option-rom cells.
+        f.mode = Confidential::Sev;
+        assert_eq!(objection(&f, R::ConfidentialOptionRom), None);
+    }
+
+    #[test]
+    fn register_encrypting_modes_have_no_smm_and_snp_and_tdx_need_bios() {
+        // The fixture's build is split flash and requires SMM.
+        let mut f = Fixture::admitted();
+        f.mode = Confidential::SevEs;
+        assert_eq!(
+            objection(&f, R::ConfidentialSmm).as_deref(),
+            Some(
+                "50-test.json requires SMM, and a SEV-ES guest has none (its register state is \
+                 encrypted; QEMU's amd-memory-encryption.rst and tdx.rst)"
+            )
+        );
+        assert_eq!(objection(&f, R::ConfidentialMapping), None);
+        f.mode = Confidential::SevSnp;
+        assert_eq!(
+            objection(&f, R::ConfidentialMapping).as_deref(),
+            Some(
+                "a SEV-SNP guest loads its firmware with -bios only (a memory mapping); this \
+                 descriptor maps it as flash (pflash)"
+            )
+        );
+        f.mode = Confidential::Sev;
+        assert_eq!(objection(&f, R::ConfidentialSmm), None);
+        assert_eq!(objection(&f, R::ConfidentialMapping), None);
+    }
+
+    #[test]
+    fn confidential_host_and_kvm_give_the_hosts_reason() {
+        let mut f = amdsev(Confidential::SevSnp, "10.0.2");
+        f.qemu.cc.sev_snp = Err(
+            "kvm_amd is not loaded or predates SEV-SNP (no /sys/module/kvm_amd/parameters/sev_snp)"
+                .into(),
+        );
+        assert_eq!(
+            objection(&f, R::ConfidentialHost).as_deref(),
+            Some(
+                "host has no SEV-SNP: kvm_amd is not loaded or predates SEV-SNP (no \
+                 /sys/module/kvm_amd/parameters/sev_snp)"
+            )
+        );
+        // Under TCG the host's reason decides, as for SEV.
+        f.accel = Accel::Tcg;
+        f.accel_reason = "KVM unusable: no /dev/kvm".into();
+        assert_eq!(objection(&f, R::ConfidentialKvm), None);
+        assert_eq!(denied_by(&f), R::ConfidentialHost);
+        f.qemu.cc.sev_snp = Ok(());
+        assert_eq!(
+            objection(&f, R::ConfidentialKvm).as_deref(),
+            Some("SEV-SNP needs KVM; this cell runs on tcg (KVM unusable: no /dev/kvm)")
+        );
+        // SEV's own cells are sev-host's and sev-kvm's.
+        f.mode = Confidential::Sev;
+        assert_eq!(objection(&f, R::ConfidentialKvm), None);
+        assert_eq!(objection(&f, R::ConfidentialHost), None);
+    }
+
+    #[test]
+    fn confidential_qemu_versions_from_qemus_docs() {
+        let gate =
+            |mode, version: &str| objection(&amdsev(mode, version), R::ConfidentialQemuVersion);
+        assert_eq!(
+            gate(Confidential::SevEs, "5.2.0").as_deref(),
+            Some("SEV-ES guests (sev-guest policy bit 2) need QEMU >= 6.0; this is qemu-5.2.0")
+        );
+        assert_eq!(gate(Confidential::SevEs, "6.0.0"), None);
+        assert!(gate(Confidential::SevSnp, "9.0.0").is_some());
+        assert_eq!(gate(Confidential::SevSnp, "9.1.0"), None);
+        assert!(gate(Confidential::Tdx, "10.0.13").is_some());
+        assert_eq!(gate(Confidential::Tdx, "10.1.0"), None);
+        assert_eq!(gate(Confidential::Sev, "2.12.0"), None);
     }
 }

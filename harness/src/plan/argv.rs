@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::discover::host::{Accel, SevParams};
 use crate::discover::qemu::QemuBinary;
+use crate::matrix::Confidential;
 
 use super::firmware::FirmwareImage;
 use super::{ESP_PCI_SLOT, ROM_NIC_PCI_SLOT};
@@ -127,6 +128,46 @@ impl<'q> QemuArgs<'q> {
     /// into encrypted memory for the firmware to verify (QEMU >= 6.2; only a measured
     /// kernel-boot cell gets this far, see the `sev-kernel-policy` admission rule).
     pub fn sev(&mut self, params: &SevParams, kernel_hashes: bool) {
+        self.sev_guest("sev-guest", params, "0x1", kernel_hashes);
+    }
+
+    /// A confidential guest of a mode after SEV (SEV is [`QemuArgs::sev`]); the admission
+    /// rules keep out every QEMU too old for it (`confidential-qemu-version`):
+    /// - SEV-ES: `sev-guest` with the "SEV-ES required" policy bit 2 (`policy=0x5`, QEMU's
+    ///   docs/system/i386/amd-memory-encryption.rst);
+    /// - SEV-SNP, and IGVM (whose file the firmware step names; QEMU launches it as SEV-SNP):
+    ///   `sev-snp-guest` with policy 0x30000 (SMT allowed, reserved bit 17 set: QEMU's default,
+    ///   written out so the predicted measurement's policy is on the command line);
+    /// - TDX: `tdx-guest` (docs/system/i386/tdx.rst; QEMU splits the irqchip itself).
+    ///
+    /// `params`: the host's SEV parameters, which the SEV family needs (its admission rules
+    /// keep out every cell of a host without them; without them nothing is added).
+    /// `kernel_hashes` as for [`QemuArgs::sev`] (the SEV family only).
+    pub fn confidential(
+        &mut self,
+        mode: Confidential,
+        params: Option<&SevParams>,
+        kernel_hashes: bool,
+    ) {
+        let policy = match (mode, params) {
+            (Confidential::Off, _) => return,
+            (Confidential::Tdx, _) => {
+                self.machine.push("confidential-guest-support=tdx0".into());
+                self.args
+                    .extend(["-object".into(), "tdx-guest,id=tdx0".into()]);
+                return;
+            }
+            (_, None) => return,
+            (Confidential::Sev, Some(_)) => ("sev-guest", "0x1"),
+            (Confidential::SevEs, Some(_)) => ("sev-guest", "0x5"),
+            (Confidential::SevSnp | Confidential::Igvm, Some(_)) => ("sev-snp-guest", "0x30000"),
+        };
+        if let Some(params) = params {
+            self.sev_guest(policy.0, params, policy.1, kernel_hashes);
+        }
+    }
+
+    fn sev_guest(&mut self, object: &str, params: &SevParams, policy: &str, kernel_hashes: bool) {
         let key = if self.qemu.has_confidential_guest_support() {
             "confidential-guest-support"
         } else {
@@ -141,10 +182,17 @@ impl<'q> QemuArgs<'q> {
         self.args.extend([
             "-object".into(),
             format!(
-                "sev-guest,id=sev0,cbitpos={},reduced-phys-bits={},policy=0x1{hashes}",
+                "{object},id=sev0,cbitpos={},reduced-phys-bits={},policy={policy}{hashes}",
                 params.cbitpos, params.reduced_phys_bits
             ),
         ]);
+    }
+
+    /// `-cpu MODEL`: a SEV-SNP guest's launch measurement covers its vCPUs' VMSAs, which carry
+    /// the CPU model's signature, so it runs a named model (`EPYC-v4`) that the predicted
+    /// measurement names too, not the host's.
+    pub fn cpu_model(&mut self, model: &str) {
+        self.args.extend(["-cpu".into(), model.into()]);
     }
 
     /// See [`console_args`].
@@ -435,6 +483,66 @@ mod tests {
         );
         let (_, hashes) = added("6.2.0", |c| c.sev(&sev_params(), true));
         assert_eq!(hashes, ["-object", &format!("{object},kernel-hashes=on")]);
+    }
+
+    #[test]
+    fn confidential_objects_per_mode() {
+        let p = sev_params();
+        let (machine, args) = added("10.0.2", |c| {
+            c.confidential(Confidential::SevEs, Some(&p), false)
+        });
+        assert_eq!(machine, ["confidential-guest-support=sev0"]);
+        assert_eq!(
+            args,
+            [
+                "-object",
+                "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy=0x5"
+            ]
+        );
+        for mode in [Confidential::SevSnp, Confidential::Igvm] {
+            let (machine, args) = added("10.1.0", |c| c.confidential(mode, Some(&p), true));
+            assert_eq!(machine, ["confidential-guest-support=sev0"]);
+            assert_eq!(
+                args,
+                [
+                    "-object",
+                    "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy=0x30000,kernel-hashes=on"
+                ]
+            );
+        }
+        let (machine, args) = added("10.1.0", |c| c.confidential(Confidential::Tdx, None, false));
+        assert_eq!(machine, ["confidential-guest-support=tdx0"]);
+        assert_eq!(args, ["-object", "tdx-guest,id=tdx0"]);
+        // SEV through here is SEV as always; off adds nothing.
+        assert_eq!(
+            added("7.2.0", |c| c.confidential(
+                Confidential::Sev,
+                Some(&p),
+                false
+            )),
+            added("7.2.0", |c| c.sev(&p, false))
+        );
+        assert_eq!(
+            added("7.2.0", |c| c.confidential(
+                Confidential::Off,
+                Some(&p),
+                false
+            )),
+            (vec![], vec![])
+        );
+        assert_eq!(
+            added("10.0.2", |c| c.confidential(
+                Confidential::SevSnp,
+                None,
+                false
+            )),
+            (vec![], vec![])
+        );
+        assert_eq!(args_of_cpu_model(), ["-cpu", "EPYC-v4"]);
+    }
+
+    fn args_of_cpu_model() -> Vec<String> {
+        args("10.0.2", |c| c.cpu_model("EPYC-v4"))
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod argv;
+pub mod confidential;
 pub mod firmware;
 pub mod layout;
 mod spec;
@@ -25,7 +26,7 @@ use crate::discover::host::{choose_accel, Accel};
 use crate::discover::qemu::QemuBinary;
 use crate::discover::release::Edk2Release;
 use crate::discover::{Firmware, Inventory, QemuTarget};
-use crate::matrix::{Check, Payload, Profile, Tweak, Variant, Vars};
+use crate::matrix::{Check, Confidential, Payload, Profile, Tweak, Variant, Vars};
 use crate::scenario::{Rule, Scenarios, Subject};
 
 use admission::{Denial, DenialKind};
@@ -170,7 +171,11 @@ pub struct Cell {
     pub machine_globs: Vec<String>,
     pub accel: Accel,
     pub accel_reason: String,
+    /// A confidential guest (any mode: SEV, SEV-ES, SEV-SNP, TDX, IGVM); `confidential` says
+    /// which.
     pub sev: bool,
+    /// The confidential-guest mode (`sev-off`, `sev-on`, ...: the id's third part).
+    pub confidential: Confidential,
     pub check: Check,
     pub variant: Variant,
     /// The profile the expectation was chosen under.
@@ -321,19 +326,14 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
             continue;
         }
         for (nth, qemu) in inventory.qemus.iter().enumerate() {
-            let sev_axis: &[bool] = if d.has(&Feature::AmdSev) {
-                &[false, true]
-            } else {
-                &[false]
-            };
-            for &sev in sev_axis {
+            for mode in confidential::modes(d) {
                 for &check in Check::ALL {
                     // Static: once per build, on the first QEMU, without SEV.
-                    if check == Check::KeyHealth && (nth > 0 || sev) {
+                    if check == Check::KeyHealth && (nth > 0 || mode.is_on()) {
                         continue;
                     }
                     // A runtime that ignores the descriptor: no SEV of its own either.
-                    if check == Check::AsBios && sev {
+                    if check == Check::AsBios && mode.is_on() {
                         continue;
                     }
                     for variant in variants(check, d, &options.chains, options.host_suite) {
@@ -342,14 +342,15 @@ pub fn plan(inventory: &Inventory, scenarios: &Scenarios, options: &PlanOptions)
                                 .templates
                                 .iter()
                                 .filter(|_| {
-                                    !sev && TEMPLATE_CHECKS.contains(&check)
+                                    !mode.is_on()
+                                        && TEMPLATE_CHECKS.contains(&check)
                                         && variant.tweak != Tweak::Shim
                                 })
                                 .map(Some),
                         );
                         for template in shapes {
                             let what = What {
-                                sev,
+                                mode,
                                 check,
                                 variant,
                                 template,
@@ -387,7 +388,9 @@ pub const TEMPLATE_CHECKS: &[Check] = &[Check::SecureBoot, Check::OptionRom, Che
 struct Candidate<'a> {
     firmware: &'a Firmware,
     qemu: &'a QemuTarget,
+    /// SEV (the `sev-on` cells); `mode` says which confidential guest, if any.
     sev: bool,
+    mode: Confidential,
     check: Check,
     variant: Variant,
     accel: Accel,
@@ -406,7 +409,7 @@ struct Candidate<'a> {
 /// What a cell tries on a firmware and QEMU.
 #[derive(Clone, Copy)]
 struct What<'a> {
-    sev: bool,
+    mode: Confidential,
     check: Check,
     variant: Variant,
     /// The runtime's argv template it runs in, or bootmatrix's own argv.
@@ -421,7 +424,7 @@ fn plan_cell(
     options: &PlanOptions,
 ) -> Cell {
     let What {
-        sev,
+        mode,
         check,
         variant,
         template,
@@ -432,7 +435,7 @@ fn plan_cell(
         "{}/{}/{}/{}/{}{via}",
         firmware.label(),
         qemu.binary.label(),
-        if sev { "sev-on" } else { "sev-off" },
+        mode,
         check,
         variant.id_part()
     );
@@ -449,7 +452,8 @@ fn plan_cell(
         edk2,
         qemu: qemu.binary.version,
         variant,
-        sev,
+        // Every confidential mode is "SEV on" to the scenarios: the host is not trusted.
+        sev: mode.is_on(),
         profile: options.profile,
         sbat_revoked: !variants::sbat_revocations(variant, &options.chains).is_empty(),
     };
@@ -457,7 +461,8 @@ fn plan_cell(
     let candidate = Candidate {
         firmware,
         qemu,
-        sev,
+        sev: mode == Confidential::Sev,
+        mode,
         check,
         variant,
         accel,
@@ -490,7 +495,8 @@ fn plan_cell(
         machine_globs: x86_64_machines(d),
         accel,
         accel_reason,
-        sev,
+        sev: mode.is_on(),
+        confidential: mode,
         check,
         variant,
         profile: options.profile,

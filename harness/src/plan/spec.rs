@@ -63,27 +63,31 @@ pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
         },
         _ => firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout),
     };
-    let sev = if c.sev {
-        c.qemu.sev.as_ref().ok()
-    } else {
-        None
-    };
+    // Guest memory is encrypted: virtio goes through the IOMMU (see `QemuArgs::esp`).
+    let encrypted = c.mode.is_on();
     // as-bios: no `smm=on`, no secure flash: what a runtime that ignores the descriptor gives.
     let smm = d.has(&Feature::RequiresSmm) && c.check != Check::AsBios;
 
     let mut cmd = QemuArgs::new(&c.qemu.binary, options.memory_mib);
     cmd.machine(machine, c.accel, &image, smm);
-    cmd.cpu(c.accel);
-    cmd.firmware(&image, smm && d.has(&Feature::SecureBoot));
-    if let Some(params) = sev {
-        // Only a measured kernel-boot cell gets this far with SEV (the sev-kernel-policy rule).
-        cmd.sev(params, c.check == Check::KernelBoot);
+    if c.mode.is_snp() {
+        cmd.cpu_model(super::confidential::SNP_CPU_MODEL);
+    } else {
+        cmd.cpu(c.accel);
     }
+    cmd.firmware(&image, smm && d.has(&Feature::SecureBoot));
+    // Only a measured kernel-boot cell gets this far in the SEV family (sev-kernel-policy),
+    // none under TDX (tdx-kernel-policy).
+    cmd.confidential(
+        c.mode,
+        c.qemu.sev.as_ref().ok(),
+        c.check == Check::KernelBoot,
+    );
     cmd.console(debug_log.as_deref());
     match c.check {
         Check::SecureBoot => {
             needs.push(Artifact::Probe(payload));
-            cmd.esp(&layout.esp(payload), sev.is_some());
+            cmd.esp(&layout.esp(payload), encrypted);
         }
         Check::OptionRom => {
             // The probe, signed with the test db key, decides the cell when it reports; the
@@ -92,7 +96,7 @@ pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
                 Artifact::Probe(Payload::Signed),
                 Artifact::OptionRom(payload),
             ]);
-            cmd.esp(&layout.esp(Payload::Signed), sev.is_some());
+            cmd.esp(&layout.esp(Payload::Signed), encrypted);
             cmd.nic(&layout.option_rom(payload));
         }
         Check::AsBios if tweak == Tweak::None => {
@@ -124,7 +128,7 @@ pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
         Check::DistroChain => {
             // Admitted: the chain rule keeps out cells whose suites were not provisioned.
             if let Some(esp) = variants::chain_esp(c.variant, &options.chains, layout) {
-                cmd.esp(&layout.chain_esp(&esp), sev.is_some());
+                cmd.esp(&layout.chain_esp(&esp), encrypted);
                 needs.push(esp);
             }
         }

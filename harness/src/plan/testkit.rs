@@ -51,6 +51,7 @@ pub fn qemu_target(version: &str, sev: Result<SevParams, String>) -> QemuTarget 
             smm: Ok(()),
         },
         sev,
+        cc: crate::discover::host::CcHost::capable(),
     }
 }
 
@@ -85,6 +86,8 @@ pub struct Fixture {
     pub firmware: Firmware,
     pub qemu: QemuTarget,
     pub sev: bool,
+    /// The confidential mode when `sev` is false (`sev` means `Confidential::Sev`).
+    pub mode: crate::matrix::Confidential,
     pub check: Check,
     pub variant: Variant,
     pub accel: Accel,
@@ -115,6 +118,7 @@ impl Fixture {
             firmware,
             qemu,
             sev: false,
+            mode: crate::matrix::Confidential::Off,
             check: Check::SecureBoot,
             variant: Variant::new(Vars::OwnKeys, Payload::Signed),
             accel: Accel::Kvm,
@@ -141,7 +145,7 @@ impl Fixture {
             edk2: self.edk2,
             qemu: self.qemu.binary.version,
             variant: self.variant,
-            sev: self.sev,
+            sev: self.sev || self.mode.is_on(),
             profile: self.options.profile,
             sbat_revoked: false,
         };
@@ -153,6 +157,11 @@ impl Fixture {
             firmware: &self.firmware,
             qemu: &self.qemu,
             sev: self.sev,
+            mode: if self.sev {
+                crate::matrix::Confidential::Sev
+            } else {
+                self.mode
+            },
             check: self.check,
             variant: self.variant,
             accel: self.accel,

@@ -8,7 +8,7 @@
 //! `sev-kernel-policy`; a missing kernel or shim; a QEMU too old) leaves the cell without an
 //! argv to verify, and says so.
 
-use crate::discover::host::{KvmProbe, SevParams};
+use crate::discover::host::{CcHost, KvmProbe, SevParams};
 use crate::discover::{Inventory, QemuTarget};
 
 use super::admission::{AdmissionRule, Denial};
@@ -26,7 +26,13 @@ pub const STAND_IN_SEV: SevParams = SevParams {
 /// Whether a rule keeps cells out only for want of a host capability (KVM, SEV): such cells
 /// still have an argv to verify.
 pub fn host_capability(rule: AdmissionRule) -> bool {
-    matches!(rule, AdmissionRule::SevKvm | AdmissionRule::SevHost)
+    matches!(
+        rule,
+        AdmissionRule::SevKvm
+            | AdmissionRule::SevHost
+            | AdmissionRule::ConfidentialKvm
+            | AdmissionRule::ConfidentialHost
+    )
 }
 
 /// Every QEMU of `inventory` as on a host where KVM (with SMM) works and SEV guests can start:
@@ -42,6 +48,7 @@ pub fn capable_qemus(qemus: &[QemuTarget]) -> Vec<QemuTarget> {
                 smm: Ok(()),
             },
             sev: Ok(q.sev.clone().unwrap_or(STAND_IN_SEV)),
+            cc: CcHost::capable(),
         })
         .collect()
 }
@@ -121,7 +128,15 @@ mod tests {
             .filter(|r| host_capability(*r))
             .map(AdmissionRule::as_str)
             .collect();
-        assert_eq!(host, ["sev-kvm", "sev-host"]);
+        assert_eq!(
+            host,
+            [
+                "sev-kvm",
+                "sev-host",
+                "confidential-kvm",
+                "confidential-host"
+            ]
+        );
     }
 
     #[test]

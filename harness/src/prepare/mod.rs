@@ -5,6 +5,7 @@
 //! only ever read.
 
 pub mod chain;
+pub mod measure;
 pub mod optionrom;
 pub mod pe;
 pub mod standin;

@@ -26,6 +26,7 @@ pub fn cell(id: &str, check: Check) -> Cell {
         accel: Accel::Tcg,
         accel_reason: "KVM unusable".into(),
         sev: false,
+        confidential: crate::matrix::Confidential::Off,
         check,
         variant: Variant::new(Vars::OwnKeys, Payload::Signed),
         profile: crate::matrix::Profile::Strict,
@@ -185,6 +186,7 @@ pub fn every_shape() -> Vec<CellResult> {
     };
     let mut refused = cell("sev-kernel", Check::KernelBoot);
     refused.sev = true;
+    refused.confidential = crate::matrix::Confidential::Sev;
     refused.action = Action::Refused(Denial::new(
         AdmissionRule::SevKernelPolicy,
         "refused by policy: no measured build",
