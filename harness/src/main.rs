@@ -114,7 +114,7 @@ fn man(out: Option<&Path>) -> ExitCode {
     }
 }
 
-fn execute(args: &Options) -> Result<u8, String> {
+pub(crate) fn execute(args: &Options) -> Result<u8, String> {
     let scenarios = match &args.cells.scenarios {
         Some(dir) => Scenarios::load_dir(dir).map_err(|e| e.to_string())?,
         None => Scenarios::builtin(),
@@ -144,7 +144,8 @@ fn execute(args: &Options) -> Result<u8, String> {
     if let (false, Err(why)) = (args.found.chains.is_empty(), &chains) {
         return Err(why.clone());
     }
-    let templates = cli::template::read_all(&args.cells.argv_templates)?;
+    let mut templates = cli::template::read_all(&args.cells.argv_templates)?;
+    templates.extend(args.templates.iter().cloned());
     // The run folder is made only once there is something to run: discovery's files (the KVM
     // probe image) go to a temp folder.
     let inventory = discover(&DiscoverOptions {

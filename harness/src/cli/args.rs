@@ -189,6 +189,17 @@ pub struct LintArgs {
     /// Finding texts and measured builds from DIR's scenario files instead of the built-in ones
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub scenarios: Option<PathBuf>,
+    /// Then boot the line's own shape: its firmware options, machine, -kernel and -fw_cfg as
+    /// an argv template (`-via-lint` cells) with the secure-boot, option-rom and kernel-boot
+    /// checks, on the firmware it loads and every QEMU found; exit 1 on a failed cell too
+    #[arg(long)]
+    pub boot: bool,
+    /// --boot: the run folder (default: ./bootmatrix-runs/<UTC time>)
+    #[arg(long, value_name = "DIR", requires = "boot", value_hint = ValueHint::DirPath)]
+    pub out: Option<PathBuf>,
+    /// --boot: multiply every cell deadline by F
+    #[arg(long, value_name = "F", requires = "boot", value_parser = parse_timeout_scale)]
+    pub timeout_scale: Option<f64>,
 }
 
 /// Where firmware, QEMU and the kernel are looked for: what `list` shows, and what every
@@ -393,10 +404,12 @@ pub struct Options {
     pub verify_machine_property: Option<String>,
     /// plan: print JSON (`--json`).
     pub json: bool,
+    /// Argv templates given in memory (`lint --boot`), besides `--argv-template` files.
+    pub templates: Vec<bootmatrix::plan::template::ArgvTemplate>,
 }
 
 impl Options {
-    fn new(verb: Verb, found: Found, cells: Cells) -> Options {
+    pub fn new(verb: Verb, found: Found, cells: Cells) -> Options {
         Options {
             verb,
             cell: None,
@@ -412,6 +425,7 @@ impl Options {
             verify: false,
             verify_machine_property: None,
             json: false,
+            templates: Vec::new(),
         }
     }
 }

@@ -6,7 +6,11 @@ use bootmatrix::lint;
 use bootmatrix::scenario::Scenarios;
 use bootmatrix::tools::{read_input, shown, shown_name};
 
-use super::args::LintArgs;
+use std::path::Path;
+
+use bootmatrix::plan::template::ArgvTemplate;
+
+use super::args::{Cells, Found, LintArgs, Options, Verb};
 
 /// The most `--file` reads (1 MiB; a libvirt command line is a few KiB).
 const LINE_LIMIT: u64 = 1 << 20;
@@ -62,5 +66,53 @@ fn run(args: &LintArgs) -> Result<u8, String> {
     } else {
         print!("{}", lint::text(&report));
     }
-    Ok(report.exit_code())
+    if !args.boot {
+        return Ok(report.exit_code());
+    }
+    let booted = boot(args, &argv, &report)?;
+    Ok(report.exit_code().max(booted))
+}
+
+/// `lint --boot`: the line's shape as the template `lint`, run on the firmware it loads.
+fn boot(args: &LintArgs, argv: &[String], report: &lint::Report) -> Result<u8, String> {
+    let descriptor = report
+        .firmware
+        .as_ref()
+        .and_then(|f| f.descriptor.clone())
+        .ok_or("--boot needs a firmware that a descriptor names: no cell would run it")?;
+    let line = lint::argv::QemuLine::parse(argv)?;
+    let shape = lint::shape::boot_shape(&line)?;
+    let template = ArgvTemplate::parse(Path::new("lint"), shape.words)?;
+    println!(
+        "\nbooting the line's shape (template `lint`): {}",
+        shown(&template.words.join(" "), 2000)
+    );
+    if !shape.left_out.is_empty() {
+        println!(
+            "left out (files and devices of the runtime's machine): {}",
+            shown(&shape.left_out.join(" "), 2000)
+        );
+    }
+    let stem = descriptor.strip_suffix(".json").unwrap_or(&descriptor);
+    let filter = format!(
+        "^{}(@[^/]*)?/[^/]*/sev-off/(secure-boot|option-rom|kernel-boot)/[^/]*-via-lint$",
+        regex::escape(stem)
+    );
+    let found = Found {
+        descriptor_dirs: args.descriptor_dirs.clone(),
+        descriptor_root: args.descriptor_root.clone(),
+        ..Found::default()
+    };
+    let cells = Cells {
+        scenarios: args.scenarios.clone(),
+        ..Cells::default()
+    };
+    let options = Options {
+        filter: Some(regex::Regex::new(&filter).map_err(|e| e.to_string())?),
+        out: args.out.clone(),
+        timeout_scale: args.timeout_scale.unwrap_or(1.0),
+        templates: vec![template],
+        ..Options::new(Verb::Run, found, cells)
+    };
+    crate::execute(&options)
 }

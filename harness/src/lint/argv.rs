@@ -190,6 +190,11 @@ const FLAGS: &[&str] = &[
     "jitdump",
 ];
 
+/// Whether QEMU's option `name` (without its dash) takes no value.
+pub fn takes_no_value(name: &str) -> bool {
+    FLAGS.contains(&name)
+}
+
 /// Options known to take a value, even one that starts with `-`.
 const VALUED: &[&str] = &[
     "machine",

@@ -8,6 +8,7 @@
 pub mod argv;
 pub mod checks;
 pub mod identify;
+pub mod shape;
 
 use serde::Serialize;
 
