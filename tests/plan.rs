@@ -54,6 +54,7 @@ fn qemu(version: Version, kvm: KvmProbe, sev: Result<SevParams, String>) -> Qemu
             version,
             banner: format!("QEMU emulator version {version}"),
             machines: Machines::parse_help(&help),
+            objects: None,
         },
         kvm,
         cc: match &sev {

@@ -132,6 +132,8 @@ pub struct QemuBinary {
     /// The whole first line of `--version`, e.g. with the Debian package version.
     pub banner: String,
     pub machines: Machines,
+    /// The object types `-object help` lists, when it answered (None: judged by version).
+    pub objects: Option<Vec<String>>,
 }
 
 /// A binary that could not be used, and why.
@@ -187,6 +189,11 @@ impl QemuBinary {
         if machines.names.is_empty() {
             return Err(err(QemuProblem::NoMachines));
         }
+        // Built-in object types differ by build, not only by version (Debian's QEMU 11.1 has
+        // no igvm-cfg). A binary that does not answer is judged by its version.
+        let objects = query(launch, path, data_dir, &["-object", "help"], MACHINES_LIMIT)
+            .ok()
+            .map(|text| parse_object_help(&text));
         Ok(QemuBinary {
             path: path.to_path_buf(),
             data_dir: data_dir.map(Path::to_path_buf),
@@ -194,6 +201,7 @@ impl QemuBinary {
             version,
             banner,
             machines,
+            objects,
         })
     }
 
@@ -242,15 +250,33 @@ impl QemuBinary {
         self.version >= Version::new(10, 0, 0)
     }
 
-    /// `-object igvm-cfg` appeared in QEMU 10.1.
+    /// `-object igvm-cfg` appeared in QEMU 10.1, in builds with IGVM support (`-object help`
+    /// lists it).
     pub fn has_igvm(&self) -> bool {
-        self.version >= Version::new(10, 1, 0)
+        self.version >= Version::new(10, 1, 0) && self.has_object("igvm-cfg")
+    }
+
+    /// Whether `-object help` listed `kind`; true when it was not read.
+    pub fn has_object(&self, kind: &str) -> bool {
+        self.objects
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|k| k == kind))
     }
 
     /// A short label for cell ids and tables: `qemu-7.2.22`.
     pub fn label(&self) -> String {
         format!("qemu-{}", self.version)
     }
+}
+
+/// The type names of `-object help`: `List of user creatable objects:`, then one indented
+/// name per line.
+pub fn parse_object_help(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// How long `--version` may take. QEMU answers in milliseconds (it prints and exits before
@@ -312,6 +338,15 @@ pub fn parse_qemu_arg(arg: &str) -> (PathBuf, Option<PathBuf>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn object_help_lists_the_type_names() {
+        let help = "List of user creatable objects:\n  authz-list\n  igvm-cfg\n  sev-guest\n";
+        assert_eq!(
+            parse_object_help(help),
+            ["authz-list", "igvm-cfg", "sev-guest"]
+        );
+    }
+
     use super::*;
 
     #[test]

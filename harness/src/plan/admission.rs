@@ -542,8 +542,13 @@ fn expectation(c: &Candidate) -> Option<String> {
 fn firmware_mapping(c: &Candidate) -> Option<String> {
     match &c.firmware.descriptor.mapping {
         Mapping::Igvm { .. } if !c.qemu.binary.has_igvm() => Some(format!(
-            "igvm mapping needs QEMU >= 10.1; this is {}",
-            c.qemu.binary.label()
+            "igvm mapping needs QEMU >= 10.1 built with IGVM (-object igvm-cfg); this is {}{}",
+            c.qemu.binary.label(),
+            if c.qemu.binary.has_object("igvm-cfg") {
+                ""
+            } else {
+                ", whose -object help lists no igvm-cfg"
+            }
         )),
         Mapping::Flash(flash)
             if flash.mode == FlashMode::Split && flash.nvram_template.is_none() =>
@@ -1032,9 +1037,18 @@ mod tests {
         f.qemu = qemu_target("10.0.2", Ok(sev_params()));
         assert_eq!(
             objection(&f, R::FirmwareMapping).as_deref(),
-            Some("igvm mapping needs QEMU >= 10.1; this is qemu-10.0.2")
+            Some("igvm mapping needs QEMU >= 10.1 built with IGVM (-object igvm-cfg); this is qemu-10.0.2")
         );
         f.qemu = qemu_target("10.1.0", Ok(sev_params()));
+        assert_eq!(objection(&f, R::FirmwareMapping), None);
+        // A build without IGVM (Debian's 11.1): its -object help lists no igvm-cfg.
+        f.qemu = qemu_target("11.1.3", Ok(sev_params()));
+        f.qemu.binary.objects = Some(vec!["sev-guest".into(), "sev-snp-guest".into()]);
+        assert_eq!(
+            objection(&f, R::FirmwareMapping).as_deref(),
+            Some("igvm mapping needs QEMU >= 10.1 built with IGVM (-object igvm-cfg); this is qemu-11.1.3, whose -object help lists no igvm-cfg")
+        );
+        f.qemu.binary.objects = Some(vec!["igvm-cfg".into()]);
         assert_eq!(objection(&f, R::FirmwareMapping), None);
         // A split mapping without its template (the parser never makes one) is not booted.
         let mut split = Fixture::admitted();

@@ -32,6 +32,7 @@ pub fn qemu_binary(version: &str) -> QemuBinary {
         version: v,
         banner: format!("QEMU emulator version {v}"),
         machines: Machines::parse_help(&help),
+        objects: None,
     }
 }
 
