@@ -2,6 +2,7 @@
 //! `prepare` must make for it.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::discover::descriptor::Feature;
@@ -39,9 +40,6 @@ pub const AS_BIOS_BOUND_KVM: Duration = Duration::from_secs(10);
 
 /// The run of an admitted cell on `machine`: its argv, step by step, and what it needs.
 pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
-    if let Some(t) = c.template {
-        return template_spec(c, t, id);
-    }
     let (d, options) = (&c.firmware.descriptor, c.options);
     let layout = &options.layout;
     let Variant { payload, tweak, .. } = c.variant;
@@ -63,6 +61,14 @@ pub(super) fn run_spec(c: &Candidate, machine: &str, id: &str) -> RunSpec {
         },
         _ => firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout),
     };
+    if let Some(t) = c.template {
+        let firmware = FirmwarePlan {
+            image,
+            copies,
+            needs,
+        };
+        return template_spec(c, t, dir, debug_log, firmware);
+    }
     // Guest memory is encrypted: virtio goes through the IOMMU (see `QemuArgs::esp`).
     let encrypted = c.mode.is_on();
     // as-bios: no `smm=on`, no secure flash: what a runtime that ignores the descriptor gives.
@@ -183,19 +189,21 @@ pub(super) fn artifacts_for(cells: &[Cell]) -> Vec<Artifact> {
 
 /// The run of a cell in a runtime's argv template: the template filled in with the cell's
 /// firmware, varstore copy and payloads, then what bootmatrix reads the guest by.
-fn template_spec(c: &Candidate, t: &ArgvTemplate, id: &str) -> RunSpec {
+fn template_spec(
+    c: &Candidate,
+    t: &ArgvTemplate,
+    dir: PathBuf,
+    debug_log: Option<PathBuf>,
+    firmware: FirmwarePlan,
+) -> RunSpec {
     let (d, options) = (&c.firmware.descriptor, c.options);
     let layout = &options.layout;
     let Variant { payload, tweak, .. } = c.variant;
-    let dir = layout.cell_dir(id);
-    let debug_log = d
-        .has(&Feature::VerboseDynamic)
-        .then(|| dir.join("debug.log"));
     let FirmwarePlan {
         image,
         copies,
         mut needs,
-    } = firmware_plan(d, &c.firmware.label(), c.variant.vars, &dir, layout);
+    } = firmware;
     let vars = match &image {
         FirmwareImage::Flash(units) => units.get(1).map(|u| u.file.clone()),
         _ => None,
