@@ -118,18 +118,17 @@ fn firmware_section(out: &mut String, fw: &Firmware, plan: &Plan, scenarios: &Sc
             |r| r.to_string()
         )
     );
-    let groups: BTreeSet<_> = cells.iter().map(|c| (c.qemu_version, c.sev)).collect();
+    let groups: BTreeSet<_> = cells
+        .iter()
+        .map(|c| (c.qemu_version, c.confidential))
+        .collect();
     let mut reasons: Vec<String> = Vec::new();
-    for (qemu, sev) in groups {
-        let _ = writeln!(
-            out,
-            "  QEMU {qemu}, SEV {}:",
-            if sev { "on" } else { "off" }
-        );
+    for (qemu, mode) in groups {
+        let _ = writeln!(out, "  QEMU {qemu}, {}:", super::explain::guest_words(mode));
         for check in Check::ALL {
             for cell in cells
                 .iter()
-                .filter(|c| c.qemu_version == qemu && c.sev == sev && c.check == *check)
+                .filter(|c| c.qemu_version == qemu && c.confidential == mode && c.check == *check)
             {
                 let _ = writeln!(out, "    {}", cell_line(cell, scenarios, &mut reasons));
             }

@@ -75,12 +75,12 @@ pub fn explain(
     let _ = writeln!(o, "  variant: {}", cell.variant);
     let _ = writeln!(
         o,
-        "  qemu {} on {} ({}: {}), SEV {}",
+        "  qemu {} on {} ({}: {}), {}",
         cell.qemu_version,
         or(&cell.machine, "no machine"),
         cell.accel,
         cell.accel_reason,
-        if cell.sev { "on" } else { "off" }
+        guest_words(cell.confidential)
     );
 
     let _ = writeln!(o, "\nfirmware");
@@ -316,12 +316,34 @@ fn plain(text: &str) -> String {
     crate::boot::strip_escapes(text)
 }
 
+/// The cell's confidential guest in words: `SEV off`, `SEV on` (plain SEV), or the mode's name.
+pub fn guest_words(mode: crate::matrix::Confidential) -> &'static str {
+    match mode {
+        crate::matrix::Confidential::Off => "SEV off",
+        crate::matrix::Confidential::Sev => "SEV on",
+        other => other.name(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::matrix::Check;
     use crate::report::fixtures::{self, every_shape};
     use crate::report::{records, write_json};
+
+    #[test]
+    fn each_confidential_mode_is_named_for_what_it_is() {
+        use crate::matrix::Confidential as C;
+        let words: Vec<&str> = [C::Off, C::Sev, C::SevEs, C::SevSnp, C::Tdx, C::Igvm]
+            .into_iter()
+            .map(guest_words)
+            .collect();
+        assert_eq!(
+            words,
+            ["SEV off", "SEV on", "SEV-ES", "SEV-SNP", "TDX", "SEV-SNP (IGVM)"]
+        );
+    }
 
     /// `explain` of a fixture cell, with what the run recorded for it.
     fn explained(id: &str, check: Check) -> String {
