@@ -348,6 +348,8 @@ fn subject(check: Check) -> &'static str {
 
 fn outcome_mismatch(check: Check, expect: &Expectation, observation: &Observation) -> String {
     let expected = match expect.payload.0.as_slice() {
+        // as-bios: `booted` whatever the SecureBoot value (the rule's field judges that).
+        [Outcome::Booted] if check == Check::AsBios => "to start".to_string(),
         [one] => expected_words(*one).to_string(),
         _ => format!("to end as one of {}", expect.payload),
     };
@@ -1149,6 +1151,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_kernel_rule_expecting_a_boot_says_with_secure_boot_off() {
+        let v = judged(
+            &case(Check::KernelBoot),
+            &rule(&[Outcome::Booted], None, None),
+            &[Serial(4000, NO_FALLBACK), Serial(4100, GAVE_UP)],
+            &Scenarios::default(),
+        );
+        assert_eq!(v.kind(), VerdictKind::Fail, "{}", v.reason());
+        assert!(
+            v.reason()
+                .starts_with("expected the kernel to boot with Secure Boot off, but it"),
+            "{}",
+            v.reason()
+        );
+    }
+
+    #[test]
     fn qemu_refusing_the_image_passes_only_where_the_rule_admits_it() {
         let end = crate::boot::BootEnd::Exited {
             status: "exit status: 1".into(),
@@ -1166,6 +1185,11 @@ pub(crate) mod tests {
         let flipped = rule(&[Outcome::Booted], None, None);
         let v = judge(&c, &flipped, as_bios(&[], end), &Scenarios::default());
         assert_eq!(v.kind(), VerdictKind::Fail, "{}", v.reason());
-        assert!(v.reason().contains("expected the payload under -bios to boot with Secure Boot off, but it was never started"), "{}", v.reason());
+        assert!(
+            v.reason()
+                .contains("expected the payload under -bios to start, but it was never started"),
+            "{}",
+            v.reason()
+        );
     }
 }

@@ -341,7 +341,14 @@ mod tests {
             .collect();
         assert_eq!(
             words,
-            ["SEV off", "SEV on", "SEV-ES", "SEV-SNP", "TDX", "SEV-SNP (IGVM)"]
+            [
+                "SEV off",
+                "SEV on",
+                "SEV-ES",
+                "SEV-SNP",
+                "TDX",
+                "SEV-SNP (IGVM)"
+            ]
         );
     }
 
