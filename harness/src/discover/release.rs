@@ -20,7 +20,9 @@ impl Edk2Release {
             .trim_start_matches("stable");
         let (year, month) = match t.split_once('.') {
             Some((y, m)) => (y, m),
-            None if t.len() == 6 => t.split_at(4),
+            // Six ASCII digits: byte 4 is then a character boundary (other text of six bytes
+            // may not have one there).
+            None if t.len() == 6 && t.is_ascii() => t.split_at(4),
             None => return None,
         };
         let release = Edk2Release {
@@ -65,5 +67,25 @@ impl<'de> Deserialize<'de> for Edk2Release {
             Edk2Release::parse,
             "an edk2 release (expected YYYY.MM, e.g. 2025.02)",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_bytes_that_are_not_six_ascii_characters_are_no_release() {
+        // The fuzzer's find (FUZZ_SEED=1796194211938261348): `split_at(4)` inside a 3-byte
+        // character panicked.
+        assert_eq!(Edk2Release::parse("ೝ᭔"), None);
+        assert_eq!(Edk2Release::parse("2022é"), None);
+        assert_eq!(
+            Edk2Release::parse("202211"),
+            Some(Edk2Release {
+                year: 2022,
+                month: 11
+            })
+        );
     }
 }
