@@ -116,12 +116,9 @@ pub struct Flash {
     pub at: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confidential {
-    Sev,
-    SevSnp,
-    Tdx,
-}
+/// The confidential guest an `-object` makes: `sev-guest` (SEV, or SEV-ES by its policy: lint
+/// does not tell them apart), `sev-snp-guest` or `tdx-guest`; the matrix's own word for it.
+pub use crate::matrix::Confidential;
 
 /// The confidential-guest object the machine uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
