@@ -290,7 +290,7 @@ fn measured_without_sev(c: &Candidate) -> Option<String> {
 
 /// Only where the host has SEV at all: otherwise `sev-host` says why.
 fn sev_kvm(c: &Candidate) -> Option<String> {
-    (c.sev && c.accel != Accel::Kvm && c.qemu.sev.is_ok()).then(|| {
+    (c.sev() && c.accel != Accel::Kvm && c.qemu.sev.is_ok()).then(|| {
         format!(
             "SEV needs KVM; this cell runs on {} ({})",
             c.accel, c.accel_reason
@@ -299,11 +299,13 @@ fn sev_kvm(c: &Candidate) -> Option<String> {
 }
 
 fn sev_host(c: &Candidate) -> Option<String> {
-    c.sev.then(|| c.qemu.sev.as_ref().err().cloned()).flatten()
+    c.sev()
+        .then(|| c.qemu.sev.as_ref().err().cloned())
+        .flatten()
 }
 
 fn sev_qemu_version(c: &Candidate) -> Option<String> {
-    (c.sev && !c.qemu.binary.has_sev()).then(|| {
+    (c.sev() && !c.qemu.binary.has_sev()).then(|| {
         format!(
             "SEV guests need QEMU >= 2.12; this is {}",
             c.qemu.binary.label()

@@ -388,8 +388,7 @@ pub const TEMPLATE_CHECKS: &[Check] = &[Check::SecureBoot, Check::OptionRom, Che
 struct Candidate<'a> {
     firmware: &'a Firmware,
     qemu: &'a QemuTarget,
-    /// SEV (the `sev-on` cells); `mode` says which confidential guest, if any.
-    sev: bool,
+    /// Which confidential guest, if any (`sev-on` is plain SEV: [`Candidate::sev`]).
     mode: Confidential,
     check: Check,
     variant: Variant,
@@ -404,6 +403,14 @@ struct Candidate<'a> {
     edk2: Option<Edk2Release>,
     scenarios: &'a Scenarios,
     options: &'a PlanOptions,
+}
+
+impl Candidate<'_> {
+    /// A plain SEV cell (the `sev-on` cells; the other confidential modes have rules of their
+    /// own).
+    fn sev(&self) -> bool {
+        self.mode == Confidential::Sev
+    }
 }
 
 /// What a cell tries on a firmware and QEMU.
@@ -461,7 +468,6 @@ fn plan_cell(
     let candidate = Candidate {
         firmware,
         qemu,
-        sev: mode == Confidential::Sev,
         mode,
         check,
         variant,

@@ -157,7 +157,6 @@ impl Fixture {
         Candidate {
             firmware: &self.firmware,
             qemu: &self.qemu,
-            sev: self.sev,
             mode: if self.sev {
                 crate::matrix::Confidential::Sev
             } else {
