@@ -6,17 +6,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use bootmatrix::boot;
 use bootmatrix::discover::descriptor::{Descriptor, Feature, Mapping};
 use bootmatrix::discover::qemu::QemuProblem;
 use bootmatrix::discover::{discover, DiscoverOptions, Inventory};
 use bootmatrix::plan::layout::Layout;
 use bootmatrix::plan::{self, Action, PlanOptions};
 use bootmatrix::prepare::default_run_dir;
-use bootmatrix::report::folder::RunFolder;
 use bootmatrix::report::{expect, explain};
 use bootmatrix::scenario::Scenarios;
 use bootmatrix::tools::{shell_line, shown, shown_name};
-use bootmatrix::{boot, prepare, report, run};
 
 mod cli;
 
@@ -177,6 +176,14 @@ pub(crate) fn execute(args: &Options) -> Result<u8, String> {
         select_build(&mut inventory, build)?;
     }
     let plan = plan::plan(&inventory, &scenarios, &options);
+    // plan: one shard of it, when one is asked for (run cuts its own, for its folder).
+    let plan = match args.verb {
+        Verb::Plan => {
+            let shard = cli::run::shard_of(args)?;
+            cli::run::sharded(plan, &run_dir, shard, &cli::run::costs(args)?).0
+        }
+        _ => plan,
+    };
     match args.verb {
         Verb::List => {
             print_inventory(&inventory, &plan);
@@ -251,7 +258,7 @@ pub(crate) fn execute(args: &Options) -> Result<u8, String> {
                     &plan_options(args, dir, kernel.clone(), chains.clone(), &templates),
                 )
             };
-            run_all(args, &run_dir, &inventory, plan, &scenarios, &replan)
+            cli::run::run_all(args, &run_dir, &inventory, plan, &scenarios, &replan)
         }
     }
 }
@@ -276,115 +283,6 @@ fn plan_options(
     options.shim = args.cells.shim.clone();
     options.templates = templates.to_vec();
     options
-}
-
-fn run_all(
-    args: &Options,
-    run_dir: &Path,
-    inventory: &Inventory,
-    plan: plan::Plan,
-    scenarios: &Scenarios,
-    replan: &dyn Fn(&Path) -> plan::Plan,
-) -> Result<u8, String> {
-    print_found(inventory);
-    for l in &plan.left_out {
-        println!("  left out {}: {}", l.what, l.reason);
-    }
-    if plan.cells.is_empty() {
-        return Err(match &args.filter {
-            Some(f) => format!(
-                "no cell matches --filter {:?} (see `bootmatrix plan`)",
-                f.as_str()
-            ),
-            None => "no cells to run (see `bootmatrix list`)".to_string(),
-        });
-    }
-    if let Some(path) = &args.report_json {
-        report::folder::check_writable("--report-json", path)?;
-    }
-    if let Some(path) = &args.junit {
-        report::folder::check_writable("--junit", path)?;
-    }
-    // Held to the end: no other run writes into this folder meanwhile.
-    let folder = match &args.out {
-        Some(_) => RunFolder::claim(run_dir)?,
-        // Taken: the same time stamp with a suffix, planned again for it.
-        None => RunFolder::create_new(run_dir)?,
-    };
-    let plan = if folder.path == run_dir {
-        plan
-    } else {
-        replan(&folder.path)
-    };
-    let run_dir = folder.path.as_path();
-    // From here on a signal stops the guests and the report is still written.
-    boot::report_on_signal();
-    let runnable = plan
-        .cells
-        .iter()
-        .filter(|c| matches!(c.action, Action::Run(_)))
-        .count();
-    println!(
-        "{} cells ({} to boot, {} skipped or unplannable); run folder {}",
-        plan.cells.len(),
-        runnable,
-        plan.cells.len() - runnable,
-        run_dir.display()
-    );
-    if !plan.artifacts.is_empty() {
-        println!(
-            "preparing {} artifacts (test keys, probe images, option ROMs, kernels, varstores)...",
-            plan.artifacts.len()
-        );
-    }
-    let prepared = prepare::prepare(&plan.artifacts, &Layout::new(run_dir));
-    // One message per cause: a missing tool fails every artifact that needs it.
-    let causes: std::collections::BTreeSet<&String> = prepared.failed.values().collect();
-    for why in causes {
-        eprintln!("bootmatrix: preparing failed, cells that need it are errors: {why}");
-    }
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let started = std::time::Instant::now();
-    let results = run::execute(&plan, &prepared, scenarios, jobs, &|result, done, total| {
-        // Each booted cell's verdict.json as soon as it is judged, beside its logs.
-        if let (plan::Action::Run(spec), Some(_)) = (&result.cell.action, result.elapsed) {
-            if let Err(e) = report::write_cell_verdict(&spec.dir, result) {
-                eprintln!("bootmatrix: {e}");
-            }
-        }
-        println!("{}", report::progress_line(result, done, total));
-    });
-    let results = report::records(&results);
-    println!(
-        "\n{}",
-        report::summary_table(&results).trim_end_matches('\n')
-    );
-    println!(
-        "\nfinished in {:.1} s; logs and verdicts under {}",
-        started.elapsed().as_secs_f64(),
-        run_dir.join("cells").display()
-    );
-    let json = report::report_json(&results);
-    report::write_json(&run_dir.join("report.json"), &json)?;
-    if let Some(path) = &args.report_json {
-        report::write_json(path, &json)?;
-    }
-    if let Some(path) = &args.junit {
-        report::junit::write(path, &results)?;
-    }
-    if let Some(sig) = boot::interrupted() {
-        eprintln!(
-            "bootmatrix: interrupted by signal {sig}: the cells not decided are errors; report \
-             written to {}",
-            run_dir.join("report.json").display()
-        );
-        return Ok(u8::try_from(128 + sig).unwrap_or(u8::MAX));
-    }
-    Ok(report::exit_code(&results) as u8)
 }
 
 /// Keeps only the firmware of `build`; an error names what was found instead.
@@ -461,7 +359,7 @@ fn mapping_summary(d: &Descriptor) -> String {
     }
 }
 
-fn print_found(inventory: &Inventory) {
+pub(crate) fn print_found(inventory: &Inventory) {
     println!(
         "descriptors: {} usable, {} broken, {} masked, {} overridden (searched {})",
         inventory.firmware.len(),

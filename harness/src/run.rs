@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::boot;
 use crate::judge::{self, Case, Verdict};
@@ -27,6 +29,8 @@ pub struct CellResult {
     pub decided: Option<Duration>,
     /// From QEMU start to QEMU reaped.
     pub elapsed: Option<Duration>,
+    /// The guest ran until its deadline and was killed.
+    pub deadline: bool,
 }
 
 /// Judges a cell that never boots (skipped or unplannable).
@@ -36,6 +40,7 @@ fn not_booted(cell: &Cell, verdict: Verdict) -> CellResult {
         verdict,
         decided: None,
         elapsed: None,
+        deadline: false,
     }
 }
 
@@ -70,10 +75,12 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
     }
     let mut watcher = Watcher::for_spec(spec);
     let outcome = boot::boot(spec, &mut watcher);
+    let deadline = matches!(outcome.end, boot::BootEnd::Deadline { .. });
     if boot::interrupted().is_some() && outcome.end != boot::BootEnd::Stopped {
         // Whatever the guest showed, it did not get to show enough.
         return CellResult {
             elapsed: Some(outcome.elapsed),
+            deadline,
             ..not_booted(cell, Verdict::error(STOPPED_MID_BOOT))
         };
     }
@@ -93,6 +100,7 @@ pub fn run_cell(cell: &Cell, prepared: &Prepared, scenarios: &Scenarios) -> Cell
             .or(outcome.stopped_after),
         verdict,
         elapsed: Some(outcome.elapsed),
+        deadline,
     }
 }
 
@@ -151,52 +159,117 @@ fn key_health(
         decided: Some(Duration::ZERO),
         verdict,
         elapsed: Some(started.elapsed()),
+        deadline: false,
+    }
+}
+
+/// How a run went, in figures: what the report records and the benchmark reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Figures {
+    /// From the first cell started to the last one finished (the shared preparation before
+    /// is `prepare_ms`).
+    pub wall_ms: u64,
+    /// The shared preparation: test keys, signed payloads, option ROMs, varstores.
+    pub prepare_ms: u64,
+    /// Cells run at once (`--jobs`).
+    pub slots: usize,
+    pub cells: usize,
+    /// Cells that started a guest (or read a varstore, key-health).
+    pub booted: usize,
+    /// Sum over the cells of QEMU start to the last line the verdict rests on.
+    pub sum_decided_ms: u64,
+    /// Sum over the cells of QEMU start to QEMU reaped.
+    pub sum_elapsed_ms: u64,
+    /// The harness's own time per booted cell (the cell's copies, logs and judging: its whole
+    /// time in a slot less QEMU's), mean and largest.
+    pub overhead_mean_ms: u64,
+    pub overhead_max_ms: u64,
+    /// Cells whose guest ran until its deadline and was killed.
+    pub deadline_cells: usize,
+}
+
+impl Figures {
+    /// The figures of `results`, each with its whole time in a slot, over `wall`.
+    pub fn of(results: &[(CellResult, Duration)], wall: Duration, slots: usize) -> Figures {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let booted: Vec<&(CellResult, Duration)> = results
+            .iter()
+            .filter(|(r, _)| r.elapsed.is_some())
+            .collect();
+        let overheads: Vec<u64> = booted
+            .iter()
+            .map(|(r, spent)| ms(spent.saturating_sub(r.elapsed.unwrap_or_default())))
+            .collect();
+        Figures {
+            wall_ms: ms(wall),
+            prepare_ms: 0,
+            slots,
+            cells: results.len(),
+            booted: booted.len(),
+            sum_decided_ms: results.iter().filter_map(|(r, _)| r.decided).map(ms).sum(),
+            sum_elapsed_ms: results.iter().filter_map(|(r, _)| r.elapsed).map(ms).sum(),
+            overhead_mean_ms: overheads
+                .iter()
+                .sum::<u64>()
+                .checked_div(overheads.len() as u64)
+                .unwrap_or(0),
+            overhead_max_ms: overheads.iter().copied().max().unwrap_or(0),
+            deadline_cells: results.iter().filter(|(r, _)| r.deadline).count(),
+        }
     }
 }
 
 /// Runs every cell; `on_done` sees each result as it finishes (progress lines, the cell's own
 /// verdict file), from the worker that ran it. After a signal (see [`boot::interrupted`]) no
-/// cell starts: the ones left come back as errors, [`NOT_BOOTED`], without `on_done`.
+/// cell starts: the ones left come back as errors, [`NOT_BOOTED`], without `on_done`. The
+/// figures are the run's, but for `prepare_ms`, which the caller knows.
 pub fn execute(
     plan: &Plan,
     prepared: &Prepared,
     scenarios: &Scenarios,
     jobs: usize,
     on_done: &(dyn Fn(&CellResult, usize, usize) + Sync),
-) -> Vec<CellResult> {
+) -> (Vec<CellResult>, Figures) {
     let total = plan.cells.len();
     let next = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<CellResult>>> = Mutex::new(vec![None; total]);
+    let results: Mutex<Vec<Option<(CellResult, Duration)>>> = Mutex::new(vec![None; total]);
     // Skipped cells first and at once, so the progress shows them without waiting for boots.
     let order: Vec<usize> = (0..total)
         .filter(|&i| !matches!(plan.cells[i].action, Action::Run(_)))
         .chain((0..total).filter(|&i| matches!(plan.cells[i].action, Action::Run(_))))
         .collect();
+    let slots = jobs.max(1);
+    let started = Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
+        for _ in 0..slots {
             scope.spawn(|| loop {
                 if boot::interrupted().is_some() {
                     break;
                 }
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = order.get(n) else { break };
+                let cell_started = Instant::now();
                 let result = run_cell(&plan.cells[i], prepared, scenarios);
+                let spent = cell_started.elapsed();
                 let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
                 on_done(&result, done, total);
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some((result, spent));
             });
         }
     });
-    results
+    let wall = started.elapsed();
+    let timed: Vec<(CellResult, Duration)> = results
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .zip(&plan.cells)
         .map(|(result, cell)| {
-            result.unwrap_or_else(|| not_booted(cell, Verdict::error(NOT_BOOTED)))
+            result.unwrap_or_else(|| (not_booted(cell, Verdict::error(NOT_BOOTED)), Duration::ZERO))
         })
-        .collect()
+        .collect();
+    let figures = Figures::of(&timed, wall, slots);
+    (timed.into_iter().map(|(r, _)| r).collect(), figures)
 }
 
 /// What `plan --verify` found for one cell.

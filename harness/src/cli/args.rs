@@ -15,6 +15,7 @@ use bootmatrix::discover::host::Accel;
 use bootmatrix::discover::qemu;
 use bootmatrix::discover::release::Edk2Release;
 use bootmatrix::matrix::Profile;
+use bootmatrix::plan::shard::Shard;
 use bootmatrix::report::expect::Build;
 
 /// Boot QEMU/OVMF guests and check the promises of firmware descriptors
@@ -271,6 +272,25 @@ pub struct Cells {
     pub argv_templates: Vec<PathBuf>,
 }
 
+/// Which part of the matrix this job runs, for CI engines that split it over parallel jobs.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Shards")]
+pub struct Sharding {
+    /// Only shard K of N (1-based): N shards together are the whole matrix, no cell twice,
+    /// balanced by expected cost (default: GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, or
+    /// Kubernetes' JOB_COMPLETION_INDEX with --shard-total)
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// The number of shards of a Kubernetes indexed Job (its completions): the shard is
+    /// JOB_COMPLETION_INDEX + 1 of N
+    #[arg(long, value_name = "N", value_parser = parse_jobs, conflicts_with = "shard")]
+    pub shard_total: Option<usize>,
+    /// Balance the shards by each cell's time in this earlier report.json (else: a probe
+    /// cell costs 1, a kernel cell 2, a distro chain 3, a cell that does not boot 0)
+    #[arg(long, value_name = "REPORT", value_hint = ValueHint::FilePath)]
+    pub timings: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
@@ -300,6 +320,8 @@ pub struct PlanArgs {
     #[arg(long, conflicts_with = "verify")]
     pub json: bool,
     #[command(flatten)]
+    pub sharding: Sharding,
+    #[command(flatten)]
     pub found: Found,
     #[command(flatten)]
     pub cells: Cells,
@@ -327,6 +349,8 @@ pub struct RunArgs {
     /// known-deviation passes with its reason in system-out)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub sharding: Sharding,
     #[command(flatten)]
     pub found: Found,
     #[command(flatten)]
@@ -406,6 +430,8 @@ pub struct Options {
     pub json: bool,
     /// Argv templates given in memory (`lint --boot`), besides `--argv-template` files.
     pub templates: Vec<bootmatrix::plan::template::ArgvTemplate>,
+    /// plan, run: which shard (`--shard`, `--shard-total`, `--timings`).
+    pub sharding: Sharding,
 }
 
 impl Options {
@@ -426,6 +452,7 @@ impl Options {
             verify_machine_property: None,
             json: false,
             templates: Vec::new(),
+            sharding: Sharding::default(),
         }
     }
 }
@@ -442,6 +469,7 @@ impl Command {
                 verify: a.verify,
                 verify_machine_property: a.verify_machine_property,
                 json: a.json,
+                sharding: a.sharding,
                 ..Options::new(Verb::Plan, a.found, a.cells)
             },
             Command::Run(a) => Options {
@@ -451,6 +479,7 @@ impl Command {
                 timeout_scale: a.timeout_scale,
                 report_json: a.report_json,
                 junit: a.junit,
+                sharding: a.sharding,
                 ..Options::new(Verb::Run, a.found, a.cells)
             },
             Command::Explain(a) => Options {
@@ -506,6 +535,10 @@ fn parse_edk2(text: &str) -> Result<Edk2Release, String> {
 fn parse_date(text: &str) -> Result<jiff::civil::Date, String> {
     text.parse()
         .map_err(|_| "expected a date YYYY-MM-DD".to_string())
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    text.parse()
 }
 
 fn parse_filter(re: &str) -> Result<Regex, regex::Error> {

@@ -6,5 +6,7 @@ pub mod keys;
 pub mod lint;
 pub mod pages;
 pub mod plan_json;
+pub mod progress;
+pub mod run;
 pub mod template;
 pub mod verify;

@@ -6,6 +6,7 @@ pub mod argv;
 pub mod confidential;
 pub mod firmware;
 pub mod layout;
+pub mod shard;
 mod spec;
 pub mod template;
 pub mod variants;

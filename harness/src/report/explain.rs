@@ -354,9 +354,7 @@ mod tests {
 
     /// `explain` of a fixture cell, with what the run recorded for it.
     fn explained(id: &str, check: Check) -> String {
-        let report = Report {
-            cells: records(&every_shape()),
-        };
+        let report = crate::report::report_json(None, &records(&every_shape()));
         let recorded = report.cell(id).unwrap_or_else(|| panic!("no {id}"));
         let cell = fixtures::cell(id, check);
         explain(
@@ -423,9 +421,7 @@ mod tests {
         write_json(&cell_dir.join("verdict.json"), &cells[0]).unwrap();
         assert_eq!(recorded(dir.path(), "sb-pass").as_ref(), Some(&cells[0]));
         // The report wins, and holds every cell.
-        let mut report = Report {
-            cells: cells.clone(),
-        };
+        let mut report = crate::report::report_json(None, &cells);
         report.cells[0].reason = "from report.json".into();
         write_json(&dir.path().join("report.json"), &report).unwrap();
         let read = recorded(dir.path(), "sb-pass").unwrap();

@@ -77,6 +77,7 @@ pub fn judged(id: &str, check: Check, expect: Outcome, steps: &[Step]) -> CellRe
         verdict,
         decided: Some(Duration::from_millis(3421)),
         elapsed: Some(Duration::from_millis(3460)),
+        deadline: false,
     }
 }
 
@@ -99,6 +100,7 @@ pub fn unjudged(id: &str, verdict: Verdict) -> CellResult {
         verdict,
         decided: None,
         elapsed: None,
+        deadline: false,
     }
 }
 
@@ -130,6 +132,7 @@ pub fn judged_with(
         verdict,
         decided,
         elapsed: Some(Duration::from_millis(9000)),
+        deadline: false,
     }
 }
 
@@ -329,7 +332,7 @@ pub fn every_shape() -> Vec<CellResult> {
 pub fn table_report() -> crate::report::record::Report {
     use crate::discover::release::Edk2Release;
     use crate::judge::VerdictKind;
-    use crate::report::record::{CellRecord, PayloadOutcome, Report};
+    use crate::report::record::{CellRecord, PayloadOutcome};
     let template = CellRecord::new(&passed("template"));
     let make = |descriptor: &str,
                 release: &str,
@@ -392,5 +395,5 @@ pub fn table_report() -> crate::report::record::Report {
     sev.id = sev.id.replace("sev-off", "sev-on");
     sev.observed.payload = Some(PayloadOutcome::Decided(Outcome::Booted));
     cells.push(sev);
-    Report { cells }
+    crate::report::report_json(None, &cells)
 }

@@ -27,8 +27,10 @@ pub fn records(results: &[CellResult]) -> Vec<CellRecord> {
 }
 
 /// The run's `report.json`.
-pub fn report_json(cells: &[CellRecord]) -> Report {
+pub fn report_json(run: Option<record::RunRecord>, cells: &[CellRecord]) -> Report {
     Report {
+        run,
+        shards: Vec::new(),
         cells: cells.to_vec(),
     }
 }

@@ -26,15 +26,42 @@ use crate::plan::Action;
 use crate::run::CellResult;
 use crate::scenario::{Expectation, KnownDeviation};
 
-/// `report.json`: every cell of the run, in plan order.
+/// `report.json`: how the run was planned and went, and every cell of the run, in plan order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The run (for a merged report: the merge, with the shards in `shards`); absent in the
+    /// reports of bootmatrix before 0.1 shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRecord>,
+    /// A merged report: the run of each shard, in shard order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<RunRecord>,
     pub cells: Vec<CellRecord>,
+}
+
+/// What a run was planned from and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The digest of the whole planned matrix's inputs (`plan::shard::fingerprint`): the same
+    /// for every shard of one matrix.
+    pub plan_fingerprint: String,
+    /// Every cell id of the whole planned matrix (all shards), in plan order.
+    pub planned: Vec<String>,
+    /// The shard this run was; absent for the whole matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::plan::shard::Shard>,
+    /// The run folder the cells' `log_dir` were written under.
+    pub run_dir: PathBuf,
+    /// When the run started (UTC, RFC 3339).
+    pub started: String,
+    pub figures: crate::run::Figures,
 }
 
 impl Report {
     pub fn new(results: &[CellResult]) -> Report {
         Report {
+            run: None,
+            shards: Vec::new(),
             cells: results.iter().map(CellRecord::new).collect(),
         }
     }
