@@ -145,7 +145,8 @@ pub fn model_cost(cell: &Cell) -> u64 {
 }
 
 /// Which shard (0-based) each cell of `cells` goes to: the cells, costliest first (then by id),
-/// each to the shard with the least cost so far (then the lowest index). Deterministic for the
+/// each to the shard with the least cost so far (then the lowest index); the cells that cost
+/// nothing to the shard with the fewest cells. Deterministic for the
 /// same cells and costs, and no shard exceeds the mean by more than the costliest cell.
 pub fn assign(cells: &[Cell], total: usize, costs: &Costs) -> Vec<usize> {
     let total = total.max(1);
@@ -158,9 +159,14 @@ pub fn assign(cells: &[Cell], total: usize, costs: &Costs) -> Vec<usize> {
     let mut load = vec![(0u64, 0usize); total];
     let mut shard_of = vec![0; cells.len()];
     for (cost, _, i) in order {
-        // Fewest cost, then fewest cells (so cells that cost nothing spread too), then index.
+        // The least cost so far, then the fewest cells, then the lowest index; cells that
+        // cost nothing (they come last) go to the shard with the fewest cells, so that they
+        // spread too.
         let s = (0..total)
-            .min_by_key(|&s| (load[s].0, load[s].1, s))
+            .min_by_key(|&s| match cost {
+                0 => (load[s].1 as u64, 0, s),
+                _ => (load[s].0, load[s].1 as u64, s),
+            })
             .expect("at least one shard");
         load[s].0 += cost;
         load[s].1 += 1;
@@ -362,7 +368,11 @@ mod tests {
     #[test]
     fn shards_balance_expected_cost_and_spread_the_free_cells() {
         let plan = planned("/run");
-        let costs = Costs::default();
+        // Uneven costs: the shards' loads differ when the free cells come to be placed.
+        let mut costs = Costs::default();
+        for (n, c) in plan.cells.iter().enumerate() {
+            costs.measured.insert(c.id.clone(), 7_000 + (n * n * 131 % 4999) as u64);
+        }
         let loads = loads(&plan.cells, 3, &costs);
         let mean = loads.iter().sum::<u64>() / 3;
         let max = *loads.iter().max().unwrap();
