@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         }
         Command::Man { out } => return man(out.as_deref()),
         Command::Keys(keys) => return ExitCode::from(cli::keys::keys(&keys)),
+        Command::Report(cli::args::ReportCommand::Merge { reports, out }) => {
+            return ExitCode::from(cli::merge::merge(&reports, &out))
+        }
         Command::Lint(lint) => return ExitCode::from(cli::lint::lint(&lint)),
         Command::Table { reports, readme } => {
             return match table(&reports, readme.as_deref()) {
@@ -177,12 +180,13 @@ pub(crate) fn execute(args: &Options) -> Result<u8, String> {
     }
     let plan = plan::plan(&inventory, &scenarios, &options);
     // plan: one shard of it, when one is asked for (run cuts its own, for its folder).
-    let plan = match args.verb {
+    let (plan, sharding) = match args.verb {
         Verb::Plan => {
-            let shard = cli::run::shard_of(args)?;
-            cli::run::sharded(plan, &run_dir, shard, &cli::run::costs(args)?).0
+            let (shard, costs) = (cli::run::shard_of(args)?, cli::run::costs(args)?);
+            let (plan, whole) = cli::run::sharded(plan, &run_dir, shard, &costs);
+            (plan, Some((shard, costs, whole)))
         }
-        _ => plan,
+        _ => (plan, None),
     };
     match args.verb {
         Verb::List => {
@@ -235,7 +239,7 @@ pub(crate) fn execute(args: &Options) -> Result<u8, String> {
             Ok(verified)
         }
         Verb::Plan if args.json => {
-            let json = cli::plan_json::plan_json(&plan, &options);
+            let json = cli::plan_json::plan_json(&plan, &options, sharding.as_ref());
             println!("{}", serde_json::to_string_pretty(&json).expect("JSON"));
             Ok(0)
         }

@@ -91,6 +91,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         readme: Option<PathBuf>,
     },
+    /// Reports of several runs as one: `report merge`
+    #[command(subcommand, arg_required_else_help = true)]
+    Report(ReportCommand),
     /// A varstore's Secure Boot keys and what they are worth (key-health)
     ///
     /// Reads FILE (an edk2 OVMF_VARS file) through virt-fw-vars and openssl, from a scratch
@@ -134,6 +137,28 @@ pub enum Command {
         /// Write bootmatrix.1 and one page per subcommand into DIR
         #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Put the reports of a matrix's shards back together
+    ///
+    /// Reads the report.json of each shard (`run --shard K/N`) and writes one report.json, one
+    /// JUnit XML file (junit.xml) and one self-contained HTML page (report.html) into DIR. It
+    /// refuses, naming the cells, shards that overlap, cells missing from the planned matrix,
+    /// and shards planned from different inputs (their plan fingerprints differ). One
+    /// unsharded run's report.json gives that run's page.
+    #[command(
+        after_help = "Exit status: 0 when merged and no cell failed or errored, 1 when merged with failed or errored cells, 2 when refused or on bad usage."
+    )]
+    Merge {
+        /// report.json of each shard
+        #[arg(value_name = "REPORT", required = true, value_hint = ValueHint::FilePath)]
+        reports: Vec<PathBuf>,
+        /// The folder to write report.json, junit.xml and report.html into (new or empty)
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        out: PathBuf,
     },
 }
 
@@ -499,6 +524,7 @@ impl Command {
             Command::Completions { .. }
             | Command::Man { .. }
             | Command::Table { .. }
+            | Command::Report(_)
             | Command::Keys(_)
             | Command::Lint(_) => return None,
         })

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod keys;
 pub mod lint;
+pub mod merge;
 pub mod pages;
 pub mod plan_json;
 pub mod progress;

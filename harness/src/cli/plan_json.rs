@@ -4,9 +4,12 @@
 
 use serde::Serialize;
 
+use super::run::Whole;
+
 use bootmatrix::matrix::{Check, Confidential};
 use bootmatrix::plan::admission::AdmissionRule;
 use bootmatrix::plan::confidential::snp_launch;
+use bootmatrix::plan::shard::{Costs, Shard};
 use bootmatrix::plan::{Action, Plan, PlanOptions};
 use bootmatrix::prepare::measure::{find_tool, predict, Prediction};
 
@@ -28,13 +31,25 @@ struct CellJson<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     argv: Option<&'a [String]>,
+    /// What the cell is expected to cost (ms of one slot), as shards are balanced by.
+    expected_cost_ms: u64,
     /// SEV-SNP cells: see [`Prediction`].
     #[serde(skip_serializing_if = "Option::is_none")]
     predicted_measurement: Option<Prediction>,
 }
 
-/// The plan as JSON: `{"cells": [...]}`.
-pub fn plan_json(plan: &Plan, options: &PlanOptions) -> serde_json::Value {
+/// The plan as JSON: `{"cells": [...], "shard": ..., "plan_fingerprint": ..., ...}`: the
+/// cells of the shard (all cells without one), and the whole plan's fingerprint and size.
+pub fn plan_json(
+    plan: &Plan,
+    options: &PlanOptions,
+    sharding: Option<&(Option<Shard>, Costs, Whole)>,
+) -> serde_json::Value {
+    let default = (None, Costs::default(), None);
+    let (shard, costs, whole) = match sharding {
+        Some((shard, costs, whole)) => (*shard, costs, Some(whole)),
+        None => (default.0, &default.1, default.2),
+    };
     let needs_tool = plan.cells.iter().any(|c| snp_launch(c, options).is_some());
     let tool = if needs_tool {
         find_tool().map_err(|e| e.to_string())
@@ -65,9 +80,16 @@ pub fn plan_json(plan: &Plan, options: &PlanOptions) -> serde_json::Value {
                 rule: denial.map(|d| d.rule),
                 reason: denial.map(|d| d.reason.as_str()),
                 argv,
+                expected_cost_ms: costs.of(c),
                 predicted_measurement: snp_launch(c, options).map(|l| predict(&tool, l)),
             }
         })
         .collect();
-    serde_json::json!({ "cells": cells })
+    serde_json::json!({
+        "cells": cells,
+        "shard": shard,
+        "plan_fingerprint": whole.map(|w| &w.fingerprint),
+        "planned_cells": whole.map(|w| w.cells),
+        "planned_cost_ms": whole.map(|w| w.cost_ms),
+    })
 }

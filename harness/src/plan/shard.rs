@@ -371,7 +371,9 @@ mod tests {
         // Uneven costs: the shards' loads differ when the free cells come to be placed.
         let mut costs = Costs::default();
         for (n, c) in plan.cells.iter().enumerate() {
-            costs.measured.insert(c.id.clone(), 7_000 + (n * n * 131 % 4999) as u64);
+            costs
+                .measured
+                .insert(c.id.clone(), 7_000 + (n * n * 131 % 4999) as u64);
         }
         let loads = loads(&plan.cells, 3, &costs);
         let mean = loads.iter().sum::<u64>() / 3;

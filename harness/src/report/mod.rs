@@ -5,6 +5,7 @@ pub mod expect;
 pub mod explain;
 pub mod folder;
 pub mod junit;
+pub mod merge;
 pub mod record;
 pub mod table;
 pub mod words;
