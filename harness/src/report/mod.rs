@@ -1,9 +1,10 @@
 //! Report: progress lines, the summary table, per-cell `verdict.json`, the run's `report.json`
-//! ([`record`]: one typed record per cell) and JUnit XML ([`junit`]).
+//! ([`record`]: one typed record per cell), JUnit XML ([`junit`]) and the HTML grid ([`html`]).
 
 pub mod expect;
 pub mod explain;
 pub mod folder;
+pub mod html;
 pub mod junit;
 pub mod merge;
 pub mod record;
