@@ -162,6 +162,14 @@ fn three_shards_merged_give_what_one_run_gives_and_bad_merges_are_refused() {
     assert_eq!(run.figures.cells, 8);
     assert_eq!(merged.shards.len(), 3);
     assert!(out.join("junit.xml").is_file());
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for c in &merged.cells {
+        assert!(
+            page.contains(&format!("data-id=\"{}\"", c.id)),
+            "{} not on the page",
+            c.id
+        );
+    }
     // Every log folder is where the merged report says.
     for c in merged.cells.iter().filter_map(|c| c.log_dir.as_ref()) {
         assert!(c.join("serial.log").is_file(), "{}", c.display());

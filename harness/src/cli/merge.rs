@@ -54,6 +54,9 @@ fn merged(paths: &[PathBuf], out: &Path) -> Result<Report, String> {
     }
     reports::write_json(&out.join("report.json"), &report)?;
     reports::junit::write(&out.join("junit.xml"), &report.cells)?;
+    let page = out.join("report.html");
+    std::fs::write(&page, reports::html::page(&report, &out))
+        .map_err(|e| format!("cannot write {}: {e}", page.display()))?;
     let mut counts = std::collections::BTreeMap::<VerdictKind, usize>::new();
     for c in &report.cells {
         *counts.entry(c.verdict).or_default() += 1;
@@ -97,9 +100,10 @@ fn merged(paths: &[PathBuf], out: &Path) -> Result<Report, String> {
         );
     }
     println!(
-        "wrote {} and {}",
+        "wrote {}, {} and {}",
         out.join("report.json").display(),
-        out.join("junit.xml").display()
+        out.join("junit.xml").display(),
+        page.display()
     );
     Ok(report)
 }

@@ -186,7 +186,7 @@ pub fn run_all(
     );
     println!(
         "\nfinished in {:.1} s ({} slots; {} s of QEMU time; {} cells reached their deadline); \
-         logs and verdicts under {}",
+         logs and verdicts under {}; report.json and report.html in the run folder",
         started.elapsed().as_secs_f64(),
         figures.slots,
         figures.sum_elapsed_ms / 1000,
@@ -203,6 +203,9 @@ pub fn run_all(
     };
     let json = report::report_json(Some(record), &results);
     report::write_json(&run_dir.join("report.json"), &json)?;
+    let page = run_dir.join("report.html");
+    std::fs::write(&page, report::html::page(&json, run_dir))
+        .map_err(|e| format!("cannot write {}: {e}", page.display()))?;
     if let Some(path) = &args.report_json {
         report::write_json(path, &json)?;
     }
