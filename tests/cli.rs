@@ -205,6 +205,11 @@ fn a_misspelled_option_is_a_short_error_with_a_tip() {
 #[case::missing_value(&["run", "--out"], "--out")]
 #[case::missing_cell(&["explain"], "<CELL>")]
 #[case::unknown_shell(&["completions", "cmd"], "<SHELL>")]
+#[case::shard_zero(&["plan", "--shard", "0/3"], "--shard")]
+#[case::shard_past_the_end(&["run", "--shard=4/3"], "--shard")]
+#[case::shard_not_k_of_n(&["run", "--shard", "2"], "--shard")]
+#[case::shard_total_zero(&["run", "--shard-total", "0"], "--shard-total")]
+#[case::shard_and_total(&["plan", "--shard", "1/2", "--shard-total", "2"], "--shard")]
 fn a_bad_value_is_a_usage_error_naming_its_option(#[case] args: &[&str], #[case] named: &str) {
     let r = ran(args);
     assert_eq!(r.status, 2, "{args:?}: {}{}", r.stdout, r.stderr);
@@ -713,4 +718,77 @@ fn the_readme_holds_the_table_markers_table_writes_between() {
         .find(bootmatrix::report::table::END)
         .expect("end marker");
     assert!(begin < end);
+}
+
+/// `plan --json` of a fake firmware on the fake QEMU, with `env` set (and the CI engines'
+/// variables cleared otherwise): its cell ids, or the exit status and stderr.
+fn shard_plan(args: &[&str], env: &[(&str, &str)]) -> Result<Vec<String>, (i32, String)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let descriptors = common::fake_firmware(tmp.path(), "60-fake", &["pc-q35-*"], &["amd-sev"]);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bootmatrix"));
+    command
+        .args(["plan", "--json", "--no-path-qemu", "--qemu"])
+        .arg(fake_qemu())
+        .arg("--descriptors")
+        .arg(&descriptors)
+        .args(args)
+        .current_dir(tmp.path());
+    for name in ["CI_NODE_INDEX", "CI_NODE_TOTAL", "JOB_COMPLETION_INDEX"] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let out = command.output().unwrap();
+    if !out.status.success() {
+        return Err((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Ok(plan["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect())
+}
+
+#[test]
+fn a_shard_comes_from_the_flag_or_from_the_ci_engines_variables() {
+    let whole = shard_plan(&[], &[]).unwrap();
+    let second = shard_plan(&["--shard", "2/3"], &[]).unwrap();
+    assert!(
+        !second.is_empty() && second.len() < whole.len(),
+        "{second:?}"
+    );
+    let gitlab = shard_plan(&[], &[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "3")]).unwrap();
+    assert_eq!(gitlab, second);
+    // Kubernetes counts from 0.
+    let k8s = shard_plan(&["--shard-total", "3"], &[("JOB_COMPLETION_INDEX", "1")]).unwrap();
+    assert_eq!(k8s, second);
+    // The flag wins over the variables.
+    let flag = shard_plan(
+        &["--shard", "2/3"],
+        &[("CI_NODE_INDEX", "1"), ("CI_NODE_TOTAL", "3")],
+    )
+    .unwrap();
+    assert_eq!(flag, second);
+    for (args, env, named) in [
+        (
+            &[][..],
+            &[("JOB_COMPLETION_INDEX", "1")][..],
+            "--shard-total",
+        ),
+        (
+            &[],
+            &[("CI_NODE_INDEX", "4"), ("CI_NODE_TOTAL", "3")],
+            "CI_NODE_INDEX",
+        ),
+        (&[], &[("CI_NODE_INDEX", "1")], "CI_NODE_TOTAL"),
+        (&["--shard-total", "3"], &[], "JOB_COMPLETION_INDEX"),
+    ] {
+        let (status, stderr) = shard_plan(args, env).unwrap_err();
+        assert_eq!(status, 2, "{env:?}: {stderr}");
+        assert!(stderr.contains(named), "{env:?}: {stderr}");
+    }
 }

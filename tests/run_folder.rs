@@ -351,3 +351,48 @@ fn a_kernel_that_cannot_be_prepared_points_at_no_missing_folder() {
     }
     assert!(setup.pids().is_empty(), "a guest booted: {finished:#?}");
 }
+
+#[test]
+fn the_report_records_the_run_its_figures_and_the_cells_that_reached_their_deadline() {
+    let setup = Setup::new();
+    // Hung until its deadline (80 s under TCG, scaled to 2 s).
+    let hung = setup.path("hung");
+    let args = ["--out", hung.to_str().unwrap(), "--filter", ONE_CELL];
+    let finished = setup.run("hang", &[&args[..], &["--timeout-scale", "0.025"]].concat());
+    assert_eq!(finished.code, Some(1), "{finished:#?}");
+    let report = Report::read(&hung.join("report.json")).unwrap();
+    let run = report.run.as_ref().expect("a run record");
+    assert_eq!(run.run_dir, hung);
+    assert_eq!(run.planned.len(), 1);
+    assert_eq!(run.shard, None);
+    assert_eq!(run.plan_fingerprint.len(), 64);
+    let f = &run.figures;
+    assert_eq!(
+        (f.cells, f.booted, f.slots, f.deadline_cells),
+        (1, 1, 1, 1),
+        "{f:?}"
+    );
+    assert_eq!(f.sum_elapsed_ms, report.cells[0].elapsed_ms.unwrap());
+    assert!(f.wall_ms >= f.sum_elapsed_ms, "{f:?}");
+    // The same cell decided at once: no deadline.
+    let quick = setup.path("quick");
+    let args = ["--out", quick.to_str().unwrap(), "--filter", ONE_CELL];
+    setup.run("probe", &args);
+    let report = Report::read(&quick.join("report.json")).unwrap();
+    let f = &report.run.as_ref().unwrap().figures;
+    assert_eq!((f.booted, f.deadline_cells), (1, 0), "{f:?}");
+    assert!(
+        f.sum_decided_ms > 0 && f.sum_decided_ms <= f.sum_elapsed_ms,
+        "{f:?}"
+    );
+    // Both were planned from the same inputs: the fingerprint does not see the run folder or
+    // the deadlines.
+    assert_eq!(
+        Report::read(&hung.join("report.json"))
+            .unwrap()
+            .run
+            .unwrap()
+            .plan_fingerprint,
+        report.run.as_ref().unwrap().plan_fingerprint
+    );
+}

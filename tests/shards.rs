@@ -134,6 +134,11 @@ fn three_shards_merged_give_what_one_run_gives_and_bad_merges_are_refused() {
     let whole = Report::read(&tmp.path().join("whole/report.json")).expect(&stdout);
     assert_eq!(status, 0, "{stdout}");
     assert_eq!(whole.cells.len(), 8, "{stdout}");
+    // Not a terminal: the status is a plain line, at the end at least.
+    assert!(
+        stdout.contains("progress: 8/8 cells, 0 failed, 0 errors, done"),
+        "{stdout}"
+    );
     let shard_dir = |k: usize| tmp.path().join(format!("shard-{k}"));
     for k in 1..=3 {
         let (status, stdout) = run(&shard_dir(k), &["--shard", &format!("{k}/3")]);

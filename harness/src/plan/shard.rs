@@ -203,9 +203,11 @@ pub fn select(plan: Plan, shard: Shard, costs: &Costs) -> Plan {
 }
 
 /// A digest of what the plan was made from, the same for every shard of one matrix: every
-/// cell's id, what it does (its argv with the run folder written `{run}`, its deadline, or why
-/// it does not boot), its rule and its firmware's sha256. Two reports with different
-/// fingerprints were planned from different descriptors, QEMUs, scenarios, filters or options.
+/// cell's id, what it does (its argv with the run folder written `{run}`, or why it does not
+/// boot), its rule and its firmware's sha256. Two reports with different fingerprints were
+/// planned from different descriptors, QEMUs, scenarios, filters or options. How long a cell
+/// may take (`--timeout-scale`) and how many run at once are not part of it: a slower job may
+/// wait longer for the same cells.
 pub fn fingerprint(plan: &Plan, run_root: &std::path::Path) -> String {
     let root = run_root.to_string_lossy();
     let mut hash = Sha256::new();
@@ -221,7 +223,6 @@ pub fn fingerprint(plan: &Plan, run_root: &std::path::Path) -> String {
         match &cell.action {
             Action::Run(spec) => {
                 field("run");
-                field(&format!("{}", spec.deadline.as_millis()));
                 for word in &spec.argv {
                     // The run folder differs between shards; what is in it does not.
                     field(&word.replace(root.as_ref(), "{run}"));
