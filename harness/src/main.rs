@@ -58,17 +58,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The largest report.json `table` reads (a full Debian matrix run writes about 20 MiB).
-const REPORT_LIMIT: u64 = 256 << 20;
-
 /// `bootmatrix table REPORT... [--readme FILE]`.
 fn table(reports: &[PathBuf], readme: Option<&Path>) -> Result<(), String> {
     let mut all = bootmatrix::report::record::Report::new(&[]);
     for path in reports {
-        let bytes = bootmatrix::tools::read_input(path, REPORT_LIMIT)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let report: bootmatrix::report::record::Report = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a bootmatrix report: {e}", path.display()))?;
+        let report = bootmatrix::report::record::Report::read(path)?;
         // A cell run again in a later report replaces the earlier one.
         for cell in report.cells {
             match all.cells.iter_mut().find(|c| c.id == cell.id) {

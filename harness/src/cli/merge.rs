@@ -7,9 +7,6 @@ use bootmatrix::report::merge::{self, Input};
 use bootmatrix::report::record::Report;
 use bootmatrix::report::{self as reports};
 
-/// The largest report.json read (a full Debian matrix run writes about 20 MiB).
-const REPORT_LIMIT: u64 = 256 << 20;
-
 /// Exit status: 0 merged and clean, 1 merged with failed or errored cells, 2 refused.
 pub fn merge(paths: &[PathBuf], out: &Path) -> u8 {
     match merged(paths, out) {
@@ -29,10 +26,7 @@ pub fn merge(paths: &[PathBuf], out: &Path) -> u8 {
 fn merged(paths: &[PathBuf], out: &Path) -> Result<Report, String> {
     let mut inputs = Vec::new();
     for path in paths {
-        let bytes = bootmatrix::tools::read_input(path, REPORT_LIMIT)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let report: Report = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a bootmatrix report: {e}", path.display()))?;
+        let report = Report::read(path)?;
         inputs.push(Input {
             path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
             report,

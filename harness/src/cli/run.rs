@@ -14,9 +14,6 @@ use bootmatrix::{boot, prepare, report, run};
 
 use super::args::Options;
 
-/// The largest report.json `--timings` reads (a full Debian matrix run writes about 20 MiB).
-const REPORT_LIMIT: u64 = 256 << 20;
-
 /// The shard this command runs: `--shard`, else the CI engine's variables (GitLab's, or
 /// Kubernetes' with `--shard-total`); None for the whole matrix.
 pub fn shard_of(args: &Options) -> Result<Option<Shard>, String> {
@@ -35,10 +32,7 @@ pub fn costs(args: &Options) -> Result<Costs, String> {
     let Some(path) = &args.sharding.timings else {
         return Ok(costs);
     };
-    let bytes = bootmatrix::tools::read_input(path, REPORT_LIMIT)
-        .map_err(|e| format!("--timings {}: {e}", path.display()))?;
-    let report: Report = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("--timings {}: not a bootmatrix report: {e}", path.display()))?;
+    let report = Report::read(path).map_err(|e| format!("--timings: {e}"))?;
     for cell in report.cells {
         if let Some(ms) = cell.elapsed_ms {
             costs.measured.insert(cell.id, ms);
