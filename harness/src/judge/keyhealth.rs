@@ -392,11 +392,11 @@ pub fn observation(findings: &[KeyFinding], what: &str) -> crate::observe::evide
         .map(|f| f.rule.id())
         .collect();
     let (outcome, description) = if failed.is_empty() {
-        (Outcome::KeysCurrent, format!("are current ({what})"))
+        (Outcome::KeysCurrent, format!("has current keys ({what})"))
     } else {
         (
             Outcome::KeysOutdated,
-            format!("are outdated: {} ({what})", failed.join(", ")),
+            format!("has outdated keys: {} ({what})", failed.join(", ")),
         )
     };
     let mut lines = findings.iter().map(line);
@@ -775,7 +775,7 @@ mod tests {
         assert_eq!(o.outcome, Outcome::KeysOutdated);
         assert_eq!(
             o.description,
-            "are outdated: ms-2023-db, ms-2023-kek, dbx-real, no-expired-only-path (shipped, \
+            "has outdated keys: ms-2023-db, ms-2023-kek, dbx-real, no-expired-only-path (shipped, \
              judged on 2026-12-01)"
         );
         let lines = o.evidence.lines();
@@ -789,7 +789,7 @@ mod tests {
 
         let o = observation(&strict(&both_sets(), BEFORE), "x");
         assert_eq!(o.outcome, Outcome::KeysCurrent);
-        assert_eq!(o.description, "are current (x)");
+        assert_eq!(o.description, "has current keys (x)");
         assert!(o
             .evidence
             .lines()
