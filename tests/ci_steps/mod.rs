@@ -1,6 +1,8 @@
 //! What tests/ci_templates.rs runs the templates' steps with: a temporary machine with
 //! `bootmatrix` in PATH, bounded shells, artifacts copied, the templates' YAML read, and what
 //! a shard's and a merge's reports must hold.
+// Shared by tests/ci_templates.rs and tests/ci_kubernetes.rs, each of which uses a part.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
