@@ -314,6 +314,10 @@ pub struct Sharding {
     /// cell costs 1, a kernel cell 2, a distro chain 3, a cell that does not boot 0)
     #[arg(long, value_name = "REPORT", value_hint = ValueHint::FilePath)]
     pub timings: Option<PathBuf>,
+    /// Whether the CI engines' variables may choose the shard: for `plan` and `run`, not for
+    /// the cells `lint --boot` runs (whose options are the default).
+    #[arg(skip = true)]
+    pub from_engine: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,10 +15,13 @@ use bootmatrix::{boot, prepare, report, run};
 use super::args::Options;
 
 /// The shard this command runs: `--shard`, else the CI engine's variables (GitLab's, or
-/// Kubernetes' with `--shard-total`); None for the whole matrix.
+/// Kubernetes' with `--shard-total`) where the command takes them; None for the whole matrix.
 pub fn shard_of(args: &Options) -> Result<Option<Shard>, String> {
     if let Some(shard) = args.sharding.shard {
         return Ok(Some(shard));
+    }
+    if !args.sharding.from_engine {
+        return Ok(None);
     }
     shard::from_engine(
         &|name| std::env::var(name).ok().filter(|v| !v.is_empty()),
