@@ -139,6 +139,15 @@ fn three_shards_merged_give_what_one_run_gives_and_bad_merges_are_refused() {
         stdout.contains("progress: 8/8 cells, 0 failed, 0 errors, done"),
         "{stdout}"
     );
+    // The run's own page, beside its report.
+    let page = std::fs::read_to_string(tmp.path().join("whole/report.html")).unwrap();
+    for c in &whole.cells {
+        assert!(
+            page.contains(&format!("data-id=\"{}\"", c.id)),
+            "{} not on the page",
+            c.id
+        );
+    }
     let shard_dir = |k: usize| tmp.path().join(format!("shard-{k}"));
     for k in 1..=3 {
         let (status, stdout) = run(&shard_dir(k), &["--shard", &format!("{k}/3")]);
