@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use bootmatrix::judge::VerdictKind;
 use bootmatrix::report::merge::{self, Input};
 use bootmatrix::report::record::Report;
 use bootmatrix::report::{self as reports};
@@ -10,12 +9,7 @@ use bootmatrix::report::{self as reports};
 /// Exit status: 0 merged and clean, 1 merged with failed or errored cells, 2 refused.
 pub fn merge(paths: &[PathBuf], out: &Path) -> u8 {
     match merged(paths, out) {
-        Ok(report) => u8::from(
-            report
-                .cells
-                .iter()
-                .any(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Error)),
-        ),
+        Ok(report) => reports::exit_code(&report.cells) as u8,
         Err(e) => {
             eprintln!("bootmatrix report merge: {e}");
             2
@@ -51,19 +45,10 @@ fn merged(paths: &[PathBuf], out: &Path) -> Result<Report, String> {
     let page = out.join("report.html");
     std::fs::write(&page, reports::html::page(&report, &out))
         .map_err(|e| format!("cannot write {}: {e}", page.display()))?;
-    let mut counts = std::collections::BTreeMap::<VerdictKind, usize>::new();
-    for c in &report.cells {
-        *counts.entry(c.verdict).or_default() += 1;
-    }
-    let counts: Vec<String> = VerdictKind::ALL
-        .iter()
-        .map(|k| format!("{} {k}", counts.get(k).copied().unwrap_or(0)))
-        .collect();
     println!(
-        "merged {} reports: {} cells: {}",
+        "merged {} reports: {}",
         inputs.len(),
-        report.cells.len(),
-        counts.join(", ")
+        reports::totals(&report.cells)
     );
     let seconds = |ms: u64| ms as f64 / 1000.0;
     for shard in &report.shards {

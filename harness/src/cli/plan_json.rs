@@ -89,7 +89,7 @@ pub fn plan_json(
         "cells": cells,
         "shard": shard,
         "plan_fingerprint": whole.map(|w| &w.fingerprint),
-        "planned_cells": whole.map(|w| w.cells),
+        "planned_cells": whole.map(|w| w.planned.len()),
         "planned_cost_ms": whole.map(|w| w.cost_ms),
     })
 }

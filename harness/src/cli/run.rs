@@ -49,7 +49,6 @@ pub fn costs(args: &Options) -> Result<Costs, String> {
 pub struct Whole {
     pub fingerprint: String,
     pub planned: Vec<String>,
-    pub cells: usize,
     pub cost_ms: u64,
 }
 
@@ -63,7 +62,6 @@ pub fn sharded(
     let whole = Whole {
         fingerprint: shard::fingerprint(&plan, root),
         planned: plan.cells.iter().map(|c| c.id.clone()).collect(),
-        cells: plan.cells.len(),
         cost_ms: plan.cells.iter().map(|c| costs.of(c)).sum(),
     };
     let plan = match shard {
@@ -129,7 +127,7 @@ pub fn run_all(
             "shard {s}: {} of the matrix's {} cells, expected {:.0} s of {:.0} s one slot \
              (plan fingerprint {})",
             plan.cells.len(),
-            whole.cells,
+            whole.planned.len(),
             mine as f64 / 1000.0,
             whole.cost_ms as f64 / 1000.0,
             &whole.fingerprint[..16]

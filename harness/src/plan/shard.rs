@@ -175,15 +175,6 @@ pub fn assign(cells: &[Cell], total: usize, costs: &Costs) -> Vec<usize> {
     shard_of
 }
 
-/// The expected cost of each shard, in the plan's cost model.
-pub fn loads(cells: &[Cell], total: usize, costs: &Costs) -> Vec<u64> {
-    let mut load = vec![0; total.max(1)];
-    for (cell, s) in cells.iter().zip(assign(cells, total, costs)) {
-        load[s] += costs.of(cell);
-    }
-    load
-}
-
 /// Shard `shard` of `plan`: its cells, in plan order, and only the artifacts they need (the
 /// shared preparation is made once per shard). `left_out` is kept: it is about the whole plan.
 pub fn select(plan: Plan, shard: Shard, costs: &Costs) -> Plan {
@@ -240,6 +231,15 @@ pub fn fingerprint(plan: &Plan, run_root: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The expected cost of each shard, in the plan's cost model.
+    fn loads(cells: &[Cell], total: usize, costs: &Costs) -> Vec<u64> {
+        let mut load = vec![0; total.max(1)];
+        for (cell, s) in cells.iter().zip(assign(cells, total, costs)) {
+            load[s] += costs.of(cell);
+        }
+        load
+    }
 
     #[test]
     fn shards_parse_and_refuse_what_is_no_shard() {

@@ -87,7 +87,7 @@ pub fn page(report: &Report, dir: &Path) -> String {
         csp_hash(&style),
         csp_hash(SCRIPT)
     );
-    let counts = counts(report);
+    let counts = super::counts(&report.cells);
     let total = report.cells.len();
     let mut o = String::new();
     let _ = write!(
@@ -114,16 +114,6 @@ pub fn page(report: &Report, dir: &Path) -> String {
         data::json(report, dir)
     );
     o
-}
-
-/// The number of cells of every verdict (all of them, zero or not).
-fn counts(report: &Report) -> BTreeMap<VerdictKind, usize> {
-    let mut counts: BTreeMap<VerdictKind, usize> =
-        VerdictKind::ALL.iter().map(|k| (*k, 0)).collect();
-    for cell in &report.cells {
-        *counts.entry(cell.verdict).or_default() += 1;
-    }
-    counts
 }
 
 /// The header: the run, the counts, the figures, the shards and the filters.

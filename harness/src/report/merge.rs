@@ -123,32 +123,24 @@ pub fn merge(inputs: &[Input]) -> Result<Report, String> {
         .cloned()
         .collect();
     if !missing.is_empty() {
-        let given: Vec<&String> = by_shard.keys().collect();
+        let given: Vec<&str> = by_shard.keys().map(String::as_str).collect();
         return Err(format!(
             "{} of the planned matrix's {} cells are in none of the reports (given: {}): {}",
             missing.len(),
             planned.len(),
-            given
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            given.join(", "),
             named(&missing)
         ));
     }
-    let mut cells: BTreeMap<&str, CellRecord> = BTreeMap::new();
-    for input in inputs {
-        let run = input.report.run.as_ref().expect("checked above");
+    let mut cells: BTreeMap<String, CellRecord> = BTreeMap::new();
+    for (input, run) in &runs {
         for cell in &input.report.cells {
             let mut cell = cell.clone();
             cell.log_dir = cell.log_dir.map(|d| rebased(&d, &run.run_dir, &input.path));
-            cells.insert(planned_id(planned, &cell.id), cell);
+            cells.insert(cell.id.clone(), cell);
         }
     }
-    let ordered: Vec<CellRecord> = planned
-        .iter()
-        .filter_map(|id| cells.remove(id.as_str()))
-        .collect();
+    let ordered: Vec<CellRecord> = planned.iter().filter_map(|id| cells.remove(id)).collect();
     let mut shards: Vec<RunRecord> = runs.iter().map(|(_, r)| (*r).clone()).collect();
     shards.sort_by_key(|r| r.shard.map(|s| s.index));
     Ok(Report {
@@ -167,15 +159,6 @@ pub fn merge(inputs: &[Input]) -> Result<Report, String> {
         shards,
         cells: ordered,
     })
-}
-
-/// The planned id equal to `id` (borrowed from the plan, which outlives the merge).
-fn planned_id<'a>(planned: &'a [String], id: &str) -> &'a str {
-    planned
-        .iter()
-        .find(|p| *p == id)
-        .map(String::as_str)
-        .expect("checked above")
 }
 
 /// `path (shard K/N, fingerprint ...)`.

@@ -134,15 +134,7 @@ pub fn summary_table(cells: &[CellRecord]) -> String {
         out.push_str(&line(row));
         out.push('\n');
     }
-    let mut counts: BTreeMap<VerdictKind, usize> = BTreeMap::new();
-    for r in cells {
-        *counts.entry(r.verdict).or_default() += 1;
-    }
-    let totals: Vec<String> = VerdictKind::ALL
-        .iter()
-        .map(|k| format!("{} {k}", counts.get(k).copied().unwrap_or(0)))
-        .collect();
-    out.push_str(&format!("\n{} cells: {}\n", cells.len(), totals.join(", ")));
+    out.push_str(&format!("\n{}\n", totals(cells)));
     for (index, banner) in BANNERS.iter().enumerate() {
         let of_kind: Vec<&CellRecord> = cells
             .iter()
@@ -166,6 +158,25 @@ pub fn summary_table(cells: &[CellRecord]) -> String {
         }
     }
     out
+}
+
+/// The number of cells of every verdict (all of them, zero or not).
+pub fn counts(cells: &[CellRecord]) -> BTreeMap<VerdictKind, usize> {
+    let mut counts: BTreeMap<VerdictKind, usize> =
+        VerdictKind::ALL.iter().map(|k| (*k, 0)).collect();
+    for r in cells {
+        *counts.entry(r.verdict).or_default() += 1;
+    }
+    counts
+}
+
+/// `12 cells: 9 pass, 1 fail, 0 known-deviation, 2 skip, 0 error`.
+pub fn totals(cells: &[CellRecord]) -> String {
+    let counts: Vec<String> = counts(cells)
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    format!("{} cells: {}", cells.len(), counts.join(", "))
 }
 
 /// The summary's sections below the table, in order.
